@@ -1,0 +1,180 @@
+"""The one evaluation protocol every strategy uses.
+
+A :class:`Protocol` fixes the estimator (the nn-tuning wrapper around the
+builder, with epochs, batch size and seed), the CV splits (stratified for
+classifiers) and the scorer. Every strategy scores a configuration with
+:func:`evaluate`, or, for grid and random search, hands the same estimator,
+splits and scorer to scikit-learn's search classes, so scores are comparable
+across strategies.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.metrics import check_scoring, get_scorer_names
+from sklearn.model_selection import KFold, StratifiedKFold, cross_validate
+from sklearn.utils.multiclass import type_of_target
+
+from .exceptions import ConfigError, DataError
+from .result import Trial, TrialState
+from .space import SearchSpace
+from .wrappers import KerasClassifier, KerasRegressor
+
+__all__ = ["Protocol", "make_protocol", "evaluate", "error_reason", "check_data"]
+
+TASKS = ("regression", "classification")
+DEFAULT_SCORING = {"regression": "r2", "classification": "accuracy"}
+
+
+@dataclass
+class Protocol:
+    """Estimator, CV splits and scorer shared by every strategy of a run."""
+
+    estimator: Any
+    splits: list[tuple[np.ndarray, np.ndarray]]
+    scoring: str
+    scorer: Callable
+    task: str
+    epochs: int
+    batch_size: int
+    seed: int
+
+    def estimator_for(self, params: Mapping[str, Any]) -> Any:
+        """A fresh, unfitted estimator set to ``params``."""
+        return clone(self.estimator).set_params(
+            **{SearchSpace.param_key(k): v for k, v in params.items()}
+        )
+
+
+def check_data(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Return X, y as arrays, or raise a one-line :class:`DataError`."""
+    try:
+        X = np.asarray(X, dtype="float32")
+    except (TypeError, ValueError):
+        raise DataError("X must be numeric: some feature values are not numbers") from None
+    if X.ndim != 2:
+        raise DataError(f"X must be a 2-D table of shape (rows, features), got shape {X.shape}")
+    y = np.asarray(y)
+    if len(X) != len(y):
+        raise DataError(f"X and y must have the same number of rows, got {len(X)} and {len(y)}")
+    if len(X) < 2:
+        raise DataError(f"at least 2 rows are needed, got {len(X)}")
+    bad = np.argwhere(~np.isfinite(X))
+    if len(bad):
+        r, c = bad[0]
+        raise DataError(f"X contains NaN or infinite values (first at row {r}, column {c})")
+    if y.dtype.kind in "fc" and not np.all(np.isfinite(y)):
+        r = int(np.argwhere(~np.isfinite(y))[0][0])
+        raise DataError(f"y contains NaN or infinite values (first at row {r})")
+    return X, y
+
+
+def infer_task(y: np.ndarray) -> str:
+    kind = type_of_target(y)
+    return "classification" if kind in ("binary", "multiclass") else "regression"
+
+
+def make_protocol(
+    builder: Callable[..., Any],
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    task: str | None = None,
+    cv: int | Any = 5,
+    scoring: str | None = None,
+    epochs: int = 50,
+    batch_size: int = 32,
+    seed: int = 0,
+    fixed: Mapping[str, Any] | None = None,
+    fast: bool = True,
+) -> Protocol:
+    """Fix the estimator, CV splits and scorer of a run.
+
+    ``cv`` is a number of folds (shuffled with ``seed``; stratified for
+    classification) or any scikit-learn splitter.
+    """
+    if not callable(builder):
+        raise ConfigError(f"builder must be a function returning a compiled keras.Model, got {builder!r}")
+    task = task or infer_task(y)
+    if task not in TASKS:
+        raise ConfigError(f"task must be one of {TASKS}, got {task!r}")
+    for name, value, low in (("epochs", epochs, 1), ("batch_size", batch_size, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+    scoring = scoring or DEFAULT_SCORING[task]
+    if not isinstance(scoring, str) or scoring not in get_scorer_names():
+        raise ConfigError(
+            f"scoring must be a scikit-learn scorer name such as 'r2', "
+            f"'neg_root_mean_squared_error' or 'accuracy', got {scoring!r}"
+        )
+    wrapper = KerasClassifier if task == "classification" else KerasRegressor
+    estimator = wrapper(
+        model=builder, epochs=int(epochs), batch_size=int(batch_size), random_state=int(seed),
+        verbose=0, fast=fast, **{SearchSpace.param_key(k): v for k, v in (fixed or {}).items()},
+    )
+    if isinstance(cv, (int, np.integer)) and not isinstance(cv, bool):
+        if cv < 2:
+            raise ConfigError(f"cv must be an integer >= 2 or a scikit-learn splitter, got {cv!r}")
+        splitter_cls = StratifiedKFold if task == "classification" else KFold
+        cv = splitter_cls(int(cv), shuffle=True, random_state=int(seed))
+    elif not hasattr(cv, "split"):
+        raise ConfigError(f"cv must be an integer >= 2 or a scikit-learn splitter, got {cv!r}")
+    try:
+        splits = list(cv.split(X, y))
+    except ValueError as exc:
+        raise DataError(f"cannot split the data into CV folds: {exc}") from None
+    return Protocol(
+        estimator=estimator, splits=splits, scoring=scoring,
+        scorer=check_scoring(estimator, scoring), task=task,
+        epochs=int(epochs), batch_size=int(batch_size), seed=int(seed),
+    )
+
+
+_ERROR_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Warning)): (.*)$", re.M)
+
+
+def error_reason(text: str | BaseException) -> str:
+    """One line naming what went wrong, from an exception or a traceback text."""
+    if isinstance(text, BaseException):
+        msg = str(text).strip()
+        if "Traceback" not in msg:
+            first = msg.splitlines()[0] if msg else ""
+            return f"{type(text).__name__}: {first}"[:500]
+        text = msg
+    found = _ERROR_LINE.findall(text)
+    if found:
+        name, msg = found[-1]
+        return f"{name.rsplit('.', 1)[-1]}: {msg}"[:500]
+    return (text.strip().splitlines() or ["unknown error"])[-1][:500]
+
+
+def evaluate(protocol: Protocol, X: np.ndarray, y: np.ndarray, params: Mapping[str, Any]) -> Trial:
+    """Score one configuration on every fold; a failure becomes a failed trial."""
+    params = dict(params)
+    start = time.perf_counter()
+    try:
+        estimator = protocol.estimator_for(params)
+        scores = cross_validate(
+            estimator, X, y, cv=protocol.splits, scoring=protocol.scorer, error_score="raise"
+        )["test_score"]
+    except Exception as exc:  # a trial that fails is recorded, the search goes on
+        return Trial(params, TrialState.FAILED, fit_seconds=time.perf_counter() - start,
+                     reason=error_reason(exc))
+    return trial_from_scores(params, list(map(float, scores)), time.perf_counter() - start)
+
+
+def trial_from_scores(params: dict[str, Any], scores: list[float], seconds: float,
+                      reason: str | None = None) -> Trial:
+    """A complete trial, or a failed one when a fold has no finite score."""
+    if all(math.isfinite(s) for s in scores):
+        return Trial(params, TrialState.COMPLETE, scores, seconds)
+    return Trial(params, TrialState.FAILED, scores, seconds,
+                 reason=reason or "a fold produced no finite score")

@@ -1,0 +1,77 @@
+"""What every strategy shares: the search context and the strategy interface."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..evaluation import Protocol, evaluate
+from ..result import Trial, TrialState
+from ..space import SearchSpace
+from ..store import TrialStore
+
+logger = logging.getLogger("nn_tuning")
+
+
+@dataclass
+class SearchContext:
+    """Everything a strategy needs: the protocol, the data, the space, the store."""
+
+    protocol: Protocol
+    X: np.ndarray
+    y: np.ndarray
+    space: SearchSpace | None
+    store: TrialStore
+    max_trials: int | None = None
+    seed: int = 0
+    workers: int = 1
+    configs: list[dict[str, Any]] | None = None
+    workdir: Path | None = None
+    progress: Any = None
+    resumed: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def finished(self, params: dict[str, Any]) -> Trial | None:
+        """The stored trial of ``params`` from an earlier run, counted as resumed."""
+        trial = self.store.get(params)
+        if trial is not None:
+            self.resumed += 1
+            logger.info("resuming: trial %s %s is already stored", trial.number, trial.params)
+            self._tick(trial)
+        return trial
+
+    def record(self, trial: Trial) -> Trial:
+        """Commit a finished trial to the store now."""
+        self.store.add(trial)
+        if trial.state is TrialState.FAILED:
+            logger.warning("trial %s failed: %s", trial.number, trial.reason)
+        self._tick(trial)
+        return trial
+
+    def _tick(self, trial: Trial) -> None:
+        if self.progress is not None:
+            self.progress(trial)
+
+    def run_config(self, params: dict[str, Any], epochs: int | None = None) -> Trial:
+        """Score ``params`` on the shared folds, unless the store already has it."""
+        done = self.finished(params)
+        if done is not None:
+            return done
+        protocol = self.protocol
+        if epochs is not None and epochs != protocol.epochs:
+            protocol = replace(protocol, estimator=protocol.estimator_for({"epochs": epochs}))
+        return self.record(evaluate(protocol, self.X, self.y, params))
+
+
+class Strategy:
+    """A way of choosing which configurations to evaluate."""
+
+    name: ClassVar[str]
+    needs_space: ClassVar[bool] = True
+
+    def run(self, ctx: SearchContext) -> None:
+        raise NotImplementedError

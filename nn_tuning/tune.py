@@ -1,0 +1,223 @@
+"""``tune()``: pick a strategy, run it under the shared protocol, refit the best."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .evaluation import check_data, make_protocol
+from .exceptions import AllTrialsFailedError, ConfigError
+from .result import TrialState, TuningResult, trials_frame, write_atomic
+from .space import SearchSpace
+from .store import TrialStore
+from .strategies import SearchContext, get_strategy
+from .strategies.manual import check_configs
+
+__all__ = ["tune"]
+
+logger = logging.getLogger("nn_tuning")
+
+
+def _fingerprint(strategy: str, space: SearchSpace | None, configs: Any, X: np.ndarray,
+                 y: np.ndarray, protocol_args: dict[str, Any]) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps([strategy, space.to_dict() if space else None, configs, protocol_args],
+                        sort_keys=True, default=str).encode())
+    h.update(np.ascontiguousarray(X).tobytes())
+    h.update(np.ascontiguousarray(y).astype("U").tobytes() if y.dtype.kind in "OUS"
+             else np.ascontiguousarray(y).tobytes())
+    return h.hexdigest()
+
+
+def _progress_bar(total: int | None, strategy: str) -> Callable | None:
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc=strategy, unit="trial", leave=True)
+    best = [-math.inf]
+
+    def update(trial: Any) -> None:
+        if trial.state is TrialState.COMPLETE and trial.mean_score > best[0]:
+            best[0] = trial.mean_score
+        bar.update(1)
+        if math.isfinite(best[0]):
+            bar.set_postfix(best=f"{best[0]:.4g}")
+
+    update.close = bar.close  # type: ignore[attr-defined]
+    return update
+
+
+def tune(
+    builder: Callable[..., Any],
+    space: SearchSpace | Mapping[str, Any] | None,
+    X: Any,
+    y: Any,
+    *,
+    strategy: str,
+    cv: int | Any = 5,
+    scoring: str | None = None,
+    epochs: int = 50,
+    batch_size: int = 32,
+    max_trials: int | None = None,
+    seed: int = 0,
+    configs: Sequence[Mapping[str, Any]] | None = None,
+    task: str | None = None,
+    fixed: Mapping[str, Any] | None = None,
+    directory: str | Path | None = None,
+    overwrite: bool = False,
+    workers: int = 1,
+    refit: bool = True,
+    progress: bool = False,
+    fast: bool = True,
+    options: Mapping[str, Any] | None = None,
+) -> TuningResult:
+    """Tune ``builder``'s hyperparameters over ``space`` with one strategy.
+
+    Every strategy scores configurations the same way: the same CV folds
+    (shuffled with ``seed``, stratified for classification) and the same
+    scikit-learn scorer, so results are comparable across strategies.
+
+    Parameters
+    ----------
+    builder : callable
+        Returns a compiled ``keras.Model``; its keyword arguments are tuned.
+        It may take scikeras' ``meta`` (input and class counts).
+    space : SearchSpace or mapping
+        What is searched. Optional for ``strategy="manual"``.
+    X, y : array-like
+        Features and target.
+    strategy : {"manual", "grid", "random", "bayesian", "hyperband"}
+    cv : int or splitter, default=5
+    scoring : str, optional
+        A scikit-learn scorer name; ``"r2"`` for regression and ``"accuracy"``
+        for classification by default. Greater is better.
+    epochs, batch_size : int
+        Training of every fit (Hyperband's maximum epochs).
+    max_trials : int, optional
+        Budget of random, Bayesian and Hyperband search.
+    seed : int, default=0
+        Seeds the folds, the samplers, weight initialisation and shuffling.
+    configs : list of dict, optional
+        The configurations of ``strategy="manual"``.
+    task : {"regression", "classification"}, optional
+        Inferred from ``y`` when omitted.
+    fixed : mapping, optional
+        Builder arguments that are not searched.
+    directory : path, optional
+        Run folder: the trial store ``trials.db`` and the saved results. A
+        rerun on the same folder resumes; a different run there is refused
+        unless ``overwrite=True``.
+    workers : int, default=1
+        Parallel processes (grid and random search).
+    refit : bool, default=True
+        Refit the best configuration on all of ``X, y``.
+    progress : bool, default=False
+        Show a progress bar.
+    fast : bool, default=True
+        Use the fast trial path (:mod:`nn_tuning.fast_fit`).
+    options : mapping, optional
+        Strategy options (``factor`` and ``hyperband_iterations`` for Hyperband,
+        ``num_initial_points`` for Bayesian search).
+
+    Returns
+    -------
+    TuningResult
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_diabetes
+    >>> from model_builders import mlp_regressor
+    >>> X, y = load_diabetes(return_X_y=True)
+    >>> result = tune(mlp_regressor, {"neurons": [4, 8]}, X[:60], y[:60],
+    ...               strategy="grid", cv=2, epochs=2)  # doctest: +SKIP
+    >>> sorted(result.best_params)  # doctest: +SKIP
+    ['neurons']
+    """
+    start = time.perf_counter()
+    strat = get_strategy(strategy)
+    if space is not None and not isinstance(space, SearchSpace):
+        space = SearchSpace(space)
+    if space is None and strat.needs_space:
+        raise ConfigError(f"strategy {strategy!r} needs a search space, got None")
+    if strategy == "manual":
+        configs = check_configs(configs)
+    if max_trials is not None and (isinstance(max_trials, bool) or not isinstance(max_trials, int)
+                                   or max_trials < 1):
+        raise ConfigError(f"max_trials must be an integer >= 1, got {max_trials!r}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"workers must be an integer >= 1, got {workers!r}")
+    X, y = check_data(X, y)
+    protocol = make_protocol(builder, X, y, task=task, cv=cv, scoring=scoring, epochs=epochs,
+                             batch_size=batch_size, seed=seed, fixed=fixed, fast=fast)
+
+    workdir = Path(directory) if directory is not None else None
+    if workdir is not None:
+        if overwrite and workdir.exists():
+            shutil.rmtree(workdir)
+        workdir.mkdir(parents=True, exist_ok=True)
+    fingerprint = _fingerprint(
+        strategy, space, configs, X, y,
+        dict(builder=getattr(builder, "__qualname__", repr(builder)), cv=repr(cv),
+             scoring=protocol.scoring, epochs=epochs, batch_size=batch_size, seed=seed,
+             max_trials=max_trials, fixed=dict(fixed or {}), task=protocol.task,
+             options=dict(options or {})),
+    )
+    store = TrialStore(workdir / "trials.db" if workdir else None, fingerprint=fingerprint)
+    if len(store):
+        logger.info("resuming %s in %s: %d trials already stored", strategy, workdir, len(store))
+
+    total = (space.grid_size if strategy == "grid" else
+             len(configs) if strategy == "manual" else max_trials)
+    bar = _progress_bar(total, strategy) if progress else None
+    csv_path = workdir / "trials.csv" if workdir else None
+
+    def on_trial(trial: Any) -> None:
+        if bar is not None:
+            bar(trial)
+        if csv_path is not None:
+            write_atomic(csv_path, trials_frame(store.trials()).to_csv(index=False))
+
+    ctx = SearchContext(
+        protocol=protocol, X=X, y=y, space=space, store=store, max_trials=max_trials,
+        seed=seed, workers=workers, configs=configs, workdir=workdir, progress=on_trial,
+        options=dict(options or {}),
+    )
+    try:
+        strat.run(ctx)
+    finally:
+        if bar is not None:
+            bar.close()
+
+    trials = store.trials()
+    complete = [t for t in trials if t.state is TrialState.COMPLETE]
+    if not complete:
+        reasons = {t.reason for t in trials if t.reason}
+        raise AllTrialsFailedError(
+            f"all {len(trials)} trials of strategy {strategy!r} failed"
+            + (f"; first reason: {sorted(reasons)[0]}" if reasons else "")
+        )
+    best = max(complete, key=lambda t: (t.mean_score, -t.number))
+    best_estimator = best_model = None
+    if refit:
+        best_estimator = protocol.estimator_for(best.params).fit(X, y)
+        best_model = best_estimator.model_
+    result = TuningResult(
+        trials=trials_frame(trials), best_params=dict(best.params), best_score=best.mean_score,
+        best_model=best_model, best_estimator=best_estimator, strategy=strategy, space=space,
+        scoring=protocol.scoring, wall_seconds=time.perf_counter() - start,
+        resumed_trials=ctx.resumed,
+        extra={"task": protocol.task, "cv_folds": len(protocol.splits), "epochs": epochs,
+               "batch_size": batch_size, "seed": seed, "max_trials": max_trials},
+    )
+    if workdir is not None:
+        result.save(workdir)
+    store.close()
+    return result
