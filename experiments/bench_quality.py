@@ -1,0 +1,67 @@
+"""Quality benchmark: the tuned network's test RMSE on the Advertising study over 5 splits.
+
+For each of 5 train/test splits (``data.split_seed`` = 0..4, seed of the CV folds
+and training too), tune with one strategy on the training rows, refit the best
+configuration and score it once on the held-out 20%. Prints each split's test
+RMSE and the median. Target: median <= 0.60 (the seed reported 0.64 on its one
+split; the seed's recipe, unscaled target, gave 1.63 on split 0).
+
+    python experiments/bench_quality.py                       # advertising_wide, bayesian
+    python experiments/bench_quality.py --config experiments/advertising.toml --strategy random
+
+This is a benchmark, not a test: it trains for minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from nn_tuning.experiment import Experiment, Overrides
+
+HERE = Path(__file__).resolve().parent
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=str(HERE / "advertising_wide.toml"))
+    parser.add_argument("--strategy", default="bayesian")
+    parser.add_argument("--max-trials", type=int, default=8)
+    parser.add_argument("--splits", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=None)
+    args = parser.parse_args(argv)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+    base = Experiment.from_file(args.config)
+    rmses = []
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench_quality_") as tmp:
+        for split in range(args.splits):
+            exp = dataclasses.replace(base, data={**base.data, "split_seed": split})
+            exp = exp.with_overrides(Overrides(max_trials=args.max_trials, epochs=args.epochs,
+                                               seed=split))
+            out = Path(tmp) / f"split{split}"
+            exp.run(out, [args.strategy], progress=False)
+            summary = json.loads((out / args.strategy / "summary.json").read_text())
+            rmse = summary["test_metrics"]["rmse"]
+            rmses.append(rmse)
+            print(f"split {split}: test RMSE {rmse:.3f}  R2 {summary['test_metrics']['r2']:.4f}  "
+                  f"best {json.dumps(summary['best_params'])}  "
+                  f"({summary['trials_run']} trials, {summary['wall_seconds']:.0f} s)",
+                  flush=True)
+    median = statistics.median(rmses)
+    print(f"{base.name} / {args.strategy} / {args.max_trials} trials: median test RMSE over "
+          f"{len(rmses)} splits = {median:.3f} (target <= 0.60); "
+          f"{time.perf_counter() - start:.0f} s in all")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""``nn-tune``: the command line. Argument parsing and exit codes only.
+
+Exit codes: 0 success, 1 ``doctor`` found a problem, 2 bad input (config,
+data, arguments; a one-line ``nn-tune: error: ...`` on stderr), 130
+interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["main", "build_parser"]
+
+_STRATEGIES = "manual,grid,random,bayesian,hyperband"
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", metavar="DIR",
+                   help="run folder (default: runs/<experiment name>)")
+    p.add_argument("--max-trials", type=_positive, metavar="N",
+                   help="cap every strategy at N trials (grid: a sub-grid of <= N points)")
+    p.add_argument("--epochs", type=_positive, metavar="N", help="training epochs of every fit")
+    p.add_argument("--seed", type=_non_negative, metavar="N",
+                   help="seed of the test split, CV folds, samplers and weights")
+    p.add_argument("--cv", type=_positive, metavar="K", help="number of CV folds (>= 2)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar, warnings only")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier run in the run folder instead of resuming it")
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, like every other nn-tune error."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"nn-tune: error: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``nn-tune`` argument parser."""
+    parser = _Parser(
+        prog="nn-tune", description="Tune Keras model hyperparameters from experiment configs.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    run = sub.add_parser("run", help="run one experiment config",
+                         description="Run the strategies of one experiment config.")
+    run.add_argument("config", metavar="CONFIG", help="experiment TOML file")
+    run.add_argument("--strategy", metavar="NAME",
+                     help="run only this strategy (default: every one in the config)")
+    _add_run_options(run)
+    cmp = sub.add_parser(
+        "compare", help="compare strategies on the same data, folds and budget",
+        description="Run several strategies on the same data, CV folds and budget and write "
+                    "the comparison report. Without CONFIG: the Advertising study.")
+    cmp.add_argument("config", metavar="CONFIG", nargs="?",
+                     help="experiment TOML file (default: the embedded Advertising study)")
+    cmp.add_argument("--strategies", metavar="LIST",
+                     help=f"comma-separated, e.g. {_STRATEGIES} (default: the config's)")
+    _add_run_options(cmp)
+    rep = sub.add_parser("report", help="rebuild the report of a finished run")
+    rep.add_argument("run_dir", metavar="DIR", help="the run folder")
+    sub.add_parser("doctor", help="check the environment")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .experiment import Experiment, Overrides
+
+    if args.config is None:
+        exp = Experiment.default()
+    else:
+        exp = Experiment.from_file(args.config)
+    exp = exp.with_overrides(Overrides(max_trials=args.max_trials, epochs=args.epochs,
+                                       seed=args.seed, cv=args.cv))
+    if args.command == "run":
+        names = [args.strategy] if args.strategy else None
+    else:
+        names = [s.strip() for s in args.strategies.split(",") if s.strip()] \
+            if args.strategies else None
+    out = Path(args.out) if args.out else Path("runs") / exp.name
+    report = exp.run(out, names, overwrite=args.overwrite, progress=not args.quiet)
+    print(_summary_table(report.parent))
+    print(f"report: {report}")
+    return 0
+
+
+def _summary_table(run_dir: Path) -> str:
+    from .report import load_run
+
+    lines = []
+    for name, r in load_run(run_dir).items():
+        s = r["summary"]
+        metrics = ", ".join(f"{k} {v:.4g}" for k, v in s.get("test_metrics", {}).items())
+        lines.append(f"{name:<10} trials {s.get('trials_run', '?'):>3}  best CV "
+                     f"{s.get('best_cv_score', float('nan')):.4g}  test {metrics}  "
+                     f"{s.get('wall_seconds', 0):.1f} s")
+    return "\n".join(lines)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .report import build_report
+
+    print(f"report: {build_report(args.run_dir)}")
+    return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from .doctor import run_checks
+
+    checks = run_checks()
+    for c in checks:
+        print(f"{'ok ' if c.ok else 'BAD'} {c.name:<20} {c.detail}")
+    problems = [c for c in checks if not c.ok]
+    for c in problems:
+        print(f"fix: {c.name}: {c.fix}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record is emitted."""
+
+    @property  # type: ignore[override]
+    def stream(self):  # noqa: D102
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):  # noqa: D102
+        pass
+
+
+def _configure_logging(quiet: bool) -> None:
+    """nn-tuning's messages on stderr; TensorFlow's retracing chatter off."""
+    logger = logging.getLogger("nn_tuning")
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    if not any(getattr(h, "_nn_tune", False) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("nn-tune: %(message)s"))
+        handler._nn_tune = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+        logger.propagate = False
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``nn-tune``; returns the exit code."""
+    from .exceptions import NNTuningError
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed its one-line message
+        return int(exc.code or 0)
+    _configure_logging(getattr(args, "quiet", False))
+    handler = {"run": _run, "compare": _run, "report": _report, "doctor": _doctor}[args.command]
+    try:
+        return handler(args)
+    except NNTuningError as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+        print(f"nn-tune: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("nn-tune: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
