@@ -88,7 +88,10 @@ class _FastWrapperMixin:
         loss = fast_fit.fit_all_epochs(
             self.model_, X, y, epochs=epochs, batch_size=batch_size,
             shuffle=fit_args.get("shuffle", True), seed=seed,
-            key=self._engine_key(), build=super()._build_keras_model,
+            # Input shapes and dtypes are part of the traced function's signature.
+            key=(self._engine_key(), np.shape(X)[1:], np.shape(y)[1:], str(np.asarray(X).dtype),
+                 str(np.asarray(y).dtype)),
+            build=super()._build_keras_model,
         )
         if not warm_start or not hasattr(self, "history_") or initial_epoch == 0:
             self.history_ = defaultdict(list)
@@ -104,10 +107,10 @@ class _FastWrapperMixin:
             )
 
     def _predict_raw(self, X, **kwargs):
-        if not getattr(self, "fast", True) or kwargs or self._predict_callbacks:
-            return super()._predict_raw(X, **kwargs)
         if not self.initialized_:
             raise NotFittedError("Estimator needs to be fit before `predict` can be called")
+        if not getattr(self, "fast", True) or kwargs or self._predict_callbacks:
+            return super()._predict_raw(X, **kwargs)
         X, _ = self._validate_data(X=X, y=None)
         X = self.feature_encoder_.transform(X)
         # Eager forward passes: no predict function to trace for every fold's model.
@@ -169,7 +172,7 @@ class KerasClassifier(_FastWrapperMixin, _SKClassifier):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.estimator_type = "classifier"
-        tags.classifier_tags = ClassifierTags(poor_score=True, multi_label=True)
+        tags.classifier_tags = ClassifierTags(poor_score=True, multi_label=False)
         tags.regressor_tags = None
         tags.target_tags.required = True
         return tags

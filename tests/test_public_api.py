@@ -1,0 +1,19 @@
+import types
+
+import model_builders
+import nn_tuning
+
+
+def public_names(module):
+    return {name for name, value in vars(module).items()
+            if not name.startswith("_") and not isinstance(value, types.ModuleType)
+            and name != "annotations"}
+
+
+def test_all_equals_the_public_names():
+    for module in (nn_tuning, model_builders):
+        assert sorted(module.__all__) == sorted(public_names(module)), module.__name__
+
+
+def test_every_strategy_is_registered():
+    assert set(nn_tuning.STRATEGIES) == {"manual", "grid", "random", "bayesian", "hyperband"}

@@ -1,0 +1,155 @@
+import json
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from model_builders import mlp_regressor
+from nn_tuning import (
+    AllTrialsFailedError,
+    Choice,
+    ConfigError,
+    DataError,
+    SearchSpace,
+    SearchSpaceError,
+    StoreError,
+    Float,
+    tune,
+)
+
+SPACE = SearchSpace(neurons=Choice([4, 8]))
+
+
+def fragile_builder(neurons=4, explode=False, meta=None):
+    """A user builder in the seed's style; ``explode`` raises inside the builder."""
+    if explode:
+        raise RuntimeError("builder exploded on purpose")
+    model = keras.Sequential([keras.Input((meta["n_features_in_"],)),
+                              keras.layers.Dense(neurons, activation="relu"),
+                              keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.01), loss="mse")
+    return model
+
+
+def test_failed_trials_are_recorded_and_never_best(advertising):
+    X, y = advertising
+    configs = [{"neurons": 4, "explode": True}, {"neurons": 8}, {"neurons": 8, "explode": True}]
+    result = tune(fragile_builder, None, X, y, strategy="manual", configs=configs, cv=2,
+                  epochs=3, batch_size=40)
+    states = list(result.trials["state"])
+    assert states == ["failed", "complete", "failed"]
+    assert "builder exploded on purpose" in result.trials["reason"][0]
+    assert result.best_params == {"neurons": 8}
+    assert result.n_failed == 2
+
+
+def test_grid_records_failures_with_reason(advertising):
+    X, y = advertising
+    space = SearchSpace(neurons=Choice([4]), explode=Choice([True, False]))
+    result = tune(fragile_builder, space, X, y, strategy="grid", cv=2, epochs=3, batch_size=40)
+    failed = result.trials[result.trials["state"] == "failed"]
+    assert list(failed["explode"]) == [True]
+    assert "builder exploded on purpose" in failed["reason"].iloc[0]
+    assert result.best_params == {"neurons": 4, "explode": False}
+
+
+def test_nan_loss_fails_the_trial(advertising):
+    X, y = advertising
+    space = SearchSpace(neurons=Choice([32]), learning_rate=Choice([1e6, 0.01]),
+                        optimizer=Choice(["sgd"]))
+    result = tune(mlp_regressor, space, X, y, strategy="grid", cv=2, epochs=5,
+                  batch_size=20, refit=False)
+    bad = result.trials[result.trials["learning_rate"] == 1e6]
+    assert bad["state"].iloc[0] == "failed"
+    assert "diverged" in bad["reason"].iloc[0]
+
+
+def test_all_trials_failing_is_a_clear_error(advertising):
+    X, y = advertising
+    with pytest.raises(AllTrialsFailedError, match="all 2 trials of strategy 'manual' failed.*exploded"):
+        tune(fragile_builder, None, X, y, strategy="manual", cv=2, epochs=2,
+             configs=[{"explode": True}, {"explode": True, "neurons": 3}])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"strategy": "simulated_annealing"}, ConfigError, "unknown strategy 'simulated_annealing'"),
+        ({"strategy": "grid", "space": None}, ConfigError, "strategy 'grid' needs a search space"),
+        ({"strategy": "grid", "space": {}}, SearchSpaceError, "the search space is empty"),
+        ({"strategy": "grid", "space": SearchSpace(lr=Float(0.1, 1.0))}, SearchSpaceError,
+         "'lr' is a continuous Float"),
+        ({"strategy": "manual", "configs": []}, ConfigError, "needs configs"),
+        ({"strategy": "manual", "configs": [{"neurons": 4}, "x"]}, ConfigError, r"configs\[1\]"),
+        ({"strategy": "random"}, ConfigError, "strategy 'random' needs max_trials"),
+        ({"strategy": "bayesian", "max_trials": 0}, ConfigError, "max_trials must be an integer >= 1, got 0"),
+        ({"strategy": "grid", "cv": 1}, ConfigError, "cv must be an integer >= 2"),
+        ({"strategy": "grid", "scoring": "goodness"}, ConfigError, "scoring must be .* got 'goodness'"),
+        ({"strategy": "grid", "epochs": 0}, ConfigError, "epochs must be an integer >= 1, got 0"),
+        ({"strategy": "grid", "batch_size": "big"}, ConfigError, "batch_size must be an integer"),
+        ({"strategy": "grid", "workers": 0}, ConfigError, "workers must be an integer >= 1, got 0"),
+        ({"strategy": "grid", "task": "ranking"}, ConfigError, "task must be one of"),
+    ],
+)
+def test_bad_arguments_give_one_line_errors(kwargs, error, match, advertising):
+    X, y = advertising
+    args = {"space": SPACE, **kwargs}
+    space = args.pop("space")
+    with pytest.raises(error, match=match) as info:
+        tune(mlp_regressor, space, X, y, epochs=args.pop("epochs", 2), **args)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("X", "y", "match"),
+    [
+        (np.array([[1.0, np.nan], [2.0, 3.0], [1, 1]]), np.array([1.0, 2.0, 3.0]),
+         r"X contains NaN or infinite values \(first at row 0, column 1\)"),
+        (np.ones((3, 2)), np.array([1.0, np.nan, 2.0]), r"y contains NaN .* row 1"),
+        (np.array([["a", "b"], ["c", "d"]]), np.array([1.0, 2.0]), "X must be numeric"),
+        (np.ones((3, 2)), np.ones(4), "same number of rows, got 3 and 4"),
+        (np.ones(3), np.ones(3), "X must be a 2-D table"),
+    ],
+)
+def test_bad_data_is_named(X, y, match):
+    with pytest.raises(DataError, match=match):
+        tune(mlp_regressor, SPACE, X, y, strategy="grid", epochs=1)
+
+
+def test_save_writes_results_that_load(tmp_path, advertising):
+    X, y = advertising
+    result = tune(mlp_regressor, SPACE, X, y, strategy="grid", cv=2, epochs=3, batch_size=40,
+                  directory=tmp_path / "run")
+    run = tmp_path / "run"
+    assert json.loads((run / "best_params.json").read_text()) == result.best_params
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["trials_run"] == 2 and summary["strategy"] == "grid"
+    assert SearchSpace.from_dict(json.loads((run / "space.json").read_text())) == SPACE
+    frame = pd.read_csv(run / "trials.csv")
+    assert list(frame["neurons"]) == [4, 8]
+    model = keras.saving.load_model(run / "best_model.keras", safe_mode=True)
+    np.testing.assert_allclose(model.predict(X[:3], verbose=0),
+                               result.best_model.predict(X[:3], verbose=0), rtol=1e-5)
+
+
+def test_rerun_resumes_from_the_store_and_other_runs_are_refused(tmp_path, advertising):
+    X, y = advertising
+    kwargs = dict(strategy="grid", cv=2, epochs=3, batch_size=40, directory=tmp_path / "r")
+    first = tune(mlp_regressor, SPACE, X, y, **kwargs)
+    again = tune(mlp_regressor, SPACE, X, y, **kwargs)
+    assert again.resumed_trials == 2 and len(again.trials) == 2
+    pd.testing.assert_frame_equal(first.trials, again.trials)
+    with pytest.raises(StoreError, match="belongs to a different run"):
+        tune(mlp_regressor, SearchSpace(neurons=Choice([5])), X, y, **kwargs)
+    fresh = tune(mlp_regressor, SearchSpace(neurons=Choice([5])), X, y, overwrite=True, **kwargs)
+    assert fresh.resumed_trials == 0 and list(fresh.trials["neurons"]) == [5]
+
+
+def test_damaged_store_is_a_clear_error(tmp_path, advertising):
+    X, y = advertising
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "trials.db").write_bytes(b"this is not an sqlite database at all" * 20)
+    with pytest.raises(StoreError, match="is damaged"):
+        tune(mlp_regressor, SPACE, X, y, strategy="grid", cv=2, epochs=2, directory=run)

@@ -1,0 +1,113 @@
+import numpy as np
+import pytest
+import scikeras.wrappers
+from sklearn.base import is_classifier, is_regressor
+from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold, check_cv, cross_validate
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from model_builders import mlp_classifier, mlp_regressor
+from nn_tuning import KerasClassifier, KerasRegressor, TrialFailedError
+
+# Checks that plain scikeras 0.13 fails too, by its design: dynamic ``model__*``
+# parameters, mixin order, ``_more_tags``, no sparse support, stochastic training.
+SCIKERAS_FAILURES = {
+    "check_estimator_tags_renamed": "scikeras defines the old _more_tags beside our __sklearn_tags__",
+    "check_no_attributes_set_in_init": "scikeras stores model__* routed parameters as attributes",
+    "check_n_features_in_after_fitting": "scikeras' predict does not check n_features_in_",
+    "check_mixin_order": "scikeras puts BaseWrapper before the sklearn mixins",
+    "check_sample_weight_equivalence_on_dense_data": "stochastic training",
+    "check_estimator_sparse_array": "scikeras converts sparse input without a clear error",
+    "check_estimator_sparse_tag": "scikeras converts sparse input",
+    "check_methods_sample_order_invariance": "float32 network outputs differ in the last bits",
+    "check_regressor_multioutput": "scikeras xfails it (float32 outputs)",
+    "check_requires_y_none": "scikeras' target encoder does not handle y=None",
+    "check_fit2d_1sample": "scikeras' error message for one sample",
+}
+
+
+CLASSIFIER_FAILURES = {
+    "check_supervised_y_2d": "scikeras' label encoder takes a column vector without a DataConversionWarning",
+}
+
+
+def _expected(estimator):
+    if is_classifier(estimator):
+        return {**SCIKERAS_FAILURES, **CLASSIFIER_FAILURES}
+    return SCIKERAS_FAILURES
+
+
+@pytest.mark.slow
+@parametrize_with_checks(
+    [
+        KerasRegressor(mlp_regressor, model__neurons=8, epochs=2, verbose=0, random_state=0),
+        KerasClassifier(mlp_classifier, model__neurons=8, epochs=2, verbose=0, random_state=0),
+    ],
+    expected_failed_checks=_expected,
+)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
+
+
+def test_scikit_learn_recognises_the_wrappers():
+    clf = KerasClassifier(mlp_classifier)
+    reg = KerasRegressor(mlp_regressor)
+    assert is_classifier(clf) and not is_regressor(clf)
+    assert is_regressor(reg) and not is_classifier(reg)
+    y = np.arange(30) % 3
+    assert isinstance(check_cv(5, y, classifier=is_classifier(clf)), StratifiedKFold)
+    # the trap this fixes: plain scikeras is not seen as a classifier
+    plain = scikeras.wrappers.KerasClassifier(mlp_classifier)
+    assert not is_classifier(plain)
+    assert type(check_cv(5, y, classifier=is_classifier(plain))) is KFold
+
+
+def test_grid_search_cv_stratifies_classifier_folds(iris):
+    X, y = iris
+    order = np.argsort(y, kind="stable")  # sorted labels: unstratified folds miss whole classes
+    X, y = X[order], y[order]
+    search = GridSearchCV(
+        KerasClassifier(mlp_classifier, epochs=15, batch_size=16, verbose=0, random_state=0,
+                        model__learning_rate=0.05),
+        {"model__neurons": [8]}, cv=3, scoring="accuracy",
+    ).fit(X, y)
+    # with KFold every test fold would hold a class never seen in training: accuracy 0
+    assert search.cv_results_["mean_test_score"][0] > 0.6
+    for k in range(3):
+        assert search.cv_results_[f"split{k}_test_score"][0] > 0.4
+
+
+def test_fast_and_plain_training_learn_alike(advertising):
+    X, y = advertising
+    kwargs = dict(model__neurons=16, model__learning_rate=0.05, epochs=30, batch_size=20,
+                  verbose=0, random_state=0)
+    fast = cross_validate(KerasRegressor(mlp_regressor, **kwargs), X, y, cv=3, scoring="r2")
+    plain = cross_validate(KerasRegressor(mlp_regressor, fast=False, **kwargs), X, y, cv=3,
+                           scoring="r2")
+    assert fast["test_score"].mean() > 0.8
+    assert abs(fast["test_score"].mean() - plain["test_score"].mean()) < 0.05
+
+
+def test_same_seed_same_scores(advertising):
+    X, y = advertising
+    est = KerasRegressor(mlp_regressor, model__neurons=8, epochs=5, batch_size=20, verbose=0,
+                         random_state=7)
+    a = cross_validate(est, X, y, cv=3)["test_score"]
+    b = cross_validate(est, X, y, cv=3)["test_score"]
+    np.testing.assert_array_equal(a, b)
+
+
+def test_each_fit_owns_its_model(advertising):
+    X, y = advertising
+    kwargs = dict(model__neurons=8, epochs=5, batch_size=20, verbose=0, random_state=0)
+    first = KerasRegressor(mlp_regressor, **kwargs).fit(X[:100], y[:100])
+    before = first.predict(X[:5])
+    KerasRegressor(mlp_regressor, **kwargs).fit(X[100:], y[100:])  # reuses the traced engine
+    np.testing.assert_array_equal(first.predict(X[:5]), before)
+
+
+def test_diverging_training_raises_trial_failed(advertising):
+    X, y = advertising
+    est = KerasRegressor(mlp_regressor, model__optimizer="sgd", model__learning_rate=1e6,
+                         model__neurons=32, epochs=5, batch_size=20, verbose=0, random_state=0)
+    with pytest.raises(TrialFailedError, match="training diverged: the loss is (nan|inf)"):
+        est.fit(X, y * 1e6)
