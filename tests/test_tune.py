@@ -153,3 +153,41 @@ def test_damaged_store_is_a_clear_error(tmp_path, advertising):
     (run / "trials.db").write_bytes(b"this is not an sqlite database at all" * 20)
     with pytest.raises(StoreError, match="is damaged"):
         tune(mlp_regressor, SPACE, X, y, strategy="grid", cv=2, epochs=2, directory=run)
+
+
+def test_same_seed_gives_the_same_trial_scores(advertising):
+    X, y = advertising
+    space = SearchSpace(neurons=Choice([4, 8]), learning_rate=Float(1e-3, 1e-1, log=True))
+    runs = [tune(mlp_regressor, space, X, y, strategy="random", max_trials=2, cv=2, epochs=4,
+                 batch_size=40, seed=11, refit=False).trials for _ in range(2)]
+    pd.testing.assert_frame_equal(runs[0].drop(columns="fit_seconds"),
+                                  runs[1].drop(columns="fit_seconds"))
+
+
+def test_half_written_row_in_the_store_is_reported(tmp_path, advertising):
+    import sqlite3
+
+    X, y = advertising
+    kwargs = dict(strategy="grid", cv=2, epochs=2, batch_size=40, directory=tmp_path / "r")
+    tune(mlp_regressor, SPACE, X, y, **kwargs)
+    with sqlite3.connect(tmp_path / "r" / "trials.db") as con:
+        con.execute("UPDATE trials SET fold_scores = '[0.5, ' WHERE number = 2")
+    with pytest.raises(StoreError, match="trial 1 in the store .* is damaged"):
+        tune(mlp_regressor, SPACE, X, y, **kwargs)
+
+
+def test_stability_rescoring_of_the_top_configs(advertising):
+    from nn_tuning.evaluation import make_protocol
+    from nn_tuning.stability import check_stability
+
+    X, y = advertising
+    space = SearchSpace(neurons=Choice([2, 16]), learning_rate=Choice([0.05]))
+    result = tune(mlp_regressor, space, X, y, strategy="grid", cv=2, epochs=10, batch_size=40,
+                  refit=False)
+    protocol = make_protocol(mlp_regressor, X, y, cv=2, epochs=10, batch_size=40, seed=0)
+    params = [{"neurons": int(n), "learning_rate": 0.05} for n in result.trials["neurons"]]
+    table = check_stability(protocol, X, y, result.trials, params, top_k=2, seeds=[1, 2])
+    assert len(table) == 2
+    assert json.loads(table["params"][0]) == result.best_params
+    assert (table["seed_std"] >= 0).all() and table["stable"][0] in (True, False)
+    assert len(json.loads(table["seed_scores"][0])) == 2

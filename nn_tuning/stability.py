@@ -1,0 +1,87 @@
+"""Winner stability: re-run the top configurations with other seeds.
+
+A search ranks configurations by one seed's training. Small networks are
+noisy, so the winner may only be lucky. :func:`check_stability` re-scores the
+top ``k`` configurations on the same CV folds with several training seeds
+(weight initialisation and shuffling) and reports each one's mean and spread;
+the winner is flagged unstable when another configuration's mean over seeds
+beats it, or when its spread across seeds exceeds its lead.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .evaluation import Protocol, evaluate
+from .exceptions import ConfigError
+from .result import TrialState
+
+__all__ = ["check_stability"]
+
+
+def check_stability(
+    protocol: Protocol,
+    X: np.ndarray,
+    y: np.ndarray,
+    trials: pd.DataFrame,
+    params: Sequence[dict[str, Any]],
+    *,
+    top_k: int = 3,
+    seeds: Sequence[int] = (1, 2, 3),
+) -> pd.DataFrame:
+    """Re-score the ``top_k`` best complete trials with each of ``seeds``.
+
+    Parameters
+    ----------
+    protocol : Protocol
+        The run's protocol (same folds and scorer); only the training seed changes.
+    X, y : ndarray
+    trials : DataFrame
+        ``TuningResult.trials``.
+    params : list of dict
+        The hyperparameters of each row of ``trials`` (same order).
+    top_k : int
+    seeds : sequence of int
+
+    Returns
+    -------
+    DataFrame
+        One row per configuration, best first: ``params`` (JSON), the original
+        ``search_score``, ``seed_mean``, ``seed_std``, ``seed_scores``, ``rank``
+        and ``stable`` (on the winner's row: False when it is not a stable winner).
+    """
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise ConfigError(f"stability top_k must be an integer >= 1, got {top_k!r}")
+    if not seeds:
+        raise ConfigError("stability needs at least one seed, got []")
+    complete = trials.index[trials["state"] == TrialState.COMPLETE.value]
+    order = trials.loc[complete, "mean_score"].sort_values(ascending=False).index[:top_k]
+    rows = []
+    for idx in order:
+        config = params[trials.index.get_loc(idx)]
+        scores = []
+        for seed in seeds:
+            seeded = replace(protocol, estimator=protocol.estimator_for({}).set_params(random_state=seed))
+            trial = evaluate(seeded, X, y, config)
+            scores.append(trial.mean_score if trial.state is TrialState.COMPLETE else np.nan)
+        rows.append({
+            "params": json.dumps(config, default=str),
+            "search_score": float(trials.loc[idx, "mean_score"]),
+            "seed_mean": float(np.nanmean(scores)) if np.isfinite(scores).any() else np.nan,
+            "seed_std": float(np.nanstd(scores)) if np.isfinite(scores).any() else np.nan,
+            "seed_scores": json.dumps([float(s) for s in scores]),
+        })
+    table = pd.DataFrame(rows)
+    table["rank"] = table["seed_mean"].rank(ascending=False, method="min").astype("Int64")
+    winner = table.iloc[0]
+    others = table.iloc[1:]
+    lead = winner["seed_mean"] - (others["seed_mean"].max() if len(others) else -np.inf)
+    stable = bool(np.isfinite(winner["seed_mean"]) and lead > 0 and winner["seed_std"] <= lead)
+    table["stable"] = [stable] + [None] * (len(table) - 1)
+    return table
