@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from .devices import configure_devices, default_device_label
+from .distributed import dask_backend
 from .evaluation import check_data, make_protocol
 from .exceptions import AllTrialsFailedError, ConfigError
 from .result import TrialState, TuningResult, trials_frame, write_atomic
@@ -78,6 +80,10 @@ def tune(
     progress: bool = False,
     fast: bool = True,
     options: Mapping[str, Any] | None = None,
+    device: str | None = None,
+    gpus: Sequence[int] | None = None,
+    mixed_precision: bool = False,
+    dask_scheduler: str | None = None,
 ) -> TuningResult:
     """Tune ``builder``'s hyperparameters over ``space`` with one strategy.
 
@@ -126,6 +132,18 @@ def tune(
     options : mapping, optional
         Strategy options (``factor`` and ``hyperband_iterations`` for Hyperband,
         ``num_initial_points`` for Bayesian search).
+    device : {"auto", "cpu", "gpu"}, optional
+        Choose TensorFlow's devices first (:func:`nn_tuning.devices.configure_devices`,
+        GPU memory growth on); by default TensorFlow's own choice. The device
+        is recorded with every trial.
+    gpus : list of int, optional
+        GPUs to use with ``device``.
+    mixed_precision : bool, default=False
+        Train with Keras' ``mixed_float16`` policy.
+    dask_scheduler : str, optional
+        Grid and random search: run scikit-learn's joblib work on Dask,
+        ``"local"`` (a local cluster of ``max(workers, 2)`` processes on
+        127.0.0.1) or a scheduler address such as ``tcp://host:8786``.
 
     Returns
     -------
@@ -154,6 +172,10 @@ def tune(
         raise ConfigError(f"max_trials must be an integer >= 1, got {max_trials!r}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"workers must be an integer >= 1, got {workers!r}")
+    if device is not None or mixed_precision:
+        device_label = configure_devices(device or "auto", gpus, mixed_precision=mixed_precision)
+    else:
+        device_label = default_device_label()
     X, y = check_data(X, y)
     protocol = make_protocol(builder, X, y, task=task, cv=cv, scoring=scoring, epochs=epochs,
                              batch_size=batch_size, seed=seed, fixed=fixed, fast=fast)
@@ -188,10 +210,16 @@ def tune(
     ctx = SearchContext(
         protocol=protocol, X=X, y=y, space=space, store=store, max_trials=max_trials,
         seed=seed, workers=workers, configs=configs, workdir=workdir, progress=on_trial,
-        options=dict(options or {}),
+        options=dict(options or {}), device=device_label,
     )
     try:
-        strat.run(ctx)
+        if dask_scheduler is not None:
+            with dask_backend(dask_scheduler, n_workers=max(workers, 2)) as client:
+                ctx.workers = max(workers, sum(client.nthreads().values()), 2)
+                ctx.options["dask"] = True
+                strat.run(ctx)
+        else:
+            strat.run(ctx)
     finally:
         if bar is not None:
             bar.close()

@@ -33,6 +33,7 @@ class SearchContext:
     workdir: Path | None = None
     progress: Any = None
     resumed: int = 0
+    device: str = "cpu"
     options: dict[str, Any] = field(default_factory=dict)
 
     def finished(self, params: dict[str, Any]) -> Trial | None:
@@ -46,6 +47,7 @@ class SearchContext:
 
     def record(self, trial: Trial) -> Trial:
         """Commit a finished trial to the store now."""
+        trial.device = self.device
         self.store.add(trial)
         if trial.state is TrialState.FAILED:
             logger.warning("trial %s failed: %s", trial.number, trial.reason)

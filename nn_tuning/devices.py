@@ -1,0 +1,91 @@
+"""Which devices TensorFlow trains on: CPU or GPUs, memory growth, mixed precision.
+
+TensorFlow grabs all GPU memory by default, so two trials cannot share a GPU;
+memory growth is turned on here by default. Call :func:`configure_devices`
+before anything has run on TensorFlow in the process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+
+from .exceptions import ConfigError
+
+__all__ = ["DEVICES", "configure_devices", "default_device_label", "describe_devices"]
+
+DEVICES = ("auto", "cpu", "gpu")
+logger = logging.getLogger("nn_tuning")
+
+
+def describe_devices() -> list[str]:
+    """The physical devices TensorFlow sees, e.g. ``['CPU:0', 'GPU:0']``."""
+    import tensorflow as tf
+
+    return [d.name.removeprefix("/physical_device:") for d in tf.config.list_physical_devices()]
+
+
+def default_device_label() -> str:
+    """``"gpu"`` when TensorFlow sees a GPU, else ``"cpu"``."""
+    import tensorflow as tf
+
+    return "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
+
+
+def configure_devices(
+    device: str = "auto",
+    gpus: Sequence[int] | None = None,
+    *,
+    memory_growth: bool = True,
+    mixed_precision: bool = False,
+) -> str:
+    """Choose the devices of this process and return a label for the trial records.
+
+    Parameters
+    ----------
+    device : {"auto", "cpu", "gpu"}
+        ``auto`` uses the GPUs when TensorFlow sees any.
+    gpus : sequence of int, optional
+        Indices of the GPUs to use (all when omitted).
+    memory_growth : bool, default=True
+        Allocate GPU memory as needed instead of all of it at once.
+    mixed_precision : bool, default=False
+        Train with Keras' ``mixed_float16`` policy.
+
+    Returns
+    -------
+    str
+        ``"cpu"`` or ``"gpu:0,1"``.
+    """
+    if device not in DEVICES:
+        raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+    if gpus is not None and (not all(isinstance(g, int) and g >= 0 for g in gpus) or not gpus):
+        raise ConfigError(f"gpus must be a list of GPU indices such as 0,1, got {gpus!r}")
+    import keras
+    import tensorflow as tf
+
+    physical = tf.config.list_physical_devices("GPU")
+    if device == "gpu" and not physical:
+        raise ConfigError("device 'gpu' was asked for but TensorFlow sees no GPU; "
+                          "use --device cpu or auto, or install nn-tuning[gpu]")
+    if gpus is not None and physical:
+        missing = [g for g in gpus if g >= len(physical)]
+        if missing:
+            raise ConfigError(f"gpus {missing} do not exist: TensorFlow sees {len(physical)} GPU(s)")
+    chosen = [] if device == "cpu" else [physical[g] for g in (gpus or range(len(physical)))]
+    try:
+        if physical:
+            tf.config.set_visible_devices(chosen, "GPU")
+        for gpu in chosen:
+            tf.config.experimental.set_memory_growth(gpu, memory_growth)
+    except RuntimeError as exc:
+        raise ConfigError(
+            f"devices must be chosen before TensorFlow runs anything in this process ({exc})"
+        ) from None
+    if mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    label = "gpu:" + ",".join(str(g) for g in (gpus or range(len(chosen)))) if chosen else "cpu"
+    logger.info("training on %s (visible CUDA devices: %s)", label,
+                os.environ.get("CUDA_VISIBLE_DEVICES", "all"))
+    return label
