@@ -47,6 +47,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=_non_negative, metavar="N",
                    help="seed of the test split, CV folds, samplers and weights")
     p.add_argument("--cv", type=_positive, metavar="K", help="number of CV folds (>= 2)")
+    p.add_argument("--device", choices=("auto", "cpu", "gpu"),
+                   help="train on the CPU, the GPUs, or whatever TensorFlow picks (auto)")
     p.add_argument("--quiet", action="store_true",
                    help="no progress bar, warnings only")
     p.add_argument("--overwrite", action="store_true",
@@ -94,7 +96,7 @@ def _run(args: argparse.Namespace) -> int:
     else:
         exp = Experiment.from_file(args.config)
     exp = exp.with_overrides(Overrides(max_trials=args.max_trials, epochs=args.epochs,
-                                       seed=args.seed, cv=args.cv))
+                                       seed=args.seed, cv=args.cv, device=args.device))
     if args.command == "run":
         names = [args.strategy] if args.strategy else None
     else:

@@ -30,6 +30,7 @@ from typing import Any
 import model_builders
 
 from .data import BUNDLED
+from .devices import DEVICES
 from .exceptions import ConfigError, NNTuningError
 from .space import SearchSpace
 from .strategies import STRATEGIES
@@ -44,7 +45,6 @@ _DATA = ("dataset", "csv", "target", "features", "test_size", "scale", "scale_ta
          "split_seed")
 _BUILDER = ("name", "args")
 _TRAINING = ("cv", "scoring", "epochs", "batch_size", "seed", "device", "workers")
-_DEVICES = ("auto", "cpu", "gpu")
 _BUDGET = ("max_trials", "max_seconds")
 _STRATEGY_KEYS = {
     "manual": ("configs", "max_seconds"),
@@ -71,6 +71,7 @@ class Overrides:
     epochs: int | None = None
     seed: int | None = None
     cv: int | None = None
+    device: str | None = None
 
 
 def _unknown(source: str, where: str, keys: Iterable[str], allowed: Iterable[str]) -> None:
@@ -248,9 +249,9 @@ class Experiment:
             raise ConfigError(f"{source}: training.scoring {scoring!r} is not a scikit-learn "
                               "scorer name; use e.g. 'r2', 'neg_root_mean_squared_error', "
                               "'accuracy' or 'f1_macro'")
-        if training["device"] not in _DEVICES:
+        if training["device"] not in DEVICES:
             raise ConfigError(f"{source}: training.device must be one of "
-                              f"{', '.join(_DEVICES)}, got {training['device']!r}")
+                              f"{', '.join(DEVICES)}, got {training['device']!r}")
 
     @staticmethod
     def _check_strategy(source: str, name: str, opts: dict[str, Any],
@@ -310,6 +311,11 @@ class Experiment:
             if value is not None:
                 training[key] = _int("command line", f"--{key.replace('_', '-')}", value,
                                      {"epochs": 1, "seed": 0, "cv": 2}[key])
+        if overrides.device is not None:
+            if overrides.device not in DEVICES:
+                raise ConfigError(f"command line: --device must be one of {', '.join(DEVICES)}, "
+                                  f"got {overrides.device!r}")
+            training["device"] = overrides.device
         n = overrides.max_trials
         if n is not None:
             _int("command line", "--max-trials", n, 1)

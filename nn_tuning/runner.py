@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from .data import DataSplit, load_data
+from .devices import configure_devices
 from .exceptions import ConfigError, NNTuningError
 from .experiment import Experiment
 from .result import TuningResult, write_atomic
@@ -54,21 +55,6 @@ def prepare_data(exp: Experiment) -> DataSplit:
         )
     except NNTuningError as exc:
         raise type(exc)(f"{exp.source}: {exc}") from None
-
-
-def _check_device(device: str) -> None:
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    if device == "gpu" and not gpus:
-        raise ConfigError("training.device is 'gpu' but TensorFlow sees no GPU; use 'auto' or "
-                          "'cpu', or run `nn-tune doctor`")
-    if device == "cpu" and gpus:
-        try:
-            tf.config.set_visible_devices([], "GPU")
-        except RuntimeError:
-            logger.warning("training.device = 'cpu' ignored: TensorFlow is already initialised "
-                           "with its GPUs")
 
 
 def _prepare_folder(out: Path, exp: Experiment, overwrite: bool) -> None:
@@ -137,7 +123,7 @@ def _run_strategy(exp: Experiment, name: str, data: DataSplit, out: Path,
         scoring=t["scoring"], epochs=t["epochs"], batch_size=t["batch_size"],
         max_trials=opts.get("max_trials") if name != "grid" else None, seed=t["seed"],
         configs=opts.get("configs"), task=exp.task, fixed=exp.builder_args, directory=folder,
-        workers=t["workers"], progress=progress, options=options,
+        workers=t["workers"], progress=progress, options=options, device=t["device"],
     )
     summary = result.summary()
     summary.update(
@@ -173,7 +159,13 @@ def run_experiment(exp: Experiment, out_dir: str | Path, strategies: list[str] |
     """
     names = select_strategies(exp, strategies)
     data = prepare_data(exp)
-    _check_device(exp.training["device"])
+    # Devices are chosen once, before the run folder is touched; tune() repeats
+    # the same (idempotent) choice per strategy and records it with each trial.
+    try:
+        configure_devices(exp.training["device"])
+    except ConfigError as exc:
+        raise ConfigError(f"{exp.source}: training.device {exp.training['device']!r}: {exc}") \
+            from None
     out = Path(out_dir)
     _prepare_folder(out, exp, overwrite)
     write_atomic(out / "experiment.json", json.dumps(exp.resolved(), indent=2, default=str))

@@ -170,13 +170,15 @@ configs = [{ neurons = 4 }]
 """)
     out = tmp_path / "out"
     code = cli.main(["run", str(config), "--strategy", "random", "--out", str(out),
-                     "--max-trials", "2", "--epochs", "2", "--cv", "2", "--seed", "3", "--quiet"])
+                     "--max-trials", "2", "--epochs", "2", "--cv", "2", "--seed", "3", "--quiet",
+                     "--device", "cpu"])
     assert code == 0
     assert not (out / "manual").exists()
     summary = json.loads((out / "random" / "summary.json").read_text())
     assert set(summary["test_metrics"]) == {"accuracy", "f1_macro"}
     assert summary["trials_run"] == 2 and summary["seed"] == 3 and summary["cv_folds"] == 2
     assert "test macro F1" in (out / "report.md").read_text()
+    assert set(pd.read_csv(out / "random" / "trials.csv")["device"]) == {"cpu"}
     assert "random" in capsys.readouterr().out
 
 
@@ -254,6 +256,8 @@ def _bad_cases(tmp: Path) -> list[tuple[list[str], str]]:
         (["run", cfg("ok2.toml", TINY), "--max-trials", "0"],
          r"argument --max-trials: expected an integer >= 1, got '0'"),
         (["report", str(tmp)], r"holds no strategy results"),
+        (["run", cfg("gpu.toml", TINY), "--device", "gpu"],
+         r"gpu\.toml: training\.device 'gpu': .*sees no GPU"),
     ]
 
 

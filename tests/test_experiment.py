@@ -70,8 +70,10 @@ def test_task_follows_the_builder():
 
 
 def test_overrides_cap_every_strategy():
-    exp = Experiment.default().with_overrides(Overrides(max_trials=4, epochs=3, seed=7, cv=2))
-    assert exp.training["epochs"] == 3 and exp.training["seed"] == 7 and exp.training["cv"] == 2
+    exp = Experiment.default().with_overrides(Overrides(max_trials=4, epochs=3, seed=7, cv=2,
+                                                        device="cpu"))
+    assert exp.training["device"] == "cpu" and exp.training["epochs"] == 3
+    assert exp.training["seed"] == 7 and exp.training["cv"] == 2
     assert len(exp.strategies["manual"]["configs"]) == 4
     assert all(exp.strategies[s]["max_trials"] == 4 for s in ("random", "bayesian", "hyperband"))
     sub = exp.grid_space(exp.strategies["grid"]["max_trials"])
