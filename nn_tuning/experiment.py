@@ -11,6 +11,11 @@ A config has six parts (see ``experiments/*.toml``)::
     [training]                      # cv, scoring, epochs, batch_size, seed, device, workers
     [strategies.<name>]             # one table per strategy with its budget
 
+Budgets: ``max_trials`` for random, Bayesian and Hyperband search (grid runs
+the whole grid, manual its ``configs``); ``max_seconds`` is accepted and
+recorded with the results but not yet enforced, because :func:`nn_tuning.tune`
+has no wall-clock budget.
+
 Parsing is strict: an unknown key, builder, strategy or builder argument is a
 one-line :class:`~nn_tuning.exceptions.ConfigError` naming the file, the key
 and the value. Nothing is trained or written while a config is read.

@@ -213,6 +213,18 @@ def test_doctor_is_healthy_here(capsys):
     assert "BAD" not in out and "CPU" in out
 
 
+def test_doctor_reports_each_problem_with_a_fix(monkeypatch, capsys):
+    from nn_tuning import doctor
+
+    checks = [doctor.Check("keras", True, "3.0"),
+              doctor.Check("tensorboard", False, "cannot import tensorboard", "pip install x")]
+    monkeypatch.setattr(doctor, "run_checks", lambda: checks)
+    assert cli.main(["doctor"]) == 1
+    captured = capsys.readouterr()
+    assert "BAD tensorboard" in captured.out
+    assert captured.err.strip() == "fix: tensorboard: pip install x"
+
+
 # Bad input --------------------------------------------------------------------------
 
 BAD_CSV = "TV,Radio,Sales\n1,2,3\n4,oops,6\n7,8,9\n10,11,12\n13,14,15\n"
