@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .devices import configure_devices, default_device_label
-from .distributed import dask_backend
+from .distributed import dask_backend, parse_address
 from .evaluation import check_data, make_protocol
 from .exceptions import AllTrialsFailedError, ConfigError
 from .result import TrialState, TuningResult, trials_frame, write_atomic
@@ -84,6 +85,9 @@ def tune(
     gpus: Sequence[int] | None = None,
     mixed_precision: bool = False,
     dask_scheduler: str | None = None,
+    chief: str | None = None,
+    worker_of: str | None = None,
+    trials_per_gpu: int | None = None,
 ) -> TuningResult:
     """Tune ``builder``'s hyperparameters over ``space`` with one strategy.
 
@@ -144,6 +148,16 @@ def tune(
         Grid and random search: run scikit-learn's joblib work on Dask,
         ``"local"`` (a local cluster of ``max(workers, 2)`` processes on
         127.0.0.1) or a scheduler address such as ``tcp://host:8786``.
+    chief : str, optional
+        Bayesian and Hyperband: serve keras-tuner's oracle at ``HOST:PORT`` for
+        workers started elsewhere (``nn-tune worker``); with ``workers > 1``
+        a chief on a free 127.0.0.1 port and that many local workers start.
+    worker_of : str, optional
+        Bayesian and Hyperband: act as a keras-tuner worker of the chief at
+        ``HOST:PORT``, committing trials to the same run folder's store.
+    trials_per_gpu : int, optional
+        Pack this many local workers onto each GPU (each pinned through
+        ``CUDA_VISIBLE_DEVICES``).
 
     Returns
     -------
@@ -172,6 +186,17 @@ def tune(
         raise ConfigError(f"max_trials must be an integer >= 1, got {max_trials!r}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"workers must be an integer >= 1, got {workers!r}")
+    if trials_per_gpu is not None and (isinstance(trials_per_gpu, bool) or
+                                       not isinstance(trials_per_gpu, int) or trials_per_gpu < 1):
+        raise ConfigError(f"trials_per_gpu must be an integer >= 1, got {trials_per_gpu!r}")
+    distributed = chief is not None or worker_of is not None or (
+        workers > 1 and strategy in ("bayesian", "hyperband"))
+    if (chief or worker_of) and strategy not in ("bayesian", "hyperband"):
+        raise ConfigError(f"chief/worker mode is keras-tuner's: use strategy bayesian or "
+                          f"hyperband, got {strategy!r} (grid and random scale out with Dask)")
+    for name, address in (("chief", chief), ("worker_of", worker_of)):
+        if address is not None:
+            parse_address(address, name)
     if device is not None or mixed_precision:
         device_label = configure_devices(device or "auto", gpus, mixed_precision=mixed_precision)
     else:
@@ -181,6 +206,11 @@ def tune(
                              batch_size=batch_size, seed=seed, fixed=fixed, fast=fast)
 
     workdir = Path(directory) if directory is not None else None
+    scratch = None
+    if workdir is None and distributed:
+        # Workers share the trial store through a file.
+        scratch = tempfile.TemporaryDirectory(prefix="nn_tuning_")
+        workdir = Path(scratch.name)
     if workdir is not None:
         if overwrite and workdir.exists():
             shutil.rmtree(workdir)
@@ -212,6 +242,8 @@ def tune(
         seed=seed, workers=workers, configs=configs, workdir=workdir, progress=on_trial,
         options=dict(options or {}), device=device_label,
     )
+    ctx.options.update({k: v for k, v in (("chief", chief), ("worker_of", worker_of),
+                                          ("trials_per_gpu", trials_per_gpu)) if v is not None})
     try:
         if dask_scheduler is not None:
             with dask_backend(dask_scheduler, n_workers=max(workers, 2)) as client:
@@ -225,27 +257,31 @@ def tune(
             bar.close()
 
     trials = store.trials()
+    store.close()
     complete = [t for t in trials if t.state is TrialState.COMPLETE]
-    if not complete:
+    if not complete and worker_of is None:
         reasons = {t.reason for t in trials if t.reason}
         raise AllTrialsFailedError(
             f"all {len(trials)} trials of strategy {strategy!r} failed"
             + (f"; first reason: {sorted(reasons)[0]}" if reasons else "")
         )
-    best = max(complete, key=lambda t: (t.mean_score, -t.number))
+    best = max(complete, key=lambda t: (t.mean_score, -t.number)) if complete else None
     best_estimator = best_model = None
-    if refit:
+    if refit and best is not None and worker_of is None:
         best_estimator = protocol.estimator_for(best.params).fit(X, y)
         best_model = best_estimator.model_
     result = TuningResult(
-        trials=trials_frame(trials), best_params=dict(best.params), best_score=best.mean_score,
+        trials=trials_frame(trials), best_params=dict(best.params) if best else {},
+        best_score=best.mean_score if best else math.nan,
         best_model=best_model, best_estimator=best_estimator, strategy=strategy, space=space,
         scoring=protocol.scoring, wall_seconds=time.perf_counter() - start,
         resumed_trials=ctx.resumed,
         extra={"task": protocol.task, "cv_folds": len(protocol.splits), "epochs": epochs,
-               "batch_size": batch_size, "seed": seed, "max_trials": max_trials},
+               "batch_size": batch_size, "seed": seed, "max_trials": max_trials,
+               "workers": workers, "device": device_label},
     )
-    if workdir is not None:
+    if directory is not None and worker_of is None:
         result.save(workdir)
-    store.close()
+    if scratch is not None:
+        scratch.cleanup()
     return result

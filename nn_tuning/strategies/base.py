@@ -48,6 +48,7 @@ class SearchContext:
     def record(self, trial: Trial) -> Trial:
         """Commit a finished trial to the store now."""
         trial.device = self.device
+        trial.worker = self.options.get("tuner_id", trial.worker)
         self.store.add(trial)
         if trial.state is TrialState.FAILED:
             logger.warning("trial %s failed: %s", trial.number, trial.reason)

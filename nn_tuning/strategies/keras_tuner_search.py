@@ -6,6 +6,10 @@ protocol (same folds, same scorer) and the mean CV score is the objective.
 A failed trial is reported to keras-tuner as ``FailedTrialError``, so the
 oracle moves on.
 
+With ``workers > 1`` (or a chief address) the search runs in keras-tuner's own
+chief/worker mode (:mod:`nn_tuning.distributed`): this process serves the
+oracle and worker processes train.
+
 Hyperband trains each proposed configuration from scratch for the number of
 epochs its bracket gives (``tuner/epochs``); those epochs are recorded with
 the trial's hyperparameters.
@@ -14,14 +18,17 @@ the trial's hyperparameters.
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
 import keras_tuner as kt
 from keras_tuner.engine.base_tuner import BaseTuner
 
-from ..exceptions import ConfigError
+from ..distributed import free_port, kerastuner_role, start_local_workers
+from ..exceptions import ConfigError, NNTuningError
 from ..result import TrialState
 from .base import SearchContext, Strategy
 
@@ -80,15 +87,65 @@ class _KerasTunerStrategy(Strategy):
     def run(self, ctx: SearchContext) -> None:
         directory, tmp = _project_dir(ctx, self.name)
         try:
-            oracle = self.make_oracle(ctx)
-            # Resume is the trial store's job: a keras-tuner project left over from
-            # an earlier run is replaced, never silently reloaded.
-            tuner = _CVTuner(oracle, ctx, self.uses_epochs, directory=directory,
-                             project_name=self.name, overwrite=True)
-            tuner.search(verbose=0)
+            if ctx.options.get("worker_of"):
+                self._run_worker(ctx, directory)
+            elif ctx.options.get("chief") or ctx.workers > 1:
+                self._run_chief(ctx, directory)
+            else:
+                self._tuner(ctx, directory, self.name).search(verbose=0)
         finally:
             if tmp is not None:
                 tmp.cleanup()
+
+    def _tuner(self, ctx: SearchContext, directory: str, project: str) -> _CVTuner:
+        # Resume is the trial store's job: a keras-tuner project left over from
+        # an earlier run is replaced, never silently reloaded.
+        return _CVTuner(self.make_oracle(ctx), ctx, self.uses_epochs, directory=directory,
+                        project_name=project, overwrite=True)
+
+    def _run_worker(self, ctx: SearchContext, directory: str) -> None:
+        tuner_id = ctx.options.get("tuner_id") or f"tuner-{os.getpid()}"
+        with kerastuner_role(tuner_id, ctx.options["worker_of"]):
+            self._tuner(ctx, directory, f"{self.name}_{tuner_id}").search(verbose=0)
+
+    def _run_chief(self, ctx: SearchContext, directory: str) -> None:
+        address = ctx.options.get("chief") or f"127.0.0.1:{free_port()}"
+        local = ctx.workers if ctx.workers > 1 else 0
+        procs = start_local_workers(ctx, self.name, address, local,
+                                    ctx.options.get("trials_per_gpu")) if local else []
+        errors: list[BaseException] = []
+
+        def serve() -> None:
+            try:
+                with kerastuner_role("chief", address):
+                    self._tuner(ctx, directory, self.name).search(verbose=0)
+            except BaseException as exc:  # reported in the calling thread
+                errors.append(exc)
+
+        logger.info("keras-tuner chief serving the %s oracle at %s", self.name, address)
+        server = threading.Thread(target=serve, name="nn-tuning-chief", daemon=True)
+        server.start()
+        try:
+            while server.is_alive():
+                server.join(timeout=1)
+                if procs and not any(p.is_alive() for p in procs):
+                    codes = [p.exitcode for p in procs]
+                    if any(codes):
+                        raise NNTuningError(
+                            f"keras-tuner workers exited with codes {codes} before the "
+                            f"{self.name} search finished; stored trials are kept, rerun to resume"
+                        )
+                    # Every worker was told to stop: the search is over. keras-tuner's
+                    # chief polls for that every 20 s; give it one round, no more.
+                    server.join(timeout=25)
+                    break
+        finally:
+            for proc in procs:
+                proc.join(timeout=30)
+                if proc.is_alive():
+                    proc.terminate()
+        if errors:
+            raise errors[0]
 
 
 def _objective() -> kt.Objective:
