@@ -2,26 +2,34 @@
 
 Small networks spend their training time in tracing and per-epoch work, not
 in arithmetic (a seed-recipe fit of 80 epochs: ~3 s with numpy input, a few
-milliseconds of FLOPs). Two things remove that overhead:
+milliseconds of FLOPs). Three things remove that overhead:
 
 * **All epochs in one execution.** The training data become one in-memory
-  ``tf.data`` pipeline, shuffled afresh every epoch, batched, and repeated for
-  every epoch; the model is compiled with a ``steps_per_execution`` larger than
-  any run, so one call of Keras' own traced train function runs every step.
-  The batches, their order and the optimizer steps are exactly those of
-  ``model.fit(dataset, epochs=epochs)``: the learned weights are identical.
+  ``tf.data`` pipeline holding every epoch's batches, and one traced
+  ``tf.while_loop`` calls the model's own ``train_step`` once per batch. The
+  batches, their order and the optimizer steps are exactly those of
+  ``model.fit(dataset, epochs=epochs)`` on ``dataset =
+  from_tensor_slices((x, y)).shuffle(len(x), seed,
+  reshuffle_each_iteration=True).batch(batch_size)``: the learned weights are
+  identical (see :func:`_epochs_dataset` for how Keras draws its shuffles).
 * **One trace per configuration.** A process keeps a few *engines*: a compiled
-  model per configuration whose train function is already traced. A new fit of
+  model per configuration whose training loop is already traced. A new fit of
   the same configuration (the next CV fold) copies the freshly built model's
   initial weights and optimizer state into the engine, trains it, and copies
   the result back. The caller's model is never shared.
+* **Flat memory.** Every traced configuration leaves graphs and Keras global
+  state behind. The cache keeps at most ``_MAX_ENGINES`` engines, and after
+  every ``_CLEAR_EVERY`` new configurations it drops them all and clears
+  Keras' session (:func:`clear_engines`), so a process can run any number of
+  trials.
 
-The cache is process-local and bounded; clear it with :func:`clear_engines`.
+The cache is process-local; each worker process of a parallel search has its own.
 """
 
 from __future__ import annotations
 
 import gc
+import math
 from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Any, Callable
@@ -30,24 +38,33 @@ import numpy as np
 
 __all__ = ["clear_engines", "fit_all_epochs", "engine_cache_info"]
 
-# Large enough that one execution covers every step of any run.
-_ALL_STEPS = 2**30
 _MAX_ENGINES = 4
+# New configurations between two clear_engines() calls. Clearing costs ~0.1 s
+# (a garbage collection); without it a process grows with every trial traced.
+_CLEAR_EVERY = 25
 _engines: OrderedDict[Hashable, Any] = OrderedDict()
-_stats = {"hits": 0, "misses": 0}
+_stats = {"hits": 0, "misses": 0, "clears": 0}
+_since_clear = 0
 
 
 def clear_engines() -> None:
-    """Drop every cached engine and free Keras' global state."""
+    """Drop every cached engine and free Keras' global state.
+
+    Models built before stay usable; Keras' global seed is reset, so seed again
+    (``keras.utils.set_random_seed``) before building the next seeded model.
+    """
     import keras
 
+    global _since_clear
     _engines.clear()
+    _since_clear = 0
+    _stats["clears"] += 1
     keras.backend.clear_session(free_memory=True)
     gc.collect()
 
 
 def engine_cache_info() -> dict[str, int]:
-    """Hits, misses and size of this process's engine cache."""
+    """Hits, misses, automatic and explicit clears, and size of this process's engine cache."""
     return {**_stats, "size": len(_engines)}
 
 
@@ -73,7 +90,12 @@ def _get_engine(key: Hashable, model: Any, build: Callable[[], Any]) -> Any:
         _engines.move_to_end(key)
         _stats["hits"] += 1
         return engine
+    global _since_clear
     _stats["misses"] += 1
+    if _CLEAR_EVERY and _since_clear >= _CLEAR_EVERY:
+        # The caller's model is already built (and seeded): clearing is safe here.
+        clear_engines()
+    _since_clear += 1
     engine = _Engine(build())
     _engines[key] = engine
     while len(_engines) > _MAX_ENGINES:
@@ -82,19 +104,60 @@ def _get_engine(key: Hashable, model: Any, build: Callable[[], Any]) -> Any:
 
 
 class _Engine:
-    """A compiled twin of a model whose train function runs every step at once."""
+    """A compiled twin of a model, with a traced function that runs every step at once.
+
+    ``run(iterator, steps)`` is one ``tf.while_loop`` of ``steps`` calls of the
+    model's own ``train_step`` (wrapped, as ``model.fit`` wraps it, in a
+    ``tf.function``). Keras' own ``steps_per_execution`` loop does the same
+    but checks for the end of the data at every step through optionals and
+    conditionals, which cost tracing time and a little time per step; here the
+    number of steps is known in advance. The engine's optimizer state is the
+    caller's, copied in before and out after every run.
+    """
 
     def __init__(self, model: Any) -> None:
-        model.compile(
-            optimizer=model.optimizer,
-            loss=model.loss,
-            loss_weights=getattr(model, "loss_weights", None),
-            steps_per_execution=_ALL_STEPS,
-            jit_compile=getattr(model, "jit_compile", "auto"),
-        )
+        import tensorflow as tf
+
         self.model = model
         self.signature = _signature(model)
         self.optimizer_variables = _optimizer_variables(model)
+        step = tf.function(model.train_step, reduce_retracing=True,
+                           jit_compile=bool(model.jit_compile))
+
+        @tf.function(autograph=False, reduce_retracing=True)
+        def run(iterator: Any, steps: Any) -> Any:
+            def body(i: Any) -> tuple:
+                step(iterator.get_next())
+                return (i + 1,)
+
+            return tf.while_loop(lambda i: i < steps, body, (tf.constant(0),))
+
+        self.run = run
+
+
+def _epochs_dataset(tf: Any, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int,
+                    shuffle: bool, seed: int | None) -> Any:
+    """Every epoch's batches, in the order ``model.fit(data, epochs=epochs)`` trains on them.
+
+    ``data`` is ``from_tensor_slices((x, y)).shuffle(len(x), seed,
+    reshuffle_each_iteration=True).batch(batch_size)``. Each new iterator over
+    it draws the next shuffle. Keras 3's epoch iterator makes two iterators per
+    epoch (the one it trains on, and a spare one made when the epoch ends and
+    then dropped), so epoch ``k`` trains on the ``2k-1``-th shuffle. Here each
+    shuffled epoch is one element, ``repeat`` draws a new shuffle per
+    repetition, ``shard(2, 0)`` keeps every other one and ``rebatch`` cuts each
+    into Keras' batches (the last one smaller). No Python function enters the
+    pipeline, so nothing is traced per fit.
+    """
+    data = tf.data.Dataset.from_tensor_slices((x, y))
+    if not shuffle:
+        return data.batch(batch_size).repeat(epochs).prefetch(tf.data.AUTOTUNE)
+    n = len(x)
+    sizes = [batch_size] * (n // batch_size) + ([n % batch_size] if n % batch_size else [])
+    return (data.shuffle(n, seed=seed, reshuffle_each_iteration=True).batch(n)
+            .repeat(2 * epochs).shard(2, 0)
+            .rebatch(np.asarray(sizes, dtype="int64"))
+            .prefetch(tf.data.AUTOTUNE))
 
 
 def fit_all_epochs(
@@ -142,13 +205,15 @@ def fit_all_epochs(
     _copy(target.variables, model.variables)
     _copy(engine_opt, _optimizer_variables(model))
 
-    data = tf.data.Dataset.from_tensor_slices((x, y))
-    if shuffle:
-        data = data.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    data = data.batch(batch_size).repeat(epochs).prefetch(tf.data.AUTOTUNE)
-    history = target.fit(data, epochs=1, verbose=0, shuffle=False)
+    steps_per_epoch = math.ceil(len(x) / batch_size)
+    steps = epochs * steps_per_epoch
+    data = _epochs_dataset(tf, x, y, epochs=epochs, batch_size=batch_size,
+                           shuffle=shuffle, seed=seed)
+    target.reset_metrics()
+    if steps:
+        engine.run(iter(data), tf.constant(steps, dtype="int32"))
+    loss = target.get_metrics_result().get("loss", float("nan")) if steps else float("nan")
 
     _copy(model.variables, target.variables)
     _copy(_optimizer_variables(model), engine_opt)
-    losses = history.history.get("loss") or [float("nan")]
-    return float(losses[-1])
+    return float(loss)

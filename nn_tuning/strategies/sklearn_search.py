@@ -7,10 +7,14 @@ extension point, ``_run_search(evaluate_candidates)``, to add what
 scikit-learn lacks: configurations already in the trial store are skipped
 (resume), and each batch of candidates is committed to the store as soon as it
 finishes.
+
+With ``workers > 1`` every configuration's folds run in one worker process
+(:mod:`nn_tuning.parallel`), which traces its training engine once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from itertools import islice
@@ -22,10 +26,14 @@ from sklearn.model_selection import GridSearchCV, ParameterGrid, ParameterSample
 
 from ..evaluation import error_reason, trial_from_scores
 from ..exceptions import ConfigError
+from ..parallel import fold_batches
 from ..space import SearchSpace
 from .base import SearchContext, Strategy
 
 _ALL_FAILED = "fits failed"
+# Configurations per evaluate_candidates call, per worker: fewer calls wait on
+# the slowest configuration of a call, more delay the commit to the store.
+_CANDIDATES_PER_WORKER = 2
 
 
 def _native(value: Any) -> Any:
@@ -37,6 +45,14 @@ class _StoredSearchMixin:
 
     ctx: SearchContext
 
+    def __getstate__(self):
+        # scikit-learn >= 1.8 sends the search itself (``caller=self``) to the
+        # workers; the context holds the store's database connection.
+        # (BaseEstimator.__getstate__ may return the live __dict__: copy it.)
+        state = dict(super().__getstate__())
+        state.pop("ctx", None)
+        return state
+
     def _candidates(self) -> list[dict[str, Any]]:
         raise NotImplementedError
 
@@ -47,7 +63,8 @@ class _StoredSearchMixin:
             params = {SearchSpace.from_param_key(k): _native(v) for k, v in cand.items()}
             if ctx.finished(params) is None:
                 todo.append((cand, params))
-        batch_size = max(1, ctx.workers)
+        workers = max(1, ctx.workers)
+        batch_size = workers * _CANDIDATES_PER_WORKER if workers > 1 else 1
         it = iter(todo)
         while batch := list(islice(it, batch_size)):
             self._evaluate_batch(evaluate_candidates, batch)
@@ -89,7 +106,11 @@ class _StoredRandomizedSearchCV(_StoredSearchMixin, RandomizedSearchCV):
 
 def _run(search: Any, ctx: SearchContext) -> None:
     search.ctx = ctx
-    with warnings.catch_warnings():
+    # On Dask (tune's dask_scheduler) joblib's backend is already chosen.
+    local = ctx.workers > 1 and not ctx.options.get("dask")
+    parallel = (fold_batches(ctx.workers, len(ctx.protocol.splits)) if local
+                else contextlib.nullcontext())
+    with warnings.catch_warnings(), parallel:
         # Our own records carry the failures; scikit-learn's summary warnings would repeat them.
         warnings.simplefilter("ignore", UserWarning)
         try:
@@ -104,7 +125,9 @@ def _run(search: Any, ctx: SearchContext) -> None:
 def _search_kwargs(ctx: SearchContext) -> dict[str, Any]:
     p = ctx.protocol
     return dict(scoring=p.scorer, cv=p.splits, refit=False, error_score=np.nan,
-                n_jobs=ctx.workers if ctx.workers > 1 else None)
+                n_jobs=ctx.workers if ctx.workers > 1 else None,
+                # Every task up front, so joblib cuts them into whole configurations.
+                pre_dispatch="all")
 
 
 class GridSearch(Strategy):

@@ -1,0 +1,68 @@
+"""Resident memory over many sequential trials of the fast trial path.
+
+Every trial is a new configuration (a new width, so a new traced engine),
+scored with 2-fold CV (5 epochs: memory grows with what is traced, not with
+epochs) through ``nn_tuning.evaluation.evaluate``: the path
+Bayesian search and Hyperband take for each trial. RSS is printed every 50
+trials; growth is measured from trial 10 (after TensorFlow's one-off start-up
+allocations) to the last trial.
+
+    python experiments/bench_memory.py                    # 300 trials, the library default
+    python experiments/bench_memory.py --clear-every 0    # never clear: the growth it prevents
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _common import ANN_Model, BATCH_SIZE, seed_data  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=300)
+    parser.add_argument("--epochs", type=int, default=5,
+                        help="epochs per fit; memory growth comes from tracing, not epochs")
+    parser.add_argument("--folds", type=int, default=2)
+    parser.add_argument("--clear-every", type=int, default=None,
+                        help="override fast_fit's clearing period (0: never clear)")
+    args = parser.parse_args()
+
+    import psutil
+    from sklearn.model_selection import KFold
+
+    from nn_tuning import fast_fit
+    from nn_tuning.evaluation import evaluate, make_protocol
+    from nn_tuning.result import TrialState
+
+    if args.clear_every is not None:
+        fast_fit._CLEAR_EVERY = args.clear_every  # an experiment knob, not API
+    X, y, _ = seed_data()
+    protocol = make_protocol(ANN_Model, X, y, cv=KFold(args.folds, shuffle=True, random_state=0),
+                             epochs=args.epochs, batch_size=BATCH_SIZE, seed=0)
+    proc = psutil.Process()
+    activations, optimizers = ["relu", "linear", "softmax"], ["SGD", "Adam", "Adamax"]
+    mb = lambda: proc.memory_info().rss / 2**20  # noqa: E731
+    print(f"{args.trials} trials, {args.folds}-fold CV, {args.epochs} epochs, clear every "
+          f"{fast_fit._CLEAR_EVERY or 'never'} new configurations", flush=True)
+    start, rss10, failed = time.perf_counter(), None, 0
+    for i in range(1, args.trials + 1):
+        params = {"neurons": 4 + i, "activation": activations[i % 3],
+                  "optimizer": optimizers[(i // 3) % 3]}
+        failed += evaluate(protocol, X, y, params).state is not TrialState.COMPLETE
+        if i == 10:
+            rss10 = mb()
+        if i % 50 == 0 or i == 10:
+            print(f"trial {i:4d}: RSS {mb():7.1f} MB  ({time.perf_counter() - start:6.1f} s)",
+                  flush=True)
+    print(f"RSS growth, trial 10 -> {args.trials}: {mb() - rss10:+.1f} MB  "
+          f"(failed trials: {failed}, engine cache: {fast_fit.engine_cache_info()})", flush=True)
+
+
+if __name__ == "__main__":
+    main()
