@@ -49,10 +49,46 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cv", type=_positive, metavar="K", help="number of CV folds (>= 2)")
     p.add_argument("--device", choices=("auto", "cpu", "gpu"),
                    help="train on the CPU, the GPUs, or whatever TensorFlow picks (auto)")
+    _add_scale_options(p)
+    p.add_argument("--stability", type=_positive, metavar="K",
+                   help="re-run the top K configs of each strategy with 3 more seeds and "
+                        "report each one's mean and spread (stability.csv)")
     p.add_argument("--quiet", action="store_true",
                    help="no progress bar, warnings only")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an earlier run in the run folder instead of resuming it")
+
+
+def _gpu_list(text: str) -> list[int]:
+    try:
+        gpus = [int(g) for g in text.split(",") if g.strip()]
+    except ValueError:
+        gpus = []
+    if not gpus or any(g < 0 for g in gpus):
+        raise argparse.ArgumentTypeError(f"expected GPU indices such as 0,1, got {text!r}")
+    return gpus
+
+
+def _add_scale_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=_positive, metavar="N",
+                   help="run N trials at once in separate processes")
+    p.add_argument("--gpus", type=_gpu_list, metavar="LIST", help="GPUs to use, e.g. 0,1")
+    p.add_argument("--trials-per-gpu", type=_positive, metavar="M",
+                   help="pack M small trials onto each GPU (keras-tuner workers)")
+    p.add_argument("--mixed-precision", action="store_true",
+                   help="train with Keras' mixed_float16 policy")
+    p.add_argument("--dask-scheduler", metavar="ADDR",
+                   help="grid/random on Dask: 'local' or tcp://HOST:8786")
+    p.add_argument("--chief", metavar="HOST:PORT",
+                   help="bayesian/hyperband: serve keras-tuner's oracle here for "
+                        "`nn-tune worker` processes")
+
+
+def _runtime(args: argparse.Namespace) -> dict:
+    """How to run (never what is computed): workers, devices, engines, stability."""
+    keys = ("workers", "gpus", "trials_per_gpu", "mixed_precision", "dask_scheduler", "chief",
+            "stability")
+    return {k: getattr(args, k, None) for k in keys if getattr(args, k, None)}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -82,6 +118,19 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--strategies", metavar="LIST",
                      help=f"comma-separated, e.g. {_STRATEGIES} (default: the config's)")
     _add_run_options(cmp)
+    wrk = sub.add_parser(
+        "worker", help="serve as a keras-tuner worker of a chief",
+        description="Ask the keras-tuner chief at HOST:PORT (started with `nn-tune run CONFIG "
+                    "--strategy bayesian --chief HOST:PORT`) for trials, score them and commit "
+                    "them to the run folder's store.")
+    wrk.add_argument("config", metavar="CONFIG", help="the chief's experiment TOML file")
+    wrk.add_argument("--chief", metavar="HOST:PORT", required=True, help="the chief's address")
+    wrk.add_argument("--strategy", metavar="NAME", default="bayesian",
+                     help="bayesian (default) or hyperband")
+    wrk.add_argument("--out", metavar="DIR", help="the chief's run folder (shared)")
+    wrk.add_argument("--device", choices=("auto", "cpu", "gpu"))
+    wrk.add_argument("--gpus", type=_gpu_list, metavar="LIST")
+    wrk.add_argument("--quiet", action="store_true")
     rep = sub.add_parser("report", help="rebuild the report of a finished run")
     rep.add_argument("run_dir", metavar="DIR", help="the run folder")
     sub.add_parser("doctor", help="check the environment")
@@ -103,7 +152,8 @@ def _run(args: argparse.Namespace) -> int:
         names = [s.strip() for s in args.strategies.split(",") if s.strip()] \
             if args.strategies else None
     out = Path(args.out) if args.out else Path("runs") / exp.name
-    report = exp.run(out, names, overwrite=args.overwrite, progress=not args.quiet)
+    report = exp.run(out, names, overwrite=args.overwrite, progress=not args.quiet,
+                     runtime=_runtime(args))
     print(_summary_table(report.parent))
     print(f"report: {report}")
     return 0
@@ -120,6 +170,17 @@ def _summary_table(run_dir: Path) -> str:
                      f"{s.get('best_cv_score', float('nan')):.4g}  test {metrics}  "
                      f"{s.get('wall_seconds', 0):.1f} s")
     return "\n".join(lines)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from .experiment import Experiment, Overrides
+    from .runner import run_worker
+
+    exp = Experiment.from_file(args.config).with_overrides(Overrides(device=args.device))
+    out = Path(args.out) if args.out else Path("runs") / exp.name
+    n = run_worker(exp, out, args.strategy, args.chief, _runtime(args))
+    print(f"worker done: {n} trials in {out / args.strategy / 'trials.db'}")
+    return 0
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -176,7 +237,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse already printed its one-line message
         return int(exc.code or 0)
     _configure_logging(getattr(args, "quiet", False))
-    handler = {"run": _run, "compare": _run, "report": _report, "doctor": _doctor}[args.command]
+    handler = {"run": _run, "compare": _run, "worker": _worker, "report": _report,
+               "doctor": _doctor}[args.command]
     try:
         return handler(args)
     except NNTuningError as exc:

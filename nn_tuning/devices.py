@@ -75,10 +75,12 @@ def configure_devices(
             raise ConfigError(f"gpus {missing} do not exist: TensorFlow sees {len(physical)} GPU(s)")
     chosen = [] if device == "cpu" else [physical[g] for g in (gpus or range(len(physical)))]
     try:
-        if physical:
+        # Idempotent: a repeated, identical choice after TensorFlow started is fine.
+        if physical and tf.config.get_visible_devices("GPU") != chosen:
             tf.config.set_visible_devices(chosen, "GPU")
         for gpu in chosen:
-            tf.config.experimental.set_memory_growth(gpu, memory_growth)
+            if tf.config.experimental.get_memory_growth(gpu) != memory_growth:
+                tf.config.experimental.set_memory_growth(gpu, memory_growth)
     except RuntimeError as exc:
         raise ConfigError(
             f"devices must be chosen before TensorFlow runs anything in this process ({exc})"

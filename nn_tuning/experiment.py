@@ -356,12 +356,14 @@ class Experiment:
         }
 
     def run(self, out_dir: str | Path, strategies: list[str] | None = None, *,
-            overwrite: bool = False, progress: bool = True) -> Path:
+            overwrite: bool = False, progress: bool = True,
+            runtime: dict[str, Any] | None = None) -> Path:
         """Run ``strategies`` (all configured ones by default) into ``out_dir``
         and write the report. See :func:`nn_tuning.runner.run_experiment`."""
         from .runner import run_experiment
 
-        return run_experiment(self, out_dir, strategies, overwrite=overwrite, progress=progress)
+        return run_experiment(self, out_dir, strategies, overwrite=overwrite, progress=progress,
+                              runtime=runtime)
 
 
 def _prod(values: Iterable[int]) -> int:

@@ -97,6 +97,8 @@ class TuningResult:
     wall_seconds : float
     resumed_trials : int
         Trials taken from the store of an earlier run instead of trained.
+    trial_params : list of dict
+        The hyperparameters of each row of ``trials``, as the builder gets them.
     """
 
     trials: pd.DataFrame
@@ -110,6 +112,7 @@ class TuningResult:
     wall_seconds: float = 0.0
     resumed_trials: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    trial_params: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def n_trials(self) -> int:

@@ -23,7 +23,12 @@ from .strategies import STRATEGIES
 from .tune import tune
 from .versions import package_versions
 
-__all__ = ["run_experiment", "test_metrics", "prepare_data", "select_strategies"]
+__all__ = ["run_experiment", "run_worker", "test_metrics", "prepare_data", "select_strategies"]
+
+# How a run is executed (not what it computes): never part of the run's identity.
+RUNTIME_KEYS = ("workers", "gpus", "mixed_precision", "trials_per_gpu", "dask_scheduler",
+                "chief", "stability")
+_KERAS_TUNER = ("bayesian", "hyperband")
 
 logger = logging.getLogger("nn_tuning")
 
@@ -104,27 +109,47 @@ def test_metrics(result: TuningResult, data: DataSplit, task: str) -> dict[str, 
             "adjusted_r2": float(adj), "mae": float(mean_absolute_error(y_true, y_pred))}
 
 
-def _run_strategy(exp: Experiment, name: str, data: DataSplit, out: Path,
-                  progress: bool) -> dict[str, Any]:
+def _tune_kwargs(exp: Experiment, name: str, runtime: dict[str, Any]) -> dict[str, Any]:
+    """Arguments of tune() that say how to run, not what to compute."""
+    t = exp.training
+    kwargs: dict[str, Any] = dict(
+        workers=runtime.get("workers") or t["workers"], device=t["device"],
+        gpus=runtime.get("gpus"), mixed_precision=bool(runtime.get("mixed_precision")),
+        trials_per_gpu=runtime.get("trials_per_gpu"),
+    )
+    if runtime.get("dask_scheduler") and name in ("grid", "random"):
+        kwargs["dask_scheduler"] = runtime["dask_scheduler"]
+    if runtime.get("chief") and name in _KERAS_TUNER:
+        kwargs["chief"] = runtime["chief"]
+    return kwargs
+
+
+def _search_args(exp: Experiment, name: str, data: DataSplit) -> tuple[Any, dict[str, Any]]:
+    """The space and the tune() arguments that define what strategy ``name`` computes."""
     opts = exp.strategies[name]
     t = exp.training
     space = exp.grid_space(opts.get("max_trials")) if name == "grid" else exp.space
+    options = {k: opts[k] for k in ("num_initial_points", "factor", "hyperband_iterations")
+               if k in opts}
+    return space, dict(
+        strategy=name, cv=t["cv"], scoring=t["scoring"], epochs=t["epochs"],
+        batch_size=t["batch_size"], max_trials=opts.get("max_trials") if name != "grid" else None,
+        seed=t["seed"], configs=opts.get("configs"), task=exp.task, fixed=exp.builder_args,
+        options=options,
+    )
+
+
+def _run_strategy(exp: Experiment, name: str, data: DataSplit, out: Path,
+                  progress: bool, runtime: dict[str, Any]) -> dict[str, Any]:
+    opts = exp.strategies[name]
+    space, args = _search_args(exp, name, data)
     if name == "grid" and space is not exp.space:
         logger.warning("grid: --max-trials %s runs a %d-point sub-grid of the %d-point grid",
                        opts["max_trials"], space.grid_size, exp.space.grid_size)
-    options = {k: opts[k] for k in ("num_initial_points", "factor", "hyperband_iterations")
-               if k in opts}
-    if "max_seconds" in opts:
-        logger.warning("%s: max_seconds=%s is recorded but not enforced (tune() has no "
-                       "wall-clock budget yet)", name, opts["max_seconds"])
     folder = out / name
-    result = tune(
-        exp.builder, space, data.X_train, data.y_train, strategy=name, cv=t["cv"],
-        scoring=t["scoring"], epochs=t["epochs"], batch_size=t["batch_size"],
-        max_trials=opts.get("max_trials") if name != "grid" else None, seed=t["seed"],
-        configs=opts.get("configs"), task=exp.task, fixed=exp.builder_args, directory=folder,
-        workers=t["workers"], progress=progress, options=options, device=t["device"],
-    )
+    result = tune(exp.builder, space, data.X_train, data.y_train, directory=folder,
+                  progress=progress, max_seconds=opts.get("max_seconds"), **args,
+                  **_tune_kwargs(exp, name, runtime))
     summary = result.summary()
     summary.update(
         budget={k: opts[k] for k in ("max_trials", "max_seconds") if k in opts}
@@ -134,6 +159,8 @@ def _run_strategy(exp: Experiment, name: str, data: DataSplit, out: Path,
         target_scaled=data.y_scaler is not None,
         builder=exp.builder_name,
     )
+    if runtime.get("stability"):
+        summary["stability"] = _stability(exp, result, data, folder, int(runtime["stability"]))
     write_atomic(folder / "summary.json", json.dumps(summary, indent=2, default=str))
     from .tensorboard_logs import write_hparams
 
@@ -144,8 +171,53 @@ def _run_strategy(exp: Experiment, name: str, data: DataSplit, out: Path,
     return summary
 
 
+def _stability(exp: Experiment, result: TuningResult, data: DataSplit, folder: Path,
+               top_k: int) -> dict[str, Any]:
+    """Re-score the top ``top_k`` configs with 3 other seeds; write stability.csv."""
+    from .evaluation import make_protocol
+    from .stability import check_stability
+
+    t = exp.training
+    protocol = make_protocol(exp.builder, data.X_train, data.y_train, task=exp.task, cv=t["cv"],
+                             scoring=t["scoring"], epochs=t["epochs"],
+                             batch_size=t["batch_size"], seed=t["seed"], fixed=exp.builder_args)
+    seeds = [t["seed"] + k for k in (1, 2, 3)]
+    table = check_stability(protocol, data.X_train, data.y_train, result.trials,
+                            result.trial_params, top_k=top_k, seeds=seeds)
+    write_atomic(folder / "stability.csv", table.to_csv(index=False))
+    stable = bool(table["stable"].iloc[0])
+    if not stable:
+        logger.warning("%s: the winner is not stable across seeds %s (see stability.csv)",
+                       result.strategy, seeds)
+    return {"top_k": top_k, "seeds": seeds, "winner_stable": stable,
+            "winner_seed_mean": float(table["seed_mean"].iloc[0]),
+            "winner_seed_std": float(table["seed_std"].iloc[0])}
+
+
+def run_worker(exp: Experiment, out_dir: str | Path, strategy: str, chief: str,
+               runtime: dict[str, Any] | None = None) -> int:
+    """Serve as a keras-tuner worker of the chief at ``chief`` for ``strategy``.
+
+    Trials go to the run folder's store (``out_dir/<strategy>/trials.db``), the
+    folder the chief runs in; on other machines it must be a shared filesystem.
+    Returns the number of trials in the store when the chief stops the search.
+    """
+    if strategy not in _KERAS_TUNER:
+        raise ConfigError(f"nn-tune worker runs keras-tuner strategies (bayesian, hyperband), "
+                          f"got {strategy!r}")
+    select_strategies(exp, [strategy])
+    data = prepare_data(exp)
+    runtime = dict(runtime or {}, chief=None, workers=1, dask_scheduler=None)
+    space, args = _search_args(exp, strategy, data)
+    result = tune(exp.builder, space, data.X_train, data.y_train,
+                  directory=Path(out_dir) / strategy, worker_of=chief, refit=False,
+                  **args, **_tune_kwargs(exp, strategy, runtime))
+    return len(result.trials)
+
+
 def run_experiment(exp: Experiment, out_dir: str | Path, strategies: list[str] | None = None,
-                   *, overwrite: bool = False, progress: bool = True) -> Path:
+                   *, overwrite: bool = False, progress: bool = True,
+                   runtime: dict[str, Any] | None = None) -> Path:
     """Run ``strategies`` of ``exp`` into ``out_dir`` and write the report.
 
     Each strategy runs through :func:`nn_tuning.tune` in ``out_dir/<strategy>``
@@ -162,7 +234,8 @@ def run_experiment(exp: Experiment, out_dir: str | Path, strategies: list[str] |
     # Devices are chosen once, before the run folder is touched; tune() repeats
     # the same (idempotent) choice per strategy and records it with each trial.
     try:
-        configure_devices(exp.training["device"])
+        configure_devices(exp.training["device"], (runtime or {}).get("gpus"),
+                          mixed_precision=bool((runtime or {}).get("mixed_precision")))
     except ConfigError as exc:
         raise ConfigError(f"{exp.source}: training.device {exp.training['device']!r}: {exc}") \
             from None
@@ -173,7 +246,7 @@ def run_experiment(exp: Experiment, out_dir: str | Path, strategies: list[str] |
     write_atomic(out / "versions.json", json.dumps(package_versions(), indent=2))
     write_atomic(out / "data.json", json.dumps(data.describe(), indent=2))
     for name in names:
-        _run_strategy(exp, name, data, out, progress)
+        _run_strategy(exp, name, data, out, progress, dict(runtime or {}))
     from .report import build_report
 
     return build_report(out)

@@ -27,6 +27,13 @@ from .strategies.manual import check_configs
 
 __all__ = ["tune"]
 
+
+class _BudgetSpent(BaseException):
+    """Stops a strategy from the trial callback once ``max_seconds`` are spent.
+
+    A BaseException so that keras-tuner's ``except Exception`` lets it through.
+    """
+
 logger = logging.getLogger("nn_tuning")
 
 
@@ -88,6 +95,7 @@ def tune(
     chief: str | None = None,
     worker_of: str | None = None,
     trials_per_gpu: int | None = None,
+    max_seconds: float | None = None,
 ) -> TuningResult:
     """Tune ``builder``'s hyperparameters over ``space`` with one strategy.
 
@@ -158,6 +166,9 @@ def tune(
     trials_per_gpu : int, optional
         Pack this many local workers onto each GPU (each pinned through
         ``CUDA_VISIBLE_DEVICES``).
+    max_seconds : float, optional
+        Wall-clock budget: no new trial starts once it is spent (trials in
+        flight finish and are kept).
 
     Returns
     -------
@@ -186,6 +197,9 @@ def tune(
         raise ConfigError(f"max_trials must be an integer >= 1, got {max_trials!r}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"workers must be an integer >= 1, got {workers!r}")
+    if max_seconds is not None and (isinstance(max_seconds, bool) or
+                                    not isinstance(max_seconds, (int, float)) or max_seconds <= 0):
+        raise ConfigError(f"max_seconds must be a number > 0, got {max_seconds!r}")
     if trials_per_gpu is not None and (isinstance(trials_per_gpu, bool) or
                                        not isinstance(trials_per_gpu, int) or trials_per_gpu < 1):
         raise ConfigError(f"trials_per_gpu must be an integer >= 1, got {trials_per_gpu!r}")
@@ -236,6 +250,8 @@ def tune(
             bar(trial)
         if csv_path is not None:
             write_atomic(csv_path, trials_frame(store.trials()).to_csv(index=False))
+        if max_seconds is not None and time.perf_counter() - start >= max_seconds:
+            raise _BudgetSpent
 
     ctx = SearchContext(
         protocol=protocol, X=X, y=y, space=space, store=store, max_trials=max_trials,
@@ -252,6 +268,9 @@ def tune(
                 strat.run(ctx)
         else:
             strat.run(ctx)
+    except _BudgetSpent:
+        logger.info("%s: wall-clock budget of %s s spent after %d trials",
+                    strategy, max_seconds, len(store))
     finally:
         if bar is not None:
             bar.close()
@@ -275,7 +294,7 @@ def tune(
         best_score=best.mean_score if best else math.nan,
         best_model=best_model, best_estimator=best_estimator, strategy=strategy, space=space,
         scoring=protocol.scoring, wall_seconds=time.perf_counter() - start,
-        resumed_trials=ctx.resumed,
+        resumed_trials=ctx.resumed, trial_params=[dict(t.params) for t in trials],
         extra={"task": protocol.task, "cv_folds": len(protocol.splits), "epochs": epochs,
                "batch_size": batch_size, "seed": seed, "max_trials": max_trials,
                "workers": workers, "device": device_label},

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import tempfile
 import threading
 from pathlib import Path
@@ -104,7 +105,7 @@ class _KerasTunerStrategy(Strategy):
                         project_name=project, overwrite=True)
 
     def _run_worker(self, ctx: SearchContext, directory: str) -> None:
-        tuner_id = ctx.options.get("tuner_id") or f"tuner-{os.getpid()}"
+        tuner_id = ctx.options.setdefault("tuner_id", f"{socket.gethostname()}-{os.getpid()}")
         with kerastuner_role(tuner_id, ctx.options["worker_of"]):
             self._tuner(ctx, directory, f"{self.name}_{tuner_id}").search(verbose=0)
 

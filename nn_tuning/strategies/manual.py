@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ..evaluation import evaluate
 from ..exceptions import ConfigError
 from .base import SearchContext, Strategy
 
@@ -24,11 +25,29 @@ def check_configs(configs: object) -> list[dict]:
 
 
 class ManualSearch(Strategy):
-    """Evaluate ``configs`` in order, as a person tuning by hand would."""
+    """Evaluate ``configs`` in order, as a person tuning by hand would.
+
+    With ``workers > 1`` the configurations run in parallel worker processes
+    (each scoring every fold of its configuration); each finished trial is
+    committed as it comes back.
+    """
 
     name = "manual"
     needs_space = False
 
     def run(self, ctx: SearchContext) -> None:
-        for params in check_configs(ctx.configs):
-            ctx.run_config(params)
+        todo = [p for p in check_configs(ctx.configs) if ctx.finished(p) is None]
+        if ctx.workers <= 1 or len(todo) <= 1:
+            for params in todo:
+                ctx.run_config(params)
+            return
+        from joblib import Parallel, delayed
+
+        from ..parallel import fold_batches
+
+        with fold_batches(ctx.workers, n_splits=1):
+            trials = Parallel(n_jobs=ctx.workers, return_as="generator_unordered")(
+                delayed(evaluate)(ctx.protocol, ctx.X, ctx.y, params) for params in todo
+            )
+            for trial in trials:
+                ctx.record(trial)

@@ -83,3 +83,17 @@ def test_random_search_samples_log_floats(advertising):
                   batch_size=40, max_trials=3, seed=0, refit=False)
     lrs = result.trials["learning_rate"]
     assert lrs.between(1e-3, 1e-1).all() and lrs.nunique() == 3
+
+
+def test_manual_with_two_workers_matches_one(advertising):
+    X, y = advertising
+    configs = MANUAL + [{"neurons": 8, "activation": "relu", "learning_rate": 0.05}]
+    kwargs = dict(strategy="manual", configs=configs, cv=2, epochs=5, batch_size=40, seed=0,
+                  refit=False)
+    one = tune(mlp_regressor, None, X, y, **kwargs)
+    two = tune(mlp_regressor, None, X, y, workers=2, **kwargs)
+    key = ["neurons", "activation", "learning_rate"]
+    a = one.trials.sort_values(key).reset_index(drop=True)
+    b = two.trials.sort_values(key).reset_index(drop=True)
+    np.testing.assert_allclose(a["mean_score"], b["mean_score"], rtol=1e-5)
+    assert set(b["state"]) == {"complete"}

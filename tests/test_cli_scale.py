@@ -1,0 +1,98 @@
+"""nn-tune's scale-out and robustness options: workers, chief/worker, stability, budgets."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from nn_tuning import cli
+from nn_tuning.distributed import free_port
+
+from tests.test_cli import TINY, _write
+
+BAYES = TINY.replace('neurons = [4]', 'neurons = [4, 8, 16]').replace(
+    "[strategies.bayesian]\nmax_trials = 2", "[strategies.bayesian]\nmax_trials = 4")
+
+
+def test_stability_reports_mean_and_spread_of_the_top_configs(tmp_path):
+    config = _write(tmp_path / "tiny.toml", TINY)
+    out = tmp_path / "run"
+    assert cli.main(["run", str(config), "--strategy", "grid", "--out", str(out), "--quiet",
+                     "--stability", "2"]) == 0
+    table = pd.read_csv(out / "grid" / "stability.csv")
+    assert len(table) == 2
+    assert {"seed_mean", "seed_std", "seed_scores", "stable"} <= set(table.columns)
+    summary = json.loads((out / "grid" / "summary.json").read_text())
+    assert summary["stability"]["top_k"] == 2
+    assert summary["stability"]["winner_stable"] in (True, False)
+
+
+def test_max_seconds_stops_starting_new_trials(tmp_path):
+    text = TINY.replace("[strategies.random]\nmax_trials = 2",
+                        "[strategies.random]\nmax_trials = 2\nmax_seconds = 0.001")
+    config = _write(tmp_path / "tiny.toml", text)
+    out = tmp_path / "run"
+    assert cli.main(["run", str(config), "--strategy", "random", "--out", str(out),
+                     "--quiet"]) == 0
+    assert len(pd.read_csv(out / "random" / "trials.csv")) == 1
+
+
+@pytest.mark.slow
+def test_chief_and_an_external_worker_through_the_cli(tmp_path):
+    config = _write(tmp_path / "bayes.toml", BAYES)
+    out = tmp_path / "run"
+    address = f"127.0.0.1:{free_port()}"
+    chief = subprocess.Popen(
+        [sys.executable, "-m", "nn_tuning.cli", "run", str(config), "--strategy", "bayesian",
+         "--out", str(out), "--chief", address, "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "bayesian" / "trials.db").exists():
+        assert chief.poll() is None, chief.communicate()[1][-2000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    worker = subprocess.run(
+        [sys.executable, "-m", "nn_tuning.cli", "worker", str(config), "--chief", address,
+         "--strategy", "bayesian", "--out", str(out), "--quiet"],
+        capture_output=True, text=True, timeout=300)
+    assert worker.returncode == 0, worker.stderr[-2000:]
+    stdout, stderr = chief.communicate(timeout=120)
+    assert chief.returncode == 0, stderr[-2000:]
+    trials = pd.read_csv(out / "bayesian" / "trials.csv")
+    # keras-tuner may propose a configuration twice: the store scores it once
+    assert 3 <= len(trials) <= 4 and set(trials["state"]) == {"complete"}
+    assert all(w != "main" for w in trials["worker"])
+    assert (out / "bayesian" / "best_model.keras").exists()
+    assert (out / "report.md").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["--workers", "0"], "expected an integer >= 1, got '0'"),
+        (["--gpus", "a,b"], "expected GPU indices such as 0,1, got 'a,b'"),
+        (["--chief", "nowhere", "--strategy", "bayesian"], "chief must be HOST:PORT"),
+        (["--dask-scheduler", "nowhere", "--strategy", "grid"], "dask scheduler must be"),
+        (["--stability", "-1"], "expected an integer >= 1, got '-1'"),
+    ],
+)
+def test_bad_scale_options_exit_2(tmp_path, capsys, args, match):
+    config = _write(tmp_path / "tiny.toml", TINY)
+    code = cli.main(["run", str(config), "--out", str(tmp_path / "run"), "--quiet", *args])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert __import__("re").search(match, err), err
+
+
+def test_worker_needs_a_keras_tuner_strategy(tmp_path, capsys):
+    config = _write(tmp_path / "tiny.toml", TINY)
+    code = cli.main(["worker", str(config), "--chief", "127.0.0.1:1", "--strategy", "grid",
+                     "--out", str(tmp_path / "run"), "--quiet"])
+    assert code == 2
+    assert "nn-tune worker runs keras-tuner strategies" in capsys.readouterr().err
