@@ -90,3 +90,14 @@ def make_optimizer(optimizer: Any, learning_rate: Any) -> keras.optimizers.Optim
 def meta_value(meta: dict | None, key: str) -> Any:
     """Read ``key`` from scikeras' ``meta`` dict, or None."""
     return None if meta is None else meta.get(key)
+
+
+def classifier_dims(input_dim: Any, n_classes: Any, meta: dict | None) -> tuple[Any, int]:
+    """Input width and class count (>= 2), from the arguments or scikeras' ``meta``."""
+    if input_dim is None:
+        input_dim = meta_value(meta, "n_features_in_")
+    n_classes = check_positive_int(
+        "n_classes", n_classes if n_classes is not None else meta_value(meta, "n_classes_"))
+    if n_classes < 2:
+        raise ValueError(f"n_classes must be >= 2, got {n_classes!r}")
+    return input_dim, n_classes

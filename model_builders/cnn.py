@@ -12,8 +12,8 @@ from ._common import (
     check_activation,
     check_dropout,
     check_positive_int,
+    classifier_dims,
     make_optimizer,
-    meta_value,
 )
 from .mlp import compile_classifier_head
 
@@ -91,11 +91,7 @@ def cnn_classifier(
     >>> model.output_shape
     (None, 10)
     """
-    n_features = input_dim if input_dim is not None else meta_value(meta, "n_features_in_")
-    n_classes = n_classes if n_classes is not None else meta_value(meta, "n_classes_")
-    n_classes = check_positive_int("n_classes", n_classes)
-    if n_classes < 2:
-        raise ValueError(f"n_classes must be >= 2, got {n_classes!r}")
+    n_features, n_classes = classifier_dims(input_dim, n_classes, meta)
     shape = _image_shape(image_shape, n_features)
     filters = check_positive_int("filters", filters)
     n_blocks = check_positive_int("n_blocks", n_blocks)

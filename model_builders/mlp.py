@@ -21,6 +21,7 @@ from ._common import (
     check_activation,
     check_dropout,
     check_positive_int,
+    classifier_dims,
     hidden_sizes,
     make_optimizer,
     meta_value,
@@ -157,11 +158,7 @@ def mlp_classifier(
     >>> model.output_shape
     (None, 3)
     """
-    input_dim = input_dim if input_dim is not None else meta_value(meta, "n_features_in_")
-    n_classes = n_classes if n_classes is not None else meta_value(meta, "n_classes_")
-    n_classes = check_positive_int("n_classes", n_classes)
-    if n_classes < 2:
-        raise ValueError(f"n_classes must be >= 2, got {n_classes!r}")
+    input_dim, n_classes = classifier_dims(input_dim, n_classes, meta)
     opt = make_optimizer(optimizer, learning_rate)
     inputs, x = _mlp_body(input_dim, neurons, n_layers, hidden_layers, activation, dropout)
     return compile_classifier_head(inputs, x, n_classes, opt, loss, metrics, "mlp_classifier")
