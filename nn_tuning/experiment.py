@@ -12,9 +12,8 @@ A config has six parts (see ``experiments/*.toml``)::
     [strategies.<name>]             # one table per strategy with its budget
 
 Budgets: ``max_trials`` for random, Bayesian and Hyperband search (grid runs
-the whole grid, manual its ``configs``); ``max_seconds`` is accepted and
-recorded with the results but not yet enforced, because :func:`nn_tuning.tune`
-has no wall-clock budget.
+the whole grid, manual its ``configs``); ``max_seconds`` for any strategy, a
+wall-clock budget after which no new trial starts (see :func:`nn_tuning.tune`).
 
 Parsing is strict: an unknown key, builder, strategy or builder argument is a
 one-line :class:`~nn_tuning.exceptions.ConfigError` naming the file, the key
