@@ -9,6 +9,13 @@ allocations) to the last trial.
 
     python experiments/bench_memory.py                    # 300 trials, the library default
     python experiments/bench_memory.py --clear-every 0    # never clear: the growth it prevents
+    python experiments/bench_memory.py --via-tune         # through tune(): trials move to a
+                                                          # recycled worker process after 50
+
+``--via-tune`` runs the same configurations as ``tune(strategy="manual")``,
+which scores the first 50 trials in the calling process and the rest in a
+worker process replaced every 100 trials; it prints the calling process's RSS
+and the whole process tree's (caller plus worker) every 50 trials.
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5,
                         help="epochs per fit; memory growth comes from tracing, not epochs")
     parser.add_argument("--folds", type=int, default=2)
+    parser.add_argument("--via-tune", action="store_true",
+                        help="run the trials through tune(strategy='manual')")
     parser.add_argument("--clear-every", type=int, default=None,
                         help="override fast_fit's clearing period (0: never clear)")
     args = parser.parse_args()
@@ -48,6 +57,9 @@ def main() -> None:
     proc = psutil.Process()
     activations, optimizers = ["relu", "linear", "softmax"], ["SGD", "Adam", "Adamax"]
     mb = lambda: proc.memory_info().rss / 2**20  # noqa: E731
+    if args.via_tune:
+        via_tune(args, protocol, X, y, proc, activations, optimizers)
+        return
     print(f"{args.trials} trials, {args.folds}-fold CV, {args.epochs} epochs, clear every "
           f"{fast_fit._CLEAR_EVERY or 'never'} new configurations", flush=True)
     start, rss10, failed = time.perf_counter(), None, 0
@@ -62,6 +74,47 @@ def main() -> None:
                   flush=True)
     print(f"RSS growth, trial 10 -> {args.trials}: {mb() - rss10:+.1f} MB  "
           f"(failed trials: {failed}, engine cache: {fast_fit.engine_cache_info()})", flush=True)
+
+
+def via_tune(args, protocol, X, y, proc, activations, optimizers) -> None:
+    from nn_tuning import tune
+
+    def tree_mb() -> float:
+        procs = [proc, *proc.children(recursive=True)]
+        total = 0.0
+        for p in procs:
+            try:
+                total += p.memory_info().rss
+            except Exception:  # a worker being replaced
+                pass
+        return total / 2**20
+
+    configs = [{"neurons": 4 + i, "activation": activations[i % 3],
+                "optimizer": optimizers[(i // 3) % 3]} for i in range(1, args.trials + 1)]
+    marks: dict[int, tuple[float, float]] = {}
+    done = [0]
+    start = time.perf_counter()
+
+    import nn_tuning.strategies.base as base
+
+    record = base.SearchContext.record
+
+    def counting_record(self, trial):  # a measuring hook of this script only
+        out = record(self, trial)
+        done[0] += 1
+        if done[0] == 10 or done[0] % 50 == 0:
+            marks[done[0]] = (proc.memory_info().rss / 2**20, tree_mb())
+            print(f"trial {done[0]:4d}: caller RSS {marks[done[0]][0]:7.1f} MB, process tree "
+                  f"{marks[done[0]][1]:7.1f} MB ({time.perf_counter() - start:6.1f} s)", flush=True)
+        return out
+
+    base.SearchContext.record = counting_record
+    result = tune(ANN_Model, None, X, y, strategy="manual", configs=configs, cv=args.folds,
+                  epochs=args.epochs, batch_size=BATCH_SIZE, seed=0, refit=False)
+    last = max(marks)
+    print(f"caller RSS growth, trial 10 -> {last}: {marks[last][0] - marks[10][0]:+.1f} MB; "
+          f"process tree: {marks[last][1] - marks[10][1]:+.1f} MB (the worker process's own "
+          f"start-up memory included); failed trials: {result.n_failed}", flush=True)
 
 
 if __name__ == "__main__":

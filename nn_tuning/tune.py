@@ -272,6 +272,7 @@ def tune(
         logger.info("%s: wall-clock budget of %s s spent after %d trials",
                     strategy, max_seconds, len(store))
     finally:
+        ctx.close()
         if bar is not None:
             bar.close()
 

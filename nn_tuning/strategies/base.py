@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import pickle
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -15,6 +19,12 @@ from ..space import SearchSpace
 from ..store import TrialStore
 
 logger = logging.getLogger("nn_tuning")
+
+# Every newly traced configuration leaves ~1 MB of TensorFlow native state that
+# no Keras call releases. After this many trials in the calling process, trials
+# run in a worker process that is replaced after every _TRIALS_PER_WORKER.
+_IN_PROCESS_TRIALS = 50
+_TRIALS_PER_WORKER = 100
 
 
 @dataclass
@@ -35,6 +45,37 @@ class SearchContext:
     resumed: int = 0
     device: str = "cpu"
     options: dict[str, Any] = field(default_factory=dict)
+    evaluated: int = 0
+    _pool: Any = field(default=None, repr=False)
+
+    def _evaluate(self, protocol: Protocol, params: dict[str, Any]) -> Trial:
+        """Score ``params``: in this process at first, then in a recycled worker process."""
+        self.evaluated += 1
+        if self.evaluated <= _IN_PROCESS_TRIALS or self._pool is False:
+            return evaluate(protocol, self.X, self.y, params)
+        if self._pool is None:
+            try:
+                pickle.dumps((protocol, params))
+            except Exception as exc:  # e.g. a builder defined in a notebook
+                logger.warning("trials stay in this process (%s cannot be sent to a worker "
+                               "process); memory grows ~1 MB per new configuration", exc)
+                self._pool = False
+                return evaluate(protocol, self.X, self.y, params)
+            self._pool = ProcessPoolExecutor(
+                1, mp_context=multiprocessing.get_context("spawn"),
+                max_tasks_per_child=_TRIALS_PER_WORKER)
+        try:
+            return self._pool.submit(evaluate, protocol, self.X, self.y, params).result()
+        except BrokenProcessPool as exc:
+            self._pool = None
+            return Trial(dict(params), TrialState.FAILED,
+                         reason=f"the worker process died during the trial ({exc})")
+
+    def close(self) -> None:
+        """Stop the worker process, if one was started."""
+        if self._pool:
+            self._pool.shutdown()
+        self._pool = None
 
     def finished(self, params: dict[str, Any]) -> Trial | None:
         """The stored trial of ``params`` from an earlier run, counted as resumed."""
@@ -67,7 +108,7 @@ class SearchContext:
         protocol = self.protocol
         if epochs is not None and epochs != protocol.epochs:
             protocol = replace(protocol, estimator=protocol.estimator_for({"epochs": epochs}))
-        return self.record(evaluate(protocol, self.X, self.y, params))
+        return self.record(self._evaluate(protocol, params))
 
 
 class Strategy:

@@ -97,3 +97,19 @@ def test_manual_with_two_workers_matches_one(advertising):
     b = two.trials.sort_values(key).reset_index(drop=True)
     np.testing.assert_allclose(a["mean_score"], b["mean_score"], rtol=1e-5)
     assert set(b["state"]) == {"complete"}
+
+
+def test_trials_move_to_recycled_worker_processes_with_the_same_scores(advertising, monkeypatch):
+    import nn_tuning.strategies.base as base
+
+    X, y = advertising
+    configs = [{"neurons": n, "activation": "relu", "learning_rate": 0.05} for n in (3, 4, 5, 6, 7)]
+    kwargs = dict(strategy="manual", configs=configs, cv=2, epochs=3, batch_size=40, seed=0,
+                  refit=False)
+    in_process = tune(mlp_regressor, None, X, y, **kwargs)
+    monkeypatch.setattr(base, "_IN_PROCESS_TRIALS", 2)
+    monkeypatch.setattr(base, "_TRIALS_PER_WORKER", 2)
+    recycled = tune(mlp_regressor, None, X, y, **kwargs)
+    np.testing.assert_allclose(recycled.trials["mean_score"], in_process.trials["mean_score"],
+                               rtol=1e-6)
+    assert set(recycled.trials["state"]) == {"complete"}
