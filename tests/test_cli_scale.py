@@ -64,8 +64,9 @@ def test_chief_and_an_external_worker_through_the_cli(tmp_path):
     stdout, stderr = chief.communicate(timeout=120)
     assert chief.returncode == 0, stderr[-2000:]
     trials = pd.read_csv(out / "bayesian" / "trials.csv")
-    # keras-tuner may propose a configuration twice: the store scores it once
-    assert 3 <= len(trials) <= 4 and set(trials["state"]) == {"complete"}
+    # keras-tuner may propose a configuration twice (the store scores it once) and
+    # stops early when it finds no new one in this 6-point space
+    assert 2 <= len(trials) <= 4 and set(trials["state"]) == {"complete"}
     assert all(w != "main" for w in trials["worker"])
     assert (out / "bayesian" / "best_model.keras").exists()
     assert (out / "report.md").exists()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import socket
 import tempfile
 import threading
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import keras_tuner as kt
+import numpy as np
 from keras_tuner.engine.base_tuner import BaseTuner
 
 from ..distributed import free_port, kerastuner_role, start_local_workers
@@ -49,6 +51,15 @@ class _CVTuner(BaseTuner):
         hp = self.oracle.get_space()
         self.ctx.space.declare(hp)
         self.oracle.update_space(hp)
+
+    def pre_create_trial(self) -> None:
+        # keras-tuner's oracles draw from Python's and NumPy's global generators,
+        # which model building reseeds. Reseeding before each proposal makes it
+        # depend on the trial count only, so a resumed search (whose stored trials
+        # build no model) proposes what the interrupted one did.
+        n = len(getattr(self.oracle, "trials", None) or {})
+        random.seed(self.ctx.seed + n)
+        np.random.seed((self.ctx.seed + n) % 2**32)
 
     def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> dict[str, float]:
         values = trial.hyperparameters.values
@@ -149,6 +160,11 @@ class _KerasTunerStrategy(Strategy):
             raise errors[0]
 
 
+def _oracle_seed(seed: int) -> int:
+    # keras-tuner treats seed 0 as "no seed" (``seed or random.randint(...)``).
+    return seed + 1
+
+
 def _objective() -> kt.Objective:
     return kt.Objective(_OBJECTIVE, direction="max")
 
@@ -162,7 +178,7 @@ class BayesianSearch(_KerasTunerStrategy):
         if not ctx.max_trials:
             raise ConfigError(f"strategy 'bayesian' needs max_trials >= 1, got {ctx.max_trials!r}")
         return kt.oracles.BayesianOptimizationOracle(
-            objective=_objective(), max_trials=ctx.max_trials, seed=ctx.seed,
+            objective=_objective(), max_trials=ctx.max_trials, seed=_oracle_seed(ctx.seed),
             num_initial_points=ctx.options.get("num_initial_points"),
             max_consecutive_failed_trials=ctx.max_trials,
         )
@@ -177,7 +193,7 @@ class HyperbandSearch(_KerasTunerStrategy):
     def make_oracle(self, ctx: SearchContext) -> Any:
         oracle = kt.oracles.HyperbandOracle(
             objective=_objective(), max_epochs=ctx.protocol.epochs,
-            factor=int(ctx.options.get("factor", 3)), seed=ctx.seed,
+            factor=int(ctx.options.get("factor", 3)), seed=_oracle_seed(ctx.seed),
             hyperband_iterations=int(ctx.options.get("hyperband_iterations", 1)),
             max_consecutive_failed_trials=10**6,
         )
