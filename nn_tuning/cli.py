@@ -83,9 +83,9 @@ def _add_scale_options(p: argparse.ArgumentParser) -> None:
 
 def _runtime(args: argparse.Namespace) -> dict:
     """How to run (never what is computed): workers, devices, engines, stability."""
-    keys = ("workers", "gpus", "trials_per_gpu", "mixed_precision", "dask_scheduler", "chief",
-            "stability")
-    return {k: getattr(args, k, None) for k in keys if getattr(args, k, None)}
+    from .runner import RUNTIME_KEYS
+
+    return {k: getattr(args, k, None) for k in RUNTIME_KEYS if getattr(args, k, None)}
 
 
 class _Parser(argparse.ArgumentParser):

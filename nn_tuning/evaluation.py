@@ -28,7 +28,7 @@ from .result import Trial, TrialState
 from .space import SearchSpace
 from .wrappers import KerasClassifier, KerasRegressor
 
-__all__ = ["Protocol", "make_protocol", "evaluate", "error_reason", "check_data"]
+__all__ = ["Protocol", "make_protocol", "evaluate", "error_reason", "check_data", "check_int"]
 
 TASKS = ("regression", "classification")
 DEFAULT_SCORING = {"regression": "r2", "classification": "accuracy"}
@@ -77,6 +77,12 @@ def check_data(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
+def check_int(name: str, value: Any, low: int = 1) -> None:
+    """Raise a one-line ConfigError unless ``value`` is an integer >= ``low``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
 def infer_task(y: np.ndarray) -> str:
     kind = type_of_target(y)
     return "classification" if kind in ("binary", "multiclass") else "regression"
@@ -106,9 +112,8 @@ def make_protocol(
     task = task or infer_task(y)
     if task not in TASKS:
         raise ConfigError(f"task must be one of {TASKS}, got {task!r}")
-    for name, value, low in (("epochs", epochs, 1), ("batch_size", batch_size, 1)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+    check_int("epochs", epochs)
+    check_int("batch_size", batch_size)
     scoring = scoring or DEFAULT_SCORING[task]
     if not isinstance(scoring, str) or scoring not in get_scorer_names():
         raise ConfigError(

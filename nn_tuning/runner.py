@@ -19,7 +19,7 @@ from .devices import configure_devices
 from .exceptions import ConfigError, NNTuningError
 from .experiment import Experiment
 from .result import TuningResult, write_atomic
-from .strategies import STRATEGIES
+from .strategies import KERAS_TUNER_STRATEGIES, STRATEGIES
 from .tune import tune
 from .versions import package_versions
 
@@ -28,7 +28,6 @@ __all__ = ["run_experiment", "run_worker", "test_metrics", "prepare_data", "sele
 # How a run is executed (not what it computes): never part of the run's identity.
 RUNTIME_KEYS = ("workers", "gpus", "mixed_precision", "trials_per_gpu", "dask_scheduler",
                 "chief", "stability")
-_KERAS_TUNER = ("bayesian", "hyperband")
 
 logger = logging.getLogger("nn_tuning")
 
@@ -119,7 +118,7 @@ def _tune_kwargs(exp: Experiment, name: str, runtime: dict[str, Any]) -> dict[st
     )
     if runtime.get("dask_scheduler") and name in ("grid", "random"):
         kwargs["dask_scheduler"] = runtime["dask_scheduler"]
-    if runtime.get("chief") and name in _KERAS_TUNER:
+    if runtime.get("chief") and name in KERAS_TUNER_STRATEGIES:
         kwargs["chief"] = runtime["chief"]
     return kwargs
 
@@ -202,7 +201,7 @@ def run_worker(exp: Experiment, out_dir: str | Path, strategy: str, chief: str,
     folder the chief runs in; on other machines it must be a shared filesystem.
     Returns the number of trials in the store when the chief stops the search.
     """
-    if strategy not in _KERAS_TUNER:
+    if strategy not in KERAS_TUNER_STRATEGIES:
         raise ConfigError(f"nn-tune worker runs keras-tuner strategies (bayesian, hyperband), "
                           f"got {strategy!r}")
     select_strategies(exp, [strategy])

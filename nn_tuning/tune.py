@@ -17,12 +17,12 @@ import numpy as np
 
 from .devices import configure_devices, default_device_label
 from .distributed import dask_backend, parse_address
-from .evaluation import check_data, make_protocol
+from .evaluation import check_data, check_int, make_protocol
 from .exceptions import AllTrialsFailedError, ConfigError
 from .result import TrialState, TuningResult, trials_frame, write_atomic
 from .space import SearchSpace
 from .store import TrialStore
-from .strategies import SearchContext, get_strategy
+from .strategies import KERAS_TUNER_STRATEGIES, SearchContext, get_strategy
 from .strategies.manual import check_configs
 
 __all__ = ["tune"]
@@ -192,20 +192,17 @@ def tune(
         raise ConfigError(f"strategy {strategy!r} needs a search space, got None")
     if strategy == "manual":
         configs = check_configs(configs)
-    if max_trials is not None and (isinstance(max_trials, bool) or not isinstance(max_trials, int)
-                                   or max_trials < 1):
-        raise ConfigError(f"max_trials must be an integer >= 1, got {max_trials!r}")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ConfigError(f"workers must be an integer >= 1, got {workers!r}")
+    if max_trials is not None:
+        check_int("max_trials", max_trials)
+    check_int("workers", workers)
     if max_seconds is not None and (isinstance(max_seconds, bool) or
                                     not isinstance(max_seconds, (int, float)) or max_seconds <= 0):
         raise ConfigError(f"max_seconds must be a number > 0, got {max_seconds!r}")
-    if trials_per_gpu is not None and (isinstance(trials_per_gpu, bool) or
-                                       not isinstance(trials_per_gpu, int) or trials_per_gpu < 1):
-        raise ConfigError(f"trials_per_gpu must be an integer >= 1, got {trials_per_gpu!r}")
+    if trials_per_gpu is not None:
+        check_int("trials_per_gpu", trials_per_gpu)
     distributed = chief is not None or worker_of is not None or (
-        workers > 1 and strategy in ("bayesian", "hyperband"))
-    if (chief or worker_of) and strategy not in ("bayesian", "hyperband"):
+        workers > 1 and strategy in KERAS_TUNER_STRATEGIES)
+    if (chief or worker_of) and strategy not in KERAS_TUNER_STRATEGIES:
         raise ConfigError(f"chief/worker mode is keras-tuner's: use strategy bayesian or "
                           f"hyperband, got {strategy!r} (grid and random scale out with Dask)")
     for name, address in (("chief", chief), ("worker_of", worker_of)):

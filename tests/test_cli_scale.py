@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -88,7 +89,7 @@ def test_bad_scale_options_exit_2(tmp_path, capsys, args, match):
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert len(err.splitlines()) == 1 and "Traceback" not in err
-    assert __import__("re").search(match, err), err
+    assert re.search(match, err), err
 
 
 def test_worker_needs_a_keras_tuner_strategy(tmp_path, capsys):

@@ -12,6 +12,9 @@ STRATEGIES: dict[str, type[Strategy]] = {
     cls.name: cls for cls in (ManualSearch, GridSearch, RandomSearch, BayesianSearch, HyperbandSearch)
 }
 
+# The strategies whose trials keras-tuner's oracles propose (chief/worker mode).
+KERAS_TUNER_STRATEGIES = (BayesianSearch.name, HyperbandSearch.name)
+
 
 def get_strategy(name: str) -> Strategy:
     """The strategy called ``name``, or a ConfigError listing the known ones."""
@@ -23,5 +26,5 @@ def get_strategy(name: str) -> Strategy:
         ) from None
 
 
-__all__ = ["STRATEGIES", "SearchContext", "Strategy", "get_strategy",
+__all__ = ["KERAS_TUNER_STRATEGIES", "STRATEGIES", "SearchContext", "Strategy", "get_strategy",
            "BayesianSearch", "GridSearch", "HyperbandSearch", "ManualSearch", "RandomSearch"]
