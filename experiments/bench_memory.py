@@ -8,14 +8,16 @@ trials; growth is measured from trial 10 (after TensorFlow's one-off start-up
 allocations) to the last trial.
 
     python experiments/bench_memory.py                    # 300 trials, the library default
-    python experiments/bench_memory.py --clear-every 0    # never clear: the growth it prevents
-    python experiments/bench_memory.py --via-tune         # through tune(): trials move to a
-                                                          # recycled worker process after 50
+    python experiments/bench_memory.py --clear-every 0    # never clear Keras' session
+    python experiments/bench_memory.py --via-tune         # the same trials through tune()
+    python experiments/bench_memory.py --via-tune grid    # a sequential grid search
+    python experiments/bench_memory.py --keep-gradients   # what fast_fit's gradient cleanup
+                                                          # prevents: every graph stays
 
-``--via-tune`` runs the same configurations as ``tune(strategy="manual")``,
-which scores the first 50 trials in the calling process and the rest in a
-worker process replaced every 100 trials; it prints the calling process's RSS
-and the whole process tree's (caller plus worker) every 50 trials.
+``--via-tune`` runs the same configurations as ``tune(strategy="manual")`` in
+the calling process (store, progress and all), ``--via-tune grid`` a grid of
+as many widths x 3 activations through ``GridSearchCV``; both print the
+calling process's RSS and the whole process tree's every 50 trials.
 """
 
 from __future__ import annotations
@@ -36,10 +38,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5,
                         help="epochs per fit; memory growth comes from tracing, not epochs")
     parser.add_argument("--folds", type=int, default=2)
-    parser.add_argument("--via-tune", action="store_true",
-                        help="run the trials through tune(strategy='manual')")
+    parser.add_argument("--via-tune", nargs="?", const="manual", choices=["manual", "grid"],
+                        help="run the trials through tune(strategy='manual') (the default) "
+                             "or a sequential tune(strategy='grid')")
     parser.add_argument("--clear-every", type=int, default=None,
                         help="override fast_fit's clearing period (0: never clear)")
+    parser.add_argument("--keep-gradients", action="store_true",
+                        help="leave traced custom gradients registered (the TensorFlow leak)")
     args = parser.parse_args()
 
     import psutil
@@ -49,6 +54,8 @@ def main() -> None:
     from nn_tuning.evaluation import evaluate, make_protocol
     from nn_tuning.result import TrialState
 
+    if args.keep_gradients:  # an experiment knob, not API
+        fast_fit._Engine.release = lambda self: None
     if args.clear_every is not None:
         fast_fit._CLEAR_EVERY = args.clear_every  # an experiment knob, not API
     X, y, _ = seed_data()
@@ -61,7 +68,8 @@ def main() -> None:
         via_tune(args, protocol, X, y, proc, activations, optimizers)
         return
     print(f"{args.trials} trials, {args.folds}-fold CV, {args.epochs} epochs, clear every "
-          f"{fast_fit._CLEAR_EVERY or 'never'} new configurations", flush=True)
+          f"{fast_fit._CLEAR_EVERY or 'never'} new configurations"
+          f"{', custom gradients kept' if args.keep_gradients else ''}", flush=True)
     start, rss10, failed = time.perf_counter(), None, 0
     for i in range(1, args.trials + 1):
         params = {"neurons": 4 + i, "activation": activations[i % 3],
@@ -109,12 +117,17 @@ def via_tune(args, protocol, X, y, proc, activations, optimizers) -> None:
         return out
 
     base.SearchContext.record = counting_record
-    result = tune(ANN_Model, None, X, y, strategy="manual", configs=configs, cv=args.folds,
-                  epochs=args.epochs, batch_size=BATCH_SIZE, seed=0, refit=False)
+    common = dict(cv=args.folds, epochs=args.epochs, batch_size=BATCH_SIZE, seed=0, refit=False)
+    if args.via_tune == "grid":  # the same kind of trials as a grid: widths x activations
+        grid = {"neurons": [4 + i for i in range(1, -(-args.trials // 3) + 1)],
+                "activation": activations}
+        result = tune(ANN_Model, grid, X, y, strategy="grid", **common)
+    else:
+        result = tune(ANN_Model, None, X, y, strategy="manual", configs=configs, **common)
     last = max(marks)
     print(f"caller RSS growth, trial 10 -> {last}: {marks[last][0] - marks[10][0]:+.1f} MB; "
-          f"process tree: {marks[last][1] - marks[10][1]:+.1f} MB (the worker process's own "
-          f"start-up memory included); failed trials: {result.n_failed}", flush=True)
+          f"process tree: {marks[last][1] - marks[10][1]:+.1f} MB; failed trials: "
+          f"{result.n_failed}", flush=True)
 
 
 if __name__ == "__main__":

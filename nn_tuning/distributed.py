@@ -148,6 +148,7 @@ def _kt_worker_main(payload: dict, tuner_id: str, address: str, env: dict[str, s
     try:
         strategy.run(ctx)
     finally:
+        ctx.close()
         store.close()
 
 

@@ -19,27 +19,30 @@ milliseconds of FLOPs). Three things remove that overhead:
   the result back. The caller's model is never shared.
 * **Bounded state.** The cache keeps at most ``_MAX_ENGINES`` engines, and
   after every ``_CLEAR_EVERY`` new configurations it drops them all and clears
-  Keras' session (:func:`clear_engines`). That frees every Python object of
-  old engines but not what TensorFlow keeps natively for each traced training
-  function: measured, about 1.1 MB per new configuration (``model.fit``
-  leaves about 3.7 MB), cleared or not. Only a new process gets that back;
-  loky restarts a worker process whose memory grew by more than 300 MB.
+  Keras' session (:func:`clear_engines`). Dropping an engine also unregisters
+  the gradient functions its trace added to TensorFlow's global gradient
+  registry: Keras' TensorFlow optimizer sums gradients through
+  ``ReplicaContext.all_reduce``, which registers a ``tf.custom_gradient`` per
+  trace whose closure holds the traced graph, so without this every traced
+  configuration stays in memory for good (measured: about 1.1 MB each;
+  ``model.fit`` leaks the same way, about 3.7 MB per new model).
 
 The cache is process-local; each worker process of a parallel search has its own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["clear_engines", "fit_all_epochs", "engine_cache_info"]
+__all__ = ["clear_engines", "engine_cache_info", "fit_all_epochs", "forget_traced_gradients"]
 
 _MAX_ENGINES = 4
 # New configurations between two clear_engines() calls (a garbage collection,
@@ -62,7 +65,8 @@ def clear_engines() -> None:
     import keras
 
     global _since_clear
-    _engines.clear()
+    while _engines:
+        _engines.popitem(last=False)[1].release()
     _since_clear = 0
     _stats["clears"] += 1
     keras.backend.clear_session(free_memory=True)
@@ -105,7 +109,7 @@ def _get_engine(key: Hashable, model: Any, build: Callable[[], Any]) -> Any:
     engine = _Engine(build())
     _engines[key] = engine
     while len(_engines) > _MAX_ENGINES:
-        _engines.popitem(last=False)
+        _engines.popitem(last=False)[1].release()
     return engine
 
 
@@ -138,7 +142,52 @@ class _Engine:
 
             return tf.while_loop(lambda i: i < steps, body, (tf.constant(0),))
 
-        self.run = run
+        self._run = run
+        self.gradient_names: set[str] = set()
+
+    def run(self, iterator: Any, steps: Any) -> None:
+        """Train ``steps`` batches, noting the gradient functions a (re)trace registers."""
+        before = _custom_gradient_names()
+        self._run(iterator, steps)
+        self.gradient_names |= _custom_gradient_names() - before
+
+    def release(self) -> None:
+        """Unregister this engine's custom gradients, so its traced graphs can be freed."""
+        registry = _gradient_registry()
+        for name in self.gradient_names:
+            registry.pop(name, None)
+        self.gradient_names.clear()
+
+
+def _gradient_registry() -> dict:
+    """TensorFlow's global gradient registry (name -> function), or {} if it moved."""
+    try:
+        from tensorflow.python.framework import ops
+    except ImportError:  # pragma: no cover - a TensorFlow without this module
+        return {}
+    return getattr(getattr(ops, "_gradient_registry", None), "_registry", None) or {}
+
+
+@contextlib.contextmanager
+def forget_traced_gradients() -> Iterator[None]:
+    """Unregister the custom gradients that traces inside the block register.
+
+    For training outside the engines (``model.fit``): a traced training step
+    has its backward pass built in, so nothing looks these gradients up again,
+    and unregistering them lets the graph go with its model.
+    """
+    before = _custom_gradient_names()
+    try:
+        yield
+    finally:
+        registry = _gradient_registry()
+        for name in _custom_gradient_names() - before:
+            registry.pop(name, None)
+
+
+def _custom_gradient_names() -> set[str]:
+    # tf.custom_gradient registers its graph-mode gradients as "CustomGradient-<uid>".
+    return {name for name in _gradient_registry() if name.startswith("CustomGradient-")}
 
 
 def _epochs_dataset(tf: Any, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int,

@@ -74,10 +74,11 @@ class _FastWrapperMixin:
 
     def _fit_keras_model(self, X, y, sample_weight, warm_start, epochs, initial_epoch, **kwargs):
         if not self._fast_path_ok(sample_weight, kwargs):
-            super()._fit_keras_model(
-                X, y, sample_weight=sample_weight, warm_start=warm_start,
-                epochs=epochs, initial_epoch=initial_epoch, **kwargs,
-            )
+            with fast_fit.forget_traced_gradients():  # else every model.fit leaks its graph
+                super()._fit_keras_model(
+                    X, y, sample_weight=sample_weight, warm_start=warm_start,
+                    epochs=epochs, initial_epoch=initial_epoch, **kwargs,
+                )
             self._check_diverged(epochs)
             return
         fit_args = route_params(self.get_params(), destination="fit", pass_filter=self._fit_kwargs)

@@ -132,3 +132,36 @@ def test_zero_epochs_leave_the_model_untouched(rows):
                                    build=build, key="zero")
     assert np.isnan(loss)
     assert all(np.array_equal(s, w.numpy()) for s, w in zip(start, model.weights))
+
+
+def _live_train_graphs():
+    import gc
+
+    from tensorflow.python.framework.func_graph import FuncGraph
+
+    gc.collect()
+    return sum(isinstance(o, FuncGraph) and o.name == "train_step" for o in gc.get_objects())
+
+
+def test_dropped_engines_free_their_traced_graphs(rows):
+    # Keras' TF optimizer registers a tf.custom_gradient per trace whose closure
+    # holds the whole traced graph; left registered, every configuration leaks it.
+    x, y = rows
+    fast_fit.clear_engines()
+    before = (fast_fit._custom_gradient_names(), _live_train_graphs())
+    for neurons in range(2, 2 + 2 * fast_fit._MAX_ENGINES):
+        _fast_fit(_builder(neurons), x, y, key=("leak", neurons), epochs=1)
+    assert len(fast_fit._custom_gradient_names() - before[0]) <= fast_fit._MAX_ENGINES
+    fast_fit.clear_engines()
+    assert fast_fit._custom_gradient_names() == before[0]
+    assert _live_train_graphs() <= before[1]
+
+
+def test_plain_keras_path_of_the_wrapper_does_not_leak_its_graph(rows):
+    x, y = rows
+    fast_fit.clear_engines()
+    before = fast_fit._custom_gradient_names()
+    for neurons in (3, 5):
+        KerasRegressor(_builder(neurons), fast=False, epochs=1, batch_size=BATCH,
+                       random_state=0, verbose=0).fit(x, y)
+    assert fast_fit._custom_gradient_names() == before

@@ -20,9 +20,12 @@ from ..store import TrialStore
 
 logger = logging.getLogger("nn_tuning")
 
-# Every newly traced configuration leaves ~1 MB of TensorFlow native state that
-# no Keras call releases. After this many trials in the calling process, trials
-# run in a worker process that is replaced after every _TRIALS_PER_WORKER.
+# A keras-tuner worker (a spawned or `nn-tune worker` process that may run for
+# days) scores its first trials itself, then in a child process replaced after
+# every _TRIALS_PER_WORKER trials, so that memory a builder or TensorFlow leaks
+# cannot pile up. nn-tuning's own training path does not grow (fast_fit
+# unregisters what each trace leaves in TensorFlow's gradient registry), so a
+# search in the calling process stays there: no spawning, no pickling.
 _IN_PROCESS_TRIALS = 50
 _TRIALS_PER_WORKER = 100
 
@@ -49,16 +52,17 @@ class SearchContext:
     _pool: Any = field(default=None, repr=False)
 
     def _evaluate(self, protocol: Protocol, params: dict[str, Any]) -> Trial:
-        """Score ``params``: in this process at first, then in a recycled worker process."""
+        """Score ``params``: in this process, or in a worker's recycled child process."""
         self.evaluated += 1
-        if self.evaluated <= _IN_PROCESS_TRIALS or self._pool is False:
+        recycle = bool(self.options.get("worker_of"))
+        if not recycle or self.evaluated <= _IN_PROCESS_TRIALS or self._pool is False:
             return evaluate(protocol, self.X, self.y, params)
         if self._pool is None:
             try:
                 pickle.dumps((protocol, params))
             except Exception as exc:  # e.g. a builder defined in a notebook
                 logger.warning("trials stay in this process (%s cannot be sent to a worker "
-                               "process); memory grows ~1 MB per new configuration", exc)
+                               "process)", exc)
                 self._pool = False
                 return evaluate(protocol, self.X, self.y, params)
             self._pool = ProcessPoolExecutor(
