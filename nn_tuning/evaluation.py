@@ -83,8 +83,18 @@ def check_int(name: str, value: Any, low: int = 1) -> None:
         raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
+# A float target with more distinct values than this is a measurement, even
+# when every value happens to be whole (scikit-learn's type_of_target calls
+# such a target "multiclass": the diabetes data's 214 disease scores, say).
+_MAX_FLOAT_CLASSES = 20
+
+
 def infer_task(y: np.ndarray) -> str:
+    """"classification" for labels (strings, integers, few whole floats), else "regression"."""
     kind = type_of_target(y)
+    if kind == "multiclass" and np.asarray(y).dtype.kind == "f" \
+            and len(np.unique(y)) > _MAX_FLOAT_CLASSES:
+        return "regression"
     return "classification" if kind in ("binary", "multiclass") else "regression"
 
 

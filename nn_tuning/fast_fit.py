@@ -153,9 +153,7 @@ class _Engine:
 
     def release(self) -> None:
         """Unregister this engine's custom gradients, so its traced graphs can be freed."""
-        registry = _gradient_registry()
-        for name in self.gradient_names:
-            registry.pop(name, None)
+        _unregister(self.gradient_names)
         self.gradient_names.clear()
 
 
@@ -180,9 +178,13 @@ def forget_traced_gradients() -> Iterator[None]:
     try:
         yield
     finally:
-        registry = _gradient_registry()
-        for name in _custom_gradient_names() - before:
-            registry.pop(name, None)
+        _unregister(_custom_gradient_names() - before)
+
+
+def _unregister(names: set[str]) -> None:
+    registry = _gradient_registry()
+    for name in names:
+        registry.pop(name, None)
 
 
 def _custom_gradient_names() -> set[str]:

@@ -126,7 +126,9 @@ def tune(
     configs : list of dict, optional
         The configurations of ``strategy="manual"``.
     task : {"regression", "classification"}, optional
-        Inferred from ``y`` when omitted.
+        Inferred from ``y`` when omitted: strings, integers and floats with
+        at most 20 distinct whole values are class labels; other floats are
+        a regression target.
     fixed : mapping, optional
         Builder arguments that are not searched.
     directory : path, optional
@@ -272,6 +274,9 @@ def tune(
         ctx.close()
         if bar is not None:
             bar.close()
+    if ctx.repeats:
+        logger.info("%s: the oracle proposed already scored configurations %d times; they were "
+                    "not retrained", strategy, ctx.repeats)
 
     trials = store.trials()
     store.close()

@@ -49,7 +49,9 @@ class SearchContext:
     device: str = "cpu"
     options: dict[str, Any] = field(default_factory=dict)
     evaluated: int = 0
+    repeats: int = 0
     _pool: Any = field(default=None, repr=False)
+    _seen: set[int] = field(default_factory=set, repr=False)  # trial numbers met this run
 
     def _evaluate(self, protocol: Protocol, params: dict[str, Any]) -> Trial:
         """Score ``params``: in this process, or in a worker's recycled child process."""
@@ -82,10 +84,16 @@ class SearchContext:
         self._pool = None
 
     def finished(self, params: dict[str, Any]) -> Trial | None:
-        """The stored trial of ``params`` from an earlier run, counted as resumed."""
+        """The stored trial of ``params``: resumed from an earlier run, or proposed again."""
         trial = self.store.get(params)
-        if trial is not None:
+        if trial is not None and trial.number in self._seen:
+            # An oracle proposing a configuration this run already scored
+            # (keras-tuner's Bayesian oracle does, on small discrete spaces).
+            self.repeats += 1
+            logger.info("trial %s %s was proposed again: not retrained", trial.number, trial.params)
+        elif trial is not None:
             self.resumed += 1
+            self._seen.add(trial.number)
             logger.info("resuming: trial %s %s is already stored", trial.number, trial.params)
             self._tick(trial)
         return trial
@@ -95,6 +103,7 @@ class SearchContext:
         trial.device = self.device
         trial.worker = self.options.get("tuner_id", trial.worker)
         self.store.add(trial)
+        self._seen.add(trial.number)
         if trial.state is TrialState.FAILED:
             logger.warning("trial %s failed: %s", trial.number, trial.reason)
         self._tick(trial)

@@ -23,12 +23,14 @@ import random
 import socket
 import tempfile
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
 import keras_tuner as kt
 import numpy as np
 from keras_tuner.engine.base_tuner import BaseTuner
+from sklearn.exceptions import ConvergenceWarning
 
 from ..distributed import free_port, kerastuner_role, start_local_workers
 from ..exceptions import ConfigError, NNTuningError
@@ -99,15 +101,23 @@ class _KerasTunerStrategy(Strategy):
     def run(self, ctx: SearchContext) -> None:
         directory, tmp = _project_dir(ctx, self.name)
         try:
-            if ctx.options.get("worker_of"):
-                self._run_worker(ctx, directory)
-            elif ctx.options.get("chief") or ctx.workers > 1:
-                self._run_chief(ctx, directory)
-            else:
-                self._tuner(ctx, directory, self.name).search(verbose=0)
+            with warnings.catch_warnings():
+                # The Gaussian process inside keras-tuner's oracle warns about its
+                # own kernel fits on nearly every proposal; nothing a user can act on.
+                warnings.filterwarnings("ignore", category=ConvergenceWarning,
+                                        module="sklearn.gaussian_process")
+                self._search(ctx, directory)
         finally:
             if tmp is not None:
                 tmp.cleanup()
+
+    def _search(self, ctx: SearchContext, directory: str) -> None:
+        if ctx.options.get("worker_of"):
+            self._run_worker(ctx, directory)
+        elif ctx.options.get("chief") or ctx.workers > 1:
+            self._run_chief(ctx, directory)
+        else:
+            self._tuner(ctx, directory, self.name).search(verbose=0)
 
     def _tuner(self, ctx: SearchContext, directory: str, project: str) -> _CVTuner:
         # Resume is the trial store's job: a keras-tuner project left over from
