@@ -191,3 +191,13 @@ def test_stability_rescoring_of_the_top_configs(advertising):
     assert json.loads(table["params"][0]) == result.best_params
     assert (table["seed_std"] >= 0).all() and table["stable"][0] in (True, False)
     assert len(json.loads(table["seed_scores"][0])) == 2
+
+
+def test_bayesian_repeat_proposals_are_not_counted_as_resumed(advertising):
+    # On a 3-point space keras-tuner's Gaussian process runs out of new
+    # configurations long before 8 trials and proposes scored ones again.
+    X, y = advertising
+    result = tune(mlp_regressor, {"neurons": Choice([2, 3, 4])}, X, y, strategy="bayesian",
+                  max_trials=8, cv=2, epochs=1, batch_size=40, seed=0, refit=False)
+    assert sorted(result.trials["neurons"]) == [2, 3, 4]
+    assert result.resumed_trials == 0
