@@ -12,7 +12,7 @@ rounds and the median is reported:
 * ceiling: two independent 1-worker runs at once (1 TF thread each), each on
   its own copy of the grid: what this machine gives two busy processes of this
   very workload, with no coordination at all (shared caches, a virtual
-  machine's cores, neighbours). 2 workers cannot beat it.
+  machine's cores, neighbours), so 2 workers can hardly do better.
 
     python experiments/bench_workers.py
 """
