@@ -19,13 +19,14 @@ milliseconds of FLOPs). Three things remove that overhead:
   the result back. The caller's model is never shared.
 * **Bounded state.** The cache keeps at most ``_MAX_ENGINES`` engines, and
   after every ``_CLEAR_EVERY`` new configurations it drops them all and clears
-  Keras' session (:func:`clear_engines`). Dropping an engine also unregisters
-  the gradient functions its trace added to TensorFlow's global gradient
-  registry: Keras' TensorFlow optimizer sums gradients through
-  ``ReplicaContext.all_reduce``, which registers a ``tf.custom_gradient`` per
-  trace whose closure holds the traced graph, so without this every traced
-  configuration stays in memory for good (measured: about 1.1 MB each;
-  ``model.fit`` leaks the same way, about 3.7 MB per new model).
+  Keras' session (:func:`clear_engines`). Every run also unregisters the
+  gradient functions a (re)trace added to TensorFlow's global gradient
+  registry (:func:`forget_traced_gradients`): Keras' TensorFlow optimizer
+  sums gradients through ``ReplicaContext.all_reduce``, which registers a
+  ``tf.custom_gradient`` per trace whose closure holds the traced graph, so
+  without this every traced configuration stays in memory for good
+  (measured: about 1.1 MB each; ``model.fit`` leaks the same way, about
+  3.7 MB per new model).
 
 The cache is process-local; each worker process of a parallel search has its own.
 """
@@ -65,8 +66,7 @@ def clear_engines() -> None:
     import keras
 
     global _since_clear
-    while _engines:
-        _engines.popitem(last=False)[1].release()
+    _engines.clear()
     _since_clear = 0
     _stats["clears"] += 1
     keras.backend.clear_session(free_memory=True)
@@ -109,7 +109,7 @@ def _get_engine(key: Hashable, model: Any, build: Callable[[], Any]) -> Any:
     engine = _Engine(build())
     _engines[key] = engine
     while len(_engines) > _MAX_ENGINES:
-        _engines.popitem(last=False)[1].release()
+        _engines.popitem(last=False)
     return engine
 
 
@@ -142,19 +142,7 @@ class _Engine:
 
             return tf.while_loop(lambda i: i < steps, body, (tf.constant(0),))
 
-        self._run = run
-        self.gradient_names: set[str] = set()
-
-    def run(self, iterator: Any, steps: Any) -> None:
-        """Train ``steps`` batches, noting the gradient functions a (re)trace registers."""
-        before = _custom_gradient_names()
-        self._run(iterator, steps)
-        self.gradient_names |= _custom_gradient_names() - before
-
-    def release(self) -> None:
-        """Unregister this engine's custom gradients, so its traced graphs can be freed."""
-        _unregister(self.gradient_names)
-        self.gradient_names.clear()
+        self.run = run
 
 
 def _gradient_registry() -> dict:
@@ -170,21 +158,17 @@ def _gradient_registry() -> dict:
 def forget_traced_gradients() -> Iterator[None]:
     """Unregister the custom gradients that traces inside the block register.
 
-    For training outside the engines (``model.fit``): a traced training step
-    has its backward pass built in, so nothing looks these gradients up again,
-    and unregistering them lets the graph go with its model.
+    A traced training step has its backward pass built in, so nothing looks
+    these gradients up again, and unregistering them lets the graph go with
+    its model (or engine). Used around every engine run and ``model.fit``.
     """
     before = _custom_gradient_names()
     try:
         yield
     finally:
-        _unregister(_custom_gradient_names() - before)
-
-
-def _unregister(names: set[str]) -> None:
-    registry = _gradient_registry()
-    for name in names:
-        registry.pop(name, None)
+        registry = _gradient_registry()
+        for name in _custom_gradient_names() - before:
+            registry.pop(name, None)
 
 
 def _custom_gradient_names() -> set[str]:
@@ -276,7 +260,8 @@ def _fit_locked(model: Any, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_
                            shuffle=shuffle, seed=seed)
     target.reset_metrics()
     if steps:
-        engine.run(iter(data), tf.constant(steps, dtype="int32"))
+        with forget_traced_gradients():
+            engine.run(iter(data), tf.constant(steps, dtype="int32"))
     loss = target.get_metrics_result().get("loss", float("nan")) if steps else float("nan")
 
     _copy(model.variables, target.variables)

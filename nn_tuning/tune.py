@@ -34,6 +34,7 @@ class _BudgetSpent(BaseException):
     A BaseException so that keras-tuner's ``except Exception`` lets it through.
     """
 
+
 logger = logging.getLogger("nn_tuning")
 
 
