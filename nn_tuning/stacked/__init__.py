@@ -1,0 +1,22 @@
+"""Stacked training: many small Keras MLPs, one (configuration, fold) each, trained as one model.
+
+:mod:`.structure` reads what a stack needs off a compiled Keras model,
+:mod:`.engine` trains a stack. Importing this package imports neither
+TensorFlow nor scikeras: Keras and its backend load when a stack trains.
+"""
+
+from __future__ import annotations
+
+from .engine import Replica, StackResult, epoch_orders, predict_stack, train_stack
+from .structure import (
+    SUPPORTED_ACTIVATIONS,
+    SUPPORTED_LOSSES,
+    SUPPORTED_OPTIMIZERS,
+    NotStackable,
+    Structure,
+    read_structure,
+)
+
+__all__ = ["SUPPORTED_ACTIVATIONS", "SUPPORTED_LOSSES", "SUPPORTED_OPTIMIZERS", "NotStackable",
+           "Replica", "StackResult", "Structure", "epoch_orders", "predict_stack",
+           "read_structure", "train_stack"]

@@ -1,0 +1,393 @@
+"""Train R replicas of small MLPs as one stacked model, in one traced loop over all epochs.
+
+Replica ``r`` is one (configuration, fold). Its weights live in slice ``r`` of
+stacked tensors: kernels ``(R, in, H)``, biases ``(R, 1, H)``, with ``H`` the
+widest hidden layer of the stack. Narrower layers are padded with zeros and
+masked (their units output exactly 0, so they get zero gradients and never
+touch the real units); a hidden ``softmax`` normalises over the real units
+only; a replica with fewer hidden layers passes its activations through the
+missing ones unchanged. The forward pass is written with ``keras.ops`` and
+Keras' own activation and loss functions; the optimizer is Keras' own,
+applied to the stacked tensors, with the learning rate a ``(R, 1, 1)`` tensor
+so that every replica steps with its own. Because the supported optimizers
+update elementwise, replica ``r``'s update reads only its own gradient and
+state: it is the update Keras makes for that model alone (to float32
+rounding: 0-2 ulp measured, tests/stacked/test_engine.py). The training loss
+is the sum over replicas of each replica's mean batch loss, so every
+replica's gradient is its own model's gradient.
+
+Randomness (each epoch's shuffle, dropout masks) comes from a counter-based
+hash of the replica's own seed, the epoch, the step and the position, so a
+replica trains the same whatever its stack-mates, the chunking or the
+backend. Batches follow ``model.fit``'s rules (each epoch a new
+permutation of the replica's rows, the last batch smaller); all replicas of
+a stack take the same number of steps per epoch.
+
+Two drivers run the loop: TensorFlow (``tf.function`` of nested
+``tf.while_loop`` s, stateful variables, ``optimizer.apply``) and JAX
+(``jax.jit`` of nested ``fori_loop`` s, ``optimizer.stateless_apply``). Keras
+and the backend are imported when a stack trains, not when this module is.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .structure import Structure
+
+__all__ = ["Replica", "StackResult", "train_stack", "predict_stack", "stack_bytes"]
+
+_MASKED = -1e9  # softmax logit of a padded unit: exp underflows to exactly 0
+
+
+@dataclass
+class Replica:
+    """One (configuration, fold): its structure, initial weights, rows and random stream."""
+
+    structure: Structure
+    weights: list[tuple[np.ndarray, np.ndarray]]  # (kernel, bias) of every Dense layer
+    rows: np.ndarray  # training rows, indices into the stack's X
+    seed: int  # 0 <= seed < 2**32
+
+
+@dataclass
+class StackResult:
+    """Trained weights per replica, in the replicas' order."""
+
+    weights: list[list[tuple[np.ndarray, np.ndarray]]]
+    finite: list[bool]
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Layout:
+    """The padded shapes and per-replica constants of one stack."""
+
+    depth: int
+    width: int
+    n_inputs: int
+    n_outputs: int
+    masks: list[np.ndarray]  # per hidden layer (R, 1, H)
+    real: list[np.ndarray]  # per hidden layer (R, 1, 1): the replica has this layer
+    acts: list[tuple[str, ...]]  # per hidden layer, the activations present
+    selects: list[list[np.ndarray]]  # per hidden layer, per activation (R, 1, 1)
+    dropout: list[np.ndarray]  # per hidden layer (R, 1, 1)
+    any_dropout: list[bool]
+    lr: np.ndarray  # (R, 1, 1)
+
+
+def _layout(replicas: Sequence[Replica]) -> _Layout:
+    R = len(replicas)
+    depth = max(len(r.structure.hidden) for r in replicas)
+    width = max((h.units for r in replicas for h in r.structure.hidden), default=0)
+    s0 = replicas[0].structure
+    masks, real, acts, selects, dropout, any_dropout = [], [], [], [], [], []
+    for layer in range(depth):
+        hs = [r.structure.hidden[layer] if layer < len(r.structure.hidden) else None
+              for r in replicas]
+        mask = np.zeros((R, 1, width), "float32")
+        for i, h in enumerate(hs):
+            mask[i, 0, :h.units if h else 0] = 1.0
+        masks.append(mask)
+        real.append(np.array([h is not None for h in hs], "float32").reshape(R, 1, 1))
+        present = tuple(sorted({h.activation for h in hs if h is not None}))
+        acts.append(present)
+        selects.append([np.array([h is not None and h.activation == a for h in hs],
+                                 "float32").reshape(R, 1, 1) for a in present])
+        rates = np.array([h.dropout if h else 0.0 for h in hs], "float32").reshape(R, 1, 1)
+        dropout.append(rates)
+        any_dropout.append(bool(rates.any()))
+    lr = np.array([r.structure.learning_rate for r in replicas], "float32").reshape(R, 1, 1)
+    return _Layout(depth, width, s0.input_dim, s0.output_units, masks, real, acts, selects,
+                   dropout, any_dropout, lr)
+
+
+def _stacked_params(replicas: Sequence[Replica], lay: _Layout) -> list[np.ndarray]:
+    """[W_0, b_0, ..., W_out, b_out], zero-padded to the stack's shapes."""
+    R, H = len(replicas), lay.width
+    ins = [lay.n_inputs] + [H] * max(lay.depth - 1, 0)
+    shapes = [((R, ins[i], H), (R, 1, H)) for i in range(lay.depth)]
+    shapes.append(((R, H if lay.depth else lay.n_inputs, lay.n_outputs), (R, 1, lay.n_outputs)))
+    params = [np.zeros(s, "float32") for pair in shapes for s in pair]
+    for r, rep in enumerate(replicas):
+        n_hidden = len(rep.structure.hidden)
+        for i, (kernel, bias) in enumerate(rep.weights):
+            slot = i if i < n_hidden else lay.depth  # the output layer goes last
+            params[2 * slot][r, :kernel.shape[0], :kernel.shape[1]] = kernel
+            params[2 * slot + 1][r, 0, :bias.shape[0]] = bias
+    return params
+
+
+def _unstack(params: list[np.ndarray], replicas: Sequence[Replica],
+             lay: _Layout) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+    out = []
+    for r, rep in enumerate(replicas):
+        n_hidden = len(rep.structure.hidden)
+        weights = []
+        for i, (kernel, bias) in enumerate(rep.weights):
+            slot = i if i < n_hidden else lay.depth
+            weights.append((params[2 * slot][r, :kernel.shape[0], :kernel.shape[1]].copy(),
+                            params[2 * slot + 1][r, 0, :bias.shape[0]].copy()))
+        out.append(weights)
+    return out
+
+
+def _mix(ops: Any, x: Any) -> Any:
+    """A 32-bit integer hash (lowbias32): uint32 -> uint32, wrapping arithmetic."""
+    x = ops.bitwise_xor(x, ops.right_shift(x, np.uint32(16)))
+    x = ops.multiply(x, np.uint32(0x7FEB352D))
+    x = ops.bitwise_xor(x, ops.right_shift(x, np.uint32(15)))
+    x = ops.multiply(x, np.uint32(0x846CA68B))
+    return ops.bitwise_xor(x, ops.right_shift(x, np.uint32(16)))
+
+
+def _hash(ops: Any, seeds: Any, a: Any, b: Any) -> Any:
+    """uint32 bits from (seed, a, b); seeds (R, 1), a scalar, b broadcastable."""
+    x = _mix(ops, ops.bitwise_xor(_mix(ops, seeds), ops.cast(a, "uint32")))
+    return _mix(ops, ops.bitwise_xor(x, ops.cast(b, "uint32")))
+
+
+class _Model:
+    """The stacked forward pass and loss, in ``keras.ops``."""
+
+    def __init__(self, lay: _Layout, structure: Structure, batch_size: int) -> None:
+        import keras
+
+        self.keras, self.ops, self.lay, self.batch_size = keras, keras.ops, lay, batch_size
+        self.out_act = keras.activations.get(structure.output_activation)
+        self.loss_fn = keras.losses.get(structure.loss)
+        self.loss_kwargs = dict(structure.loss_kwargs)
+        self.acts = [[self._activation(a) for a in names] for names in lay.acts]
+
+    def _activation(self, name: str) -> Any:
+        if name != "softmax":
+            return self.keras.activations.get(name)
+        ops, softmax = self.ops, self.keras.activations.softmax
+        return lambda z, mask: softmax(ops.where(mask > 0, z, _MASKED))
+
+    def forward(self, params: Sequence[Any], consts: dict, x: Any, drop_bits: Any = None) -> Any:
+        """Outputs (R, B, out) of inputs x (R, B, F); dropout where ``drop_bits`` is given."""
+        ops, lay = self.ops, self.lay
+        h = x
+        for layer in range(lay.depth):
+            z = ops.add(ops.matmul(h, params[2 * layer]), params[2 * layer + 1])
+            mask = consts["masks"][layer]
+            a = None
+            for name, fn, sel in zip(lay.acts[layer], self.acts[layer], consts["selects"][layer]):
+                value = fn(z, mask) if name == "softmax" else fn(z)
+                a = value if a is None else ops.where(sel > 0, value, a)
+            a = ops.multiply(a, mask)
+            if drop_bits is not None and lay.any_dropout[layer]:
+                rate = consts["dropout"][layer]
+                u = ops.multiply(ops.cast(ops.right_shift(drop_bits(layer), np.uint32(8)),
+                                          "float32"), np.float32(2.0 ** -24))
+                a = ops.where(u >= rate, ops.divide(a, ops.subtract(1.0, rate)), 0.0)
+            h = a if layer == 0 else ops.where(consts["real"][layer] > 0, a, h)
+        out = ops.add(ops.matmul(h, params[-2]), params[-1])
+        return self.out_act(out)
+
+    def batch_loss(self, params: Sequence[Any], consts: dict, order: Any, epoch: Any,
+                   step: Any) -> Any:
+        """Sum over replicas of each replica's mean loss on batch ``step`` of ``order``."""
+        ops, bs = self.ops, self.batch_size
+        start = ops.multiply(step, bs)
+        rows = ops.slice(order, ops.stack([ops.zeros((), "int32"), start]),
+                         (order.shape[0], bs))  # (R, B)
+        pos = ops.add(start, ops.arange(bs, dtype="int32"))
+        valid = ops.cast(ops.less(ops.expand_dims(pos, 0), consts["n_rows"]), "float32")
+        x = ops.take(consts["X"], rows, axis=0)
+        y = ops.take(consts["Y"], rows, axis=0)
+        drop_bits = None
+        if any(self.lay.any_dropout):
+            width = max(self.lay.width, 1)
+            cells = ops.reshape(ops.cast(ops.arange(bs * width, dtype="int32"), "uint32"),
+                                (1, bs, width))
+            seeds3 = ops.expand_dims(consts["seeds"], -1)
+
+            def drop_bits(layer: int) -> Any:
+                counter = ops.add(ops.multiply(ops.cast(epoch, "uint32"), np.uint32(0x10000)),
+                                  ops.cast(step, "uint32"))
+                return _hash(ops, seeds3, ops.add(counter, np.uint32(0x9E3779B9 * (layer + 1)
+                                                                    % 2 ** 32)), cells)
+        pred = self.forward(params, consts, x, drop_bits)
+        per_sample = self.loss_fn(y, pred, **self.loss_kwargs)  # (R, B)
+        total = ops.sum(ops.multiply(per_sample, valid), axis=1)
+        count = ops.maximum(ops.sum(valid, axis=1), 1.0)
+        return ops.sum(ops.divide(total, count))
+
+    def epoch_order(self, consts: dict, epoch: Any, n_pad: int) -> Any:
+        """Each replica's rows in epoch ``epoch``'s shuffled order, padded: (R, n_pad)."""
+        ops = self.ops
+        pos = ops.cast(ops.arange(n_pad, dtype="int32"), "uint32")
+        bits = _hash(ops, consts["seeds"], ops.add(ops.cast(epoch, "uint32"), np.uint32(1)),
+                     ops.expand_dims(pos, 0))
+        keys = ops.cast(ops.right_shift(bits, np.uint32(1)), "int32")
+        valid = ops.less(ops.expand_dims(ops.arange(n_pad, dtype="int32"), 0), consts["n_rows"])
+        keys = ops.where(valid, keys, np.int32(2 ** 31 - 1))
+        perm = ops.argsort(keys, axis=1)
+        return ops.take_along_axis(consts["rows"], perm, axis=1)
+
+
+def _optimizer(structure: Structure, lr_holder: dict) -> Any:
+    import ast
+
+    import keras
+
+    config = {k: ast.literal_eval(v) for k, v in structure.optimizer_config}
+    return getattr(keras.optimizers, structure.optimizer)(
+        learning_rate=lambda: lr_holder["lr"], **config)
+
+
+def _consts(replicas: Sequence[Replica], lay: _Layout, X: np.ndarray, Y: np.ndarray,
+            n_pad: int) -> dict:
+    R = len(replicas)
+    rows = np.zeros((R, n_pad), "int32")
+    for r, rep in enumerate(replicas):
+        rows[r, :len(rep.rows)] = rep.rows
+    return {
+        "X": X, "Y": Y, "rows": rows,
+        "n_rows": np.array([len(r.rows) for r in replicas], "int32").reshape(R, 1),
+        "seeds": np.array([r.seed for r in replicas], "uint32").reshape(R, 1),
+        "masks": lay.masks, "real": lay.real, "selects": lay.selects, "dropout": lay.dropout,
+    }
+
+
+def _steps_per_epoch(replicas: Sequence[Replica], batch_size: int) -> int:
+    steps = {math.ceil(len(r.rows) / batch_size) for r in replicas}
+    if len(steps) != 1:
+        raise ValueError(f"replicas of one stack must take the same steps per epoch, got {steps}")
+    return steps.pop()
+
+
+def stack_bytes(n_replicas: int, depth: int, width: int, n_inputs: int, n_outputs: int,
+                batch_size: int, n_rows: int, optimizer_slots: int = 2) -> int:
+    """A fixed estimate of one stack's memory (weights, optimizer state, activations, orders)."""
+    weights = (n_inputs + 1) * width + max(depth - 1, 0) * (width + 1) * width \
+        + (width + 1) * n_outputs
+    per_replica = 4 * (weights * (2 + optimizer_slots + 2)  # + gradients and updates
+                       + batch_size * (n_inputs + 3 * depth * width + 2 * n_outputs) * 2
+                       + 3 * n_rows)
+    return n_replicas * per_replica
+
+
+def train_stack(replicas: Sequence[Replica], X: np.ndarray, Y: np.ndarray, *, epochs: int,
+                batch_size: int) -> StackResult:
+    """Train every replica for ``epochs`` epochs of ``batch_size`` on its own rows of X, Y."""
+    import time
+
+    import keras
+
+    start = time.perf_counter()
+    lay = _layout(replicas)
+    steps = _steps_per_epoch(replicas, batch_size)
+    n_pad = steps * batch_size
+    consts = _consts(replicas, lay, np.asarray(X, "float32"), np.asarray(Y), n_pad)
+    model = _Model(lay, replicas[0].structure, batch_size)
+    params = _stacked_params(replicas, lay)
+    driver = _train_jax if keras.backend.backend() == "jax" else _train_tf
+    trained = driver(model, params, consts, replicas[0].structure, lay.lr, epochs, steps, n_pad)
+    finite = [all(np.isfinite(p[r]).all() for p in trained) for r in range(len(replicas))]
+    return StackResult(_unstack(trained, replicas, lay), finite, time.perf_counter() - start)
+
+
+def _train_tf(model: _Model, params: list[np.ndarray], consts: dict, structure: Structure,
+              lr: np.ndarray, epochs: int, steps: int, n_pad: int) -> list[np.ndarray]:
+    import keras
+    import tensorflow as tf
+
+    from ..fast_fit import forget_traced_gradients
+
+    variables = [keras.Variable(p) for p in params]
+    holder: dict = {}
+    opt = _optimizer(structure, holder)
+    opt.build(variables)
+    tf_vars = [v.value for v in variables]
+
+    @tf.function(autograph=False)
+    def run(consts: dict, lr: Any) -> Any:
+        holder["lr"] = lr
+
+        def epoch_body(e: Any) -> tuple:
+            order = model.epoch_order(consts, e, n_pad)
+
+            def step_body(b: Any) -> tuple:
+                with tf.GradientTape() as tape:
+                    loss = model.batch_loss(tf_vars, consts, order, e, b)
+                opt.apply(tape.gradient(loss, tf_vars), variables)
+                return (b + 1,)
+
+            tf.while_loop(lambda b: b < steps, step_body, (tf.constant(0),))
+            return (e + 1,)
+
+        return tf.while_loop(lambda e: e < epochs, epoch_body, (tf.constant(0),))
+
+    with forget_traced_gradients():
+        run(consts, tf.constant(lr))
+    return [v.numpy() for v in variables]
+
+
+def _train_jax(model: _Model, params: list[np.ndarray], consts: dict, structure: Structure,
+               lr: np.ndarray, epochs: int, steps: int, n_pad: int) -> list[np.ndarray]:
+    import jax
+    import keras
+
+    variables = [keras.Variable(p) for p in params]
+    holder: dict = {}
+    opt = _optimizer(structure, holder)
+    opt.build(variables)
+
+    def run(params: list, opt_vars: list, consts: dict, lr: Any) -> list:
+        holder["lr"] = lr
+        grad_fn = jax.value_and_grad(model.batch_loss)
+
+        def epoch_body(e: Any, state: tuple) -> tuple:
+            order = model.epoch_order(consts, e, n_pad)
+
+            def step_body(b: Any, state: tuple) -> tuple:
+                p, o = state
+                _, grads = grad_fn(p, consts, order, e, b)
+                return tuple(opt.stateless_apply(o, grads, p))
+
+            return jax.lax.fori_loop(0, steps, step_body, state)
+
+        return jax.lax.fori_loop(0, epochs, epoch_body, (params, opt_vars))[0]
+
+    trained = jax.jit(run)([v.value for v in variables], [v.value for v in opt.variables],
+                           consts, lr)
+    return [np.asarray(p) for p in trained]
+
+
+def predict_stack(replicas: Sequence[Replica], weights: list[list[tuple[np.ndarray, np.ndarray]]],
+                  X: np.ndarray) -> np.ndarray:
+    """Outputs (R, n, out) of every replica, with the given weights, on the same rows X."""
+    import keras
+
+    lay = _layout(replicas)
+    model = _Model(lay, replicas[0].structure, batch_size=1)
+    trained = [replace_weights(rep, w) for rep, w in zip(replicas, weights)]
+    params = _stacked_params(trained, lay)
+    consts = {"masks": lay.masks, "real": lay.real, "selects": lay.selects}
+    x = np.broadcast_to(np.asarray(X, "float32"), (len(replicas), *np.shape(X)))
+    return keras.ops.convert_to_numpy(model.forward(params, consts, x))
+
+
+def epoch_orders(replicas: Sequence[Replica], epochs: int, batch_size: int) -> np.ndarray:
+    """The rows each replica trains on, epoch by epoch: (epochs, R, n_pad), padding past its rows."""
+    import keras
+
+    lay = _layout(replicas)
+    n_pad = _steps_per_epoch(replicas, batch_size) * batch_size
+    consts = _consts(replicas, lay, np.zeros((1, 1), "float32"), np.zeros((1, 1)), n_pad)
+    model = _Model(lay, replicas[0].structure, batch_size)
+    return np.stack([keras.ops.convert_to_numpy(model.epoch_order(consts, e, n_pad))
+                     for e in range(epochs)])
+
+
+def replace_weights(replica: Replica, weights: list[tuple[np.ndarray, np.ndarray]]) -> Replica:
+    return Replica(replica.structure, weights, replica.rows, replica.seed)

@@ -1,0 +1,176 @@
+"""From configurations to trials through stacks: build, group, chunk, train, score.
+
+Every configuration is built once, by the protocol's own estimator (so with
+its seeding, ``meta`` and compile arguments), and read with
+:func:`~nn_tuning.stacked.structure.read_structure`. Its folds become
+replicas that start from those initial weights, as every fold of the
+per-configuration path does. Replicas that may share a stack (same
+structure group, steps per epoch, batch size and epochs) are cut into chunks
+of whole configurations, at most ``max_replicas`` replicas and
+``max_bytes`` of estimated memory each: the plan depends on the run's
+settings only, never on the machine. Each chunk trains as one stack; then
+every (configuration, fold) is scored by the protocol's scorer on the
+protocol's own estimator holding the trained weights, exactly as the
+per-configuration path scores it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .engine import Replica, stack_bytes, train_stack
+from .structure import NotStackable, Structure, dense_layers, read_structure
+
+__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_REPLICAS", "Built", "build", "plan_chunks",
+           "run_chunk"]
+
+logger = logging.getLogger("nn_tuning")
+
+# Chosen from experiments/bench_stacked_scaling.py (README, "How cost grows"): on
+# 2 CPU cores a step's time grows linearly past a few hundred replicas of the
+# seed's size, so larger stacks gain nothing there but delay every commit; a
+# GPU gets its stacks from the same plan.
+DEFAULT_MAX_REPLICAS = 512
+DEFAULT_MAX_BYTES = 1 << 30
+
+
+@dataclass
+class Built:
+    """One configuration, built and read: its estimator, structure and initial weights."""
+
+    index: int
+    params: dict[str, Any]
+    estimator: Any
+    structure: Structure
+    weights: list[tuple[np.ndarray, np.ndarray]]
+    epochs: int
+    batch_size: int
+
+
+def replica_seed(seed: int, params: Mapping[str, Any], fold: int) -> int:
+    """The replica's own random stream: from the run's seed, its configuration and fold only."""
+    text = json.dumps([int(seed), sorted((str(k), repr(v)) for k, v in params.items()), fold])
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
+
+
+def _fit_arg(estimator: Any, name: str, default: Any) -> Any:
+    value = estimator.get_params().get(name)
+    return default if value is None else value
+
+
+def build(protocol: Any, X: np.ndarray, y: np.ndarray, index: int, params: Mapping[str, Any],
+          epochs: int | None = None) -> Built:
+    """Build ``params``' model as its first fold would be; NotStackable if it cannot stack."""
+    est = protocol.estimator_for(params)
+    if epochs is not None:
+        est.set_params(epochs=int(epochs))
+    fit_params = est.get_params()
+    if fit_params.get("validation_split") or fit_params.get("class_weight") is not None \
+            or fit_params.get("callbacks") or fit_params.get("shuffle") is False:
+        raise NotStackable("the estimator uses callbacks, validation, class weights or no shuffle")
+    train = protocol.splits[0][0]
+    est.initialize(X[train], y[train])
+    if getattr(est.feature_encoder_, "func", "custom") is not None:
+        raise NotStackable("the estimator transforms its features")
+    if protocol.task == "classification":
+        classes = np.unique(y)
+        if len(getattr(est, "classes_", [])) != len(classes):
+            raise NotStackable("a fold lacks some classes")
+    structure = read_structure(est.model_)
+    weights = [(d.kernel.numpy(), d.bias.numpy()) for d in dense_layers(est.model_)]
+    batch_size = _fit_arg(est, "batch_size", 32)
+    return Built(index, dict(params), est, structure, weights, int(_fit_arg(est, "epochs", 1)),
+                 int(batch_size))
+
+
+def _group_key(b: Built, protocol: Any) -> tuple:
+    steps = {math.ceil(len(train) / b.batch_size) for train, _ in protocol.splits}
+    return (b.structure.group, tuple(sorted(steps)), b.batch_size, b.epochs)
+
+
+def plan_chunks(built: Sequence[Built], protocol: Any, *, max_replicas: int = DEFAULT_MAX_REPLICAS,
+                max_bytes: int = DEFAULT_MAX_BYTES) -> list[list[Built]]:
+    """Stacks of whole configurations, in the order the configurations came."""
+    folds = len(protocol.splits)
+    n_rows = max(len(train) for train, _ in protocol.splits)
+    groups: dict[tuple, list[Built]] = {}
+    for b in built:
+        groups.setdefault(_group_key(b, protocol), []).append(b)
+    chunks = []
+    for members in groups.values():
+        chunk: list[Built] = []
+        for b in members:
+            trial = chunk + [b]
+            depth = max(len(m.structure.hidden) for m in trial)
+            width = max((h.units for m in trial for h in m.structure.hidden), default=0)
+            s = b.structure
+            size = stack_bytes(len(trial) * folds, depth, width, s.input_dim, s.output_units,
+                               b.batch_size, n_rows)
+            if chunk and (len(trial) * folds > max_replicas or size > max_bytes):
+                chunks.append(chunk)
+                chunk = [b]
+            else:
+                chunk = trial
+        if chunk:
+            chunks.append(chunk)
+    return sorted(chunks, key=lambda c: c[0].index)
+
+
+def _steps_split(protocol: Any, batch_size: int) -> list[list[int]]:
+    """Fold indices grouped by steps per epoch (replicas of one stack must agree)."""
+    by_steps: dict[int, list[int]] = {}
+    for k, (train, _) in enumerate(protocol.splits):
+        by_steps.setdefault(math.ceil(len(train) / batch_size), []).append(k)
+    return list(by_steps.values())
+
+
+def _targets(b: Built, y: np.ndarray) -> np.ndarray:
+    Y = np.asarray(b.estimator.target_encoder_.transform(y))
+    return Y.reshape(len(Y), -1) if Y.ndim == 1 else Y
+
+
+def run_chunk(chunk: Sequence[Built], protocol: Any, X: np.ndarray, y: np.ndarray,
+              seed: int) -> Iterator[tuple[Built, list[float], float, str | None]]:
+    """Train one chunk (one stack per steps-per-epoch group of its folds) and score it.
+
+    Yields (configuration, fold scores, seconds, failure reason) per configuration.
+    """
+    start = time.perf_counter()
+    first = chunk[0]
+    X_fit = np.asarray(first.estimator.feature_encoder_.transform(X), dtype="float32")
+    Y = _targets(first, y)
+    trained: dict[tuple[int, int], tuple[list, bool]] = {}
+    for folds in _steps_split(protocol, first.batch_size):
+        replicas, keys = [], []
+        for b in chunk:
+            for k in folds:
+                replicas.append(Replica(b.structure, b.weights, protocol.splits[k][0],
+                                        replica_seed(seed, b.params, k)))
+                keys.append((b.index, k))
+        result = train_stack(replicas, X_fit, Y, epochs=first.epochs, batch_size=first.batch_size)
+        for key, w, ok in zip(keys, result.weights, result.finite):
+            trained[key] = (w, ok)
+    seconds = (time.perf_counter() - start) / len(chunk)
+    for b in chunk:
+        scores, reason = [], None
+        layers = dense_layers(b.estimator.model_)
+        for k, (_, valid) in enumerate(protocol.splits):
+            weights, ok = trained[(b.index, k)]
+            if not ok:
+                scores.append(math.nan)
+                reason = f"training diverged: non-finite weights after {b.epochs} epochs"
+                continue
+            for layer, (kernel, bias) in zip(layers, weights):
+                layer.kernel.assign(kernel)
+                layer.bias.assign(bias)
+            scores.append(float(protocol.scorer(b.estimator, X[valid], y[valid])))
+        yield b, scores, seconds, reason

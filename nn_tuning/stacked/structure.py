@@ -1,0 +1,216 @@
+"""What a stack needs to know of one model: read it off the compiled Keras model.
+
+A model is stackable when it is one chain ``Input -> (Dense [Activation]
+[Dropout])* -> Dense [Activation]`` of plain float32 Dense layers, compiled
+with one of :data:`SUPPORTED_LOSSES` and one of :data:`SUPPORTED_OPTIMIZERS`
+(an optimizer whose update is elementwise, so that the update of every
+replica's weights only reads that replica's gradient and state). Everything
+else gets :class:`NotStackable` with the reason, and trains on the
+per-configuration path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["SUPPORTED_ACTIVATIONS", "SUPPORTED_LOSSES", "SUPPORTED_OPTIMIZERS", "Hidden",
+           "NotStackable", "Structure", "read_structure"]
+
+SUPPORTED_ACTIVATIONS = ("relu", "linear", "tanh", "sigmoid", "softmax", "elu", "selu", "gelu",
+                         "silu", "softplus", "leaky_relu")
+SUPPORTED_OPTIMIZERS = ("SGD", "Adam", "AdamW", "Adamax", "Nadam", "RMSprop", "Adagrad",
+                        "Adadelta")
+# Keras' loss functions by the names ``keras.losses.get`` resolves them to.
+SUPPORTED_LOSSES = ("mean_squared_error", "mean_absolute_error", "categorical_crossentropy",
+                    "sparse_categorical_crossentropy", "binary_crossentropy")
+# Optimizer settings that read more than one weight at a time (norms over a
+# whole variable or all of them), or keep extra state a stack cannot share.
+_MIXING_SETTINGS = ("clipnorm", "global_clipnorm", "use_ema", "gradient_accumulation_steps",
+                    "loss_scale_factor")
+
+
+class NotStackable(Exception):
+    """The model cannot join a stack; ``str(exc)`` says why."""
+
+
+@dataclass(frozen=True)
+class Hidden:
+    """One hidden block: Dense of ``units`` with ``activation``, then dropout at ``dropout``."""
+
+    units: int
+    activation: str
+    dropout: float
+
+
+@dataclass(frozen=True)
+class Structure:
+    """A stackable model, as far as a stack is concerned.
+
+    ``group`` is what replicas of one stack must share (input and output
+    widths, output activation, loss, optimizer type and settings); the rest
+    (hidden widths, depth, activations, dropout, learning rate) may differ.
+    """
+
+    input_dim: int
+    hidden: tuple[Hidden, ...]
+    output_units: int
+    output_activation: str
+    loss: str
+    loss_kwargs: tuple[tuple[str, Any], ...]
+    optimizer: str
+    optimizer_config: tuple[tuple[str, Any], ...]
+    learning_rate: float
+
+    @property
+    def group(self) -> tuple:
+        return (self.input_dim, self.output_units, self.output_activation, self.loss,
+                self.loss_kwargs, self.optimizer, self.optimizer_config, len(self.hidden) > 0)
+
+    @property
+    def n_params(self) -> int:
+        """Trainable parameters (weights and biases of every Dense layer)."""
+        widths = [self.input_dim, *(h.units for h in self.hidden), self.output_units]
+        return sum((a + 1) * b for a, b in zip(widths, widths[1:]))
+
+
+def _activation_name(fn: Any) -> str:
+    import keras
+
+    name = getattr(fn, "__name__", None)
+    if name == "swish":
+        name = "silu"
+    if name not in SUPPORTED_ACTIVATIONS or keras.activations.get(name) is not fn:
+        # A callable of the user's own, a keyword-bound one, or one outside the list.
+        raise NotStackable(f"activation {fn!r} is not one of {', '.join(SUPPORTED_ACTIVATIONS)}")
+    return name
+
+
+def _check_dense(layer: Any) -> None:
+    for attr in ("kernel_regularizer", "bias_regularizer", "activity_regularizer",
+                 "kernel_constraint", "bias_constraint"):
+        if getattr(layer, attr, None) is not None:
+            raise NotStackable(f"Dense layer {layer.name!r} has a {attr}")
+    if not layer.use_bias:
+        raise NotStackable(f"Dense layer {layer.name!r} has no bias")
+    if getattr(layer, "lora_enabled", False):
+        raise NotStackable(f"Dense layer {layer.name!r} uses LoRA")
+    if layer.dtype_policy.name != "float32":
+        raise NotStackable(f"Dense layer {layer.name!r} computes in {layer.dtype_policy.name}")
+
+
+def _chain(model: Any) -> list[Any]:
+    """The model's layers, checked to form one chain from its input to its output."""
+    import keras
+
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise NotStackable("the model has several inputs or outputs")
+    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    prev = model.inputs[0]
+    for layer in layers:
+        if layer.input is not prev:
+            raise NotStackable(f"layer {layer.name!r} does not follow the previous one")
+        prev = layer.output
+    if prev is not model.outputs[0]:
+        raise NotStackable("the model's layers do not form one chain")
+    return layers
+
+
+def _blocks(model: Any) -> list[list[Any]]:
+    """[Dense, optional Activation, optional Dropout] groups, in order."""
+    import keras
+
+    blocks: list[list[Any]] = []
+    for layer in _chain(model):
+        if isinstance(layer, keras.layers.Dense):
+            _check_dense(layer)
+            blocks.append([layer, "linear" if layer.activation is None else
+                           _activation_name(layer.activation), 0.0])
+        elif not blocks:
+            raise NotStackable(f"layer {layer.name!r} comes before the first Dense layer")
+        elif type(layer) is keras.layers.Activation:
+            name = _activation_name(layer.activation)
+            if blocks[-1][1] == "linear":
+                blocks[-1][1] = name
+            elif name != "linear":
+                raise NotStackable(f"layer {layer.name!r} stacks a second activation")
+        elif type(layer) is keras.layers.Dropout:
+            if layer.noise_shape is not None or blocks[-1][2]:
+                raise NotStackable(f"dropout layer {layer.name!r} is not a plain one")
+            blocks[-1][2] = float(layer.rate)
+        else:
+            raise NotStackable(f"layer {layer.name!r} is a {type(layer).__name__}, "
+                               "not Dense, Activation or Dropout")
+    if not blocks:
+        raise NotStackable("the model has no Dense layer")
+    return blocks
+
+
+def _loss(model: Any) -> tuple[str, tuple]:
+    import keras
+
+    loss = model.loss
+    kwargs: dict[str, Any] = {}
+    if isinstance(loss, keras.losses.Loss):
+        if type(loss).__module__.split(".")[0] != "keras" or \
+                getattr(loss, "reduction", None) != "sum_over_batch_size":
+            raise NotStackable(f"loss {loss!r} is not one of Keras' own with the default reduction")
+        kwargs = dict(getattr(loss, "_fn_kwargs", {}))
+        fn = getattr(loss, "fn", None)
+    else:
+        try:
+            fn = keras.losses.get(loss)
+        except (ValueError, TypeError):
+            fn = None
+    name = getattr(fn, "__name__", None)
+    if name not in SUPPORTED_LOSSES:
+        raise NotStackable(f"loss {loss!r} is not one of {', '.join(SUPPORTED_LOSSES)}")
+    return name, tuple(sorted(kwargs.items()))
+
+
+def _optimizer(model: Any) -> tuple[str, tuple, float]:
+    import keras
+
+    opt = model.optimizer
+    name = type(opt).__name__
+    if opt is None or type(opt) is not getattr(keras.optimizers, name, None) \
+            or name not in SUPPORTED_OPTIMIZERS:
+        raise NotStackable(f"optimizer {opt!r} is not one of {', '.join(SUPPORTED_OPTIMIZERS)}")
+    config = opt.get_config()
+    for key in _MIXING_SETTINGS:
+        if config.get(key) not in (None, False):
+            raise NotStackable(f"optimizer setting {key}={config[key]!r} mixes replicas")
+    lr = config.pop("learning_rate")
+    if not isinstance(lr, (int, float)):
+        raise NotStackable(f"learning rate {lr!r} is a schedule")
+    config.pop("name", None)
+    return name, tuple(sorted((k, repr(v)) for k, v in config.items())), float(lr)
+
+
+def read_structure(model: Any) -> Structure:
+    """The :class:`Structure` of a compiled Keras model, or :class:`NotStackable`."""
+    if getattr(model, "optimizer", None) is None or getattr(model, "loss", None) is None:
+        raise NotStackable("the model is not compiled")
+    blocks = _blocks(model)
+    shape = model.inputs[0].shape
+    if len(shape) != 2 or shape[1] is None:
+        raise NotStackable(f"the input shape {shape} is not (batch, features)")
+    *hidden, (out_layer, out_act, out_drop) = blocks
+    if out_drop:
+        raise NotStackable("dropout after the output layer")
+    loss, loss_kwargs = _loss(model)
+    optimizer, config, lr = _optimizer(model)
+    return Structure(
+        input_dim=int(shape[1]),
+        hidden=tuple(Hidden(int(d.units), act, rate) for d, act, rate in hidden),
+        output_units=int(out_layer.units), output_activation=out_act,
+        loss=loss, loss_kwargs=loss_kwargs, optimizer=optimizer, optimizer_config=config,
+        learning_rate=lr,
+    )
+
+
+def dense_layers(model: Any) -> list[Any]:
+    """The model's Dense layers in order (their kernels and biases are the weights)."""
+    import keras
+
+    return [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]

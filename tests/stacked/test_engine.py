@@ -1,0 +1,272 @@
+"""The stacked engine's contract: every replica trains as its own Keras model would.
+
+(a) one stacked optimizer step is Keras' own ``optimizer.apply`` per replica;
+(b) from the builder's initial weights, on the same batches, the weights match
+``model.fit`` after one step and after 80 epochs, and so do the CV scores;
+(c) a replica's result does not depend on its stack-mates.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import keras
+import numpy as np
+import pytest
+from sklearn.datasets import load_breast_cancer
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import KFold
+from sklearn.preprocessing import StandardScaler
+
+from model_builders import mlp_classifier, mlp_regressor
+from nn_tuning.stacked import (
+    SUPPORTED_ACTIVATIONS,
+    SUPPORTED_OPTIMIZERS,
+    NotStackable,
+    Replica,
+    epoch_orders,
+    read_structure,
+    train_stack,
+)
+from nn_tuning.stacked.engine import _optimizer
+from nn_tuning.stacked.structure import dense_layers
+
+# Measured: 0 ulp for SGD, Adam, AdamW, Adamax and Nadam, 2 for RMSprop,
+# Adagrad and Adadelta (a square root or division fused differently in a graph).
+ULP_BOUND = 4
+
+
+def _weights(model):
+    return [(d.kernel.numpy(), d.bias.numpy()) for d in dense_layers(model)]
+
+
+def _ulps(got, ref):
+    return np.max(np.abs(got - ref) / np.spacing(np.maximum(np.abs(ref), 1e-30).astype("float32")))
+
+
+@pytest.mark.parametrize("name", SUPPORTED_OPTIMIZERS)
+def test_stacked_optimizer_step_is_keras_own_per_replica(name):
+    rng = np.random.default_rng(0)
+    R = 4
+    lrs = np.array([1e-3, 1e-2, 0.1, 0.03], "float32")
+    kwargs = {"momentum": 0.9, "nesterov": True} if name == "SGD" else {}
+    model = mlp_regressor(input_dim=3, neurons=5, optimizer=getattr(keras.optimizers, name)(**kwargs))
+    structure = read_structure(model)
+    W = rng.normal(size=(R, 3, 5)).astype("float32")
+    b = rng.normal(size=(R, 1, 5)).astype("float32")
+    steps = [[rng.normal(size=W.shape).astype("float32"), rng.normal(size=b.shape).astype("float32")]
+             for _ in range(3)]
+    holder = {"lr": keras.ops.convert_to_tensor(lrs.reshape(R, 1, 1))}
+    stacked = _optimizer(structure, holder)
+    vw, vb = keras.Variable(W), keras.Variable(b)
+    for grads in steps:
+        stacked.apply(grads, [vw, vb])
+    for r in range(R):
+        own = getattr(keras.optimizers, name)(learning_rate=float(lrs[r]), **kwargs)
+        w1, b1 = keras.Variable(W[r]), keras.Variable(b[r, 0])
+        for gw, gb in steps:
+            own.apply([gw[r], gb[r, 0]], [w1, b1])
+        assert _ulps(vw.numpy()[r], w1.numpy()) <= ULP_BOUND
+        assert _ulps(vb.numpy()[r, 0], b1.numpy()) <= ULP_BOUND
+
+
+def _regression_models(optimizer):
+    """Replicas covering every activation, 1-3 layers, several widths and learning rates."""
+    out = []
+    for i, act in enumerate(SUPPORTED_ACTIVATIONS):
+        layers = (i % 3) + 1
+        lr = [None, 0.003, 0.02][i % 3]
+        out.append(dict(hidden_layers=tuple(4 + 3 * ((i + j) % 4) for j in range(layers)),
+                        activation=act, optimizer=optimizer, learning_rate=lr))
+    return out
+
+
+def _build(builder, params, **meta):
+    keras.utils.set_random_seed(7)
+    return builder(**meta, **params)
+
+
+def _fit_like_keras(model, X, Y, rows_per_epoch, batch_size):
+    """model.fit on exactly the engine's batches (epochs concatenated: n % batch_size == 0)."""
+    idx = np.concatenate(rows_per_epoch)
+    model.fit(X[idx], Y[idx], batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
+
+
+# RMSprop's first step is lr * g / sqrt(0.1 g^2 + 1e-7): for gradients near
+# sqrt(1e-7) it amplifies the float32 rounding of the gradient itself (a batched
+# matmul sums in another order) about lr / sqrt(1e-7) = 3 times: measured
+# 3.5e-6 on one weight in 130. Every other optimizer meets atol=1e-6.
+_ONE_STEP_ATOL = {"RMSprop": 1e-5}
+
+
+def _compare(builder, configs, X, Y, folds, epochs, batch_size, meta, score, atol=1e-6):
+    replicas, refs = [], []
+    for i, params in enumerate(configs):
+        model = _build(builder, params, **meta)
+        for k, (train, _) in enumerate(folds):
+            replicas.append(Replica(read_structure(model), _weights(model), train, seed=100 * i + k))
+            refs.append((params, k))
+    result = train_stack(replicas, X, Y, epochs=epochs, batch_size=batch_size)
+    orders = epoch_orders(replicas, epochs, batch_size)
+    worst_rel, worst_score = 0.0, 0.0
+    for r, (params, k) in enumerate(refs):
+        model = _build(builder, params, **meta)
+        n = len(replicas[r].rows)
+        _fit_like_keras(model, X, Y, [orders[e, r, :n] for e in range(epochs)], batch_size)
+        for (kernel, bias), layer in zip(result.weights[r], dense_layers(model)):
+            for got, ref in ((kernel, layer.kernel.numpy()), (bias, layer.bias.numpy())):
+                if epochs == 1:
+                    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=atol)
+                worst_rel = max(worst_rel, np.linalg.norm(got - ref) / max(np.linalg.norm(ref), 1e-12))
+        valid = folds[k][1]
+        ours = _build(builder, params, **meta)
+        for (kernel, bias), layer in zip(result.weights[r], dense_layers(ours)):
+            layer.kernel.assign(kernel)
+            layer.bias.assign(bias)
+        worst_score = max(worst_score, abs(score(ours, X[valid], Y[valid]) - score(model, X[valid], Y[valid])))
+    return worst_rel, worst_score
+
+
+def _r2(model, X, Y):
+    return r2_score(Y, model.predict(X, verbose=0))
+
+
+def _accuracy(model, X, Y):
+    p = model.predict(X, verbose=0)
+    labels = (p[:, 0] > 0.5).astype(int) if p.shape[1] == 1 else p.argmax(axis=1)
+    return accuracy_score(Y.ravel(), labels)
+
+
+@pytest.fixture(scope="module")
+def adv(advertising):
+    X, y = advertising
+    X, y = X[:200], y[:200].reshape(-1, 1)
+    folds = list(KFold(5, shuffle=True, random_state=0).split(X))[:2]  # 160 rows: 4 batches of 40
+    return X, y, folds
+
+
+@pytest.mark.parametrize("optimizer", SUPPORTED_OPTIMIZERS)
+def test_one_step_matches_model_fit(adv, optimizer):
+    X, Y, folds = adv
+    folds = [(train[:40], valid) for train, valid in folds]  # one batch: one step
+    _compare(mlp_regressor, _regression_models(optimizer), X, Y, folds, 1, 40, {"input_dim": 3}, _r2,
+             atol=_ONE_STEP_ATOL.get(optimizer, 1e-6))
+
+
+@pytest.mark.parametrize("optimizer", ["Adam", "SGD"])
+def test_80_epochs_match_model_fit(adv, optimizer):
+    X, Y, folds = adv
+    configs = [c for c in _regression_models(optimizer) if c["learning_rate"] is None]
+    rel, score = _compare(mlp_regressor, configs, X, Y, folds, 80, 40, {"input_dim": 3}, _r2)
+    assert rel <= 1e-4
+    assert score <= 1e-4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("optimizer", [o for o in SUPPORTED_OPTIMIZERS if o not in ("Adam", "SGD")])
+def test_80_epochs_match_model_fit_every_optimizer(adv, optimizer):
+    X, Y, folds = adv
+    configs = [c for c in _regression_models(optimizer) if c["learning_rate"] is None]
+    rel, score = _compare(mlp_regressor, configs, X, Y, folds, 80, 40, {"input_dim": 3}, _r2)
+    assert rel <= 1e-4
+    assert score <= 1e-4
+
+
+def test_classification_matches_model_fit(iris):
+    X, y = iris
+    rng = np.random.default_rng(0)
+    rows = rng.permutation(len(X))[:150]
+    X, y = X[rows], y[rows].reshape(-1, 1)
+    folds = [(np.arange(0, 120), np.arange(120, 150)), (np.arange(30, 150), np.arange(0, 30))]
+    configs = [dict(hidden_layers=(8,), activation="relu"),
+               dict(hidden_layers=(6, 10), activation="softmax", optimizer="rmsprop")]
+    for params in configs:  # one optimizer type per stack
+        rel, score = _compare(mlp_classifier, [params], X, y, folds, 40, 30,
+                              {"input_dim": 4, "n_classes": 3}, _accuracy)
+        assert rel <= 1e-4 and score <= 1e-4
+
+
+def test_binary_classification_matches_model_fit():
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X[:200]).astype("float32")
+    y = y[:200].reshape(-1, 1).astype("float32")
+    folds = [(np.arange(0, 160), np.arange(160, 200)), (np.arange(40, 200), np.arange(0, 40))]
+    configs = [dict(hidden_layers=(5,), activation="tanh"), dict(hidden_layers=(9, 3), activation="gelu")]
+    rel, score = _compare(mlp_classifier, configs, X, y, folds, 30, 40,
+                          {"input_dim": 30, "n_classes": 2}, _accuracy)
+    assert rel <= 1e-4 and score <= 1e-4
+
+
+def test_replica_does_not_depend_on_stack_mates(adv):
+    X, Y, folds = adv
+    configs = _regression_models("Adam")
+    models = [_build(mlp_regressor, c, input_dim=3) for c in configs]
+    replicas = [Replica(read_structure(m), _weights(m), folds[0][0], seed=i)
+                for i, m in enumerate(models)]
+    together = train_stack(replicas, X, Y, epochs=20, batch_size=40)
+    for r in (0, 5, len(replicas) - 1):
+        alone = train_stack([replicas[r]], X, Y, epochs=20, batch_size=40)
+        pair = train_stack([replicas[r], replicas[(r + 3) % len(replicas)]], X, Y, epochs=20,
+                           batch_size=40)
+        for (k1, b1), (k2, b2), (k3, b3) in zip(together.weights[r], alone.weights[0],
+                                                pair.weights[0]):
+            np.testing.assert_allclose(k1, k2, rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(k3, k2, rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(b1, b2, rtol=1e-5, atol=1e-6)
+
+
+def test_unequal_fold_sizes_train_each_replica_on_its_own_rows(adv):
+    X, Y, _ = adv
+    model = _build(mlp_regressor, dict(neurons=6), input_dim=3)
+    short = Replica(read_structure(model), _weights(model), np.arange(0, 157), seed=1)
+    full = Replica(read_structure(model), _weights(model), np.arange(0, 160), seed=2)
+    orders = epoch_orders([short, full], 3, 40)
+    assert sorted(orders[0, 0, :157]) == list(range(157))
+    assert len(set(map(tuple, orders[:, 1, :160]))) == 3  # a new shuffle every epoch
+    result = train_stack([short, full], X, Y, epochs=3, batch_size=40)
+    keras_model = _build(mlp_regressor, dict(neurons=6), input_dim=3)
+    for e in range(3):  # the last batch of 37 rows is its own, smaller batch
+        idx = orders[e, 0, :157]
+        keras_model.fit(X[idx], Y[idx], batch_size=40, epochs=1, shuffle=False, verbose=0)
+    for (kernel, _), layer in zip(result.weights[0], dense_layers(keras_model)):
+        np.testing.assert_allclose(kernel, layer.kernel.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("make, reason", [
+    (lambda: keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation=lambda x: x),
+                               keras.layers.Dense(1)]), "activation"),
+    (lambda: keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="glu"),
+                               keras.layers.Dense(1)]), "activation"),
+    (lambda: keras.Sequential([keras.Input((3,)), keras.layers.Dense(4),
+                               keras.layers.BatchNormalization(), keras.layers.Dense(1)]),
+     "BatchNormalization"),
+])
+def test_unsupported_layers_are_refused_with_a_reason(make, reason):
+    model = make()
+    model.compile(optimizer="adam", loss="mse")
+    with pytest.raises(NotStackable, match=reason):
+        read_structure(model)
+
+
+@pytest.mark.parametrize("optimizer, reason", [
+    (lambda: keras.optimizers.Adam(global_clipnorm=1.0), "global_clipnorm"),
+    (lambda: keras.optimizers.Adam(clipnorm=1.0), "clipnorm"),
+    (lambda: keras.optimizers.Adafactor(), "Adafactor"),
+    (lambda: keras.optimizers.Lamb(), "Lamb"),
+])
+def test_unsupported_optimizers_are_refused_with_a_reason(optimizer, reason):
+    model = mlp_regressor(input_dim=3, neurons=4, optimizer=optimizer())
+    with pytest.raises(NotStackable, match=reason):
+        read_structure(model)
+
+
+def test_structure_of_the_builders():
+    s = read_structure(mlp_regressor(input_dim=3, hidden_layers=(5, 7), activation="swish",
+                                     dropout=0.25))
+    assert [(h.units, h.activation, h.dropout) for h in s.hidden] == [(5, "silu", 0.25),
+                                                                     (7, "silu", 0.25)]
+    assert s.n_params == (3 + 1) * 5 + (5 + 1) * 7 + (7 + 1) * 1
+    c = read_structure(mlp_classifier(input_dim=4, n_classes=3, neurons=6))
+    assert (c.output_units, c.output_activation, c.loss) == (3, "softmax",
+                                                              "sparse_categorical_crossentropy")
+    assert list(itertools.chain(SUPPORTED_ACTIVATIONS)).count("relu") == 1
