@@ -31,7 +31,9 @@ and the backend are imported when a stack trains, not when this module is.
 
 from __future__ import annotations
 
+import logging
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,7 +42,8 @@ import numpy as np
 
 from .structure import Structure
 
-__all__ = ["Replica", "StackResult", "train_stack", "predict_stack", "stack_bytes"]
+__all__ = ["Replica", "StackResult", "clear_compiled", "epoch_orders", "predict_stack",
+           "stack_bytes", "train_stack"]
 
 _MASKED = -1e9  # softmax logit of a padded unit: exp underflows to exactly 0
 
@@ -276,6 +279,27 @@ def stack_bytes(n_replicas: int, depth: int, width: int, n_inputs: int, n_output
     return n_replicas * per_replica
 
 
+# Compiled training loops by static signature: stacks of the same shapes reuse
+# one trace (TensorFlow) or one compilation (JAX). Few entries: each holds its
+# stack's variables.
+_COMPILED: OrderedDict[tuple, Any] = OrderedDict()
+_MAX_COMPILED = 4
+
+
+def clear_compiled() -> None:
+    """Drop the cached training loops of earlier stacks."""
+    _COMPILED.clear()
+
+
+def _signature(lay: _Layout, structure: Structure, consts: dict, epochs: int, steps: int,
+               n_pad: int, batch_size: int) -> tuple:
+    import keras
+
+    return (keras.backend.backend(), lay.depth, lay.width, lay.n_inputs, lay.n_outputs,
+            tuple(lay.acts), tuple(lay.any_dropout), structure.group, epochs, steps, n_pad,
+            batch_size, len(lay.lr), consts["X"].shape, consts["Y"].shape, str(consts["Y"].dtype))
+
+
 def train_stack(replicas: Sequence[Replica], X: np.ndarray, Y: np.ndarray, *, epochs: int,
                 batch_size: int) -> StackResult:
     """Train every replica for ``epochs`` epochs of ``batch_size`` on its own rows of X, Y."""
@@ -287,80 +311,121 @@ def train_stack(replicas: Sequence[Replica], X: np.ndarray, Y: np.ndarray, *, ep
     lay = _layout(replicas)
     steps = _steps_per_epoch(replicas, batch_size)
     n_pad = steps * batch_size
-    consts = _consts(replicas, lay, np.asarray(X, "float32"), np.asarray(Y), n_pad)
-    model = _Model(lay, replicas[0].structure, batch_size)
-    params = _stacked_params(replicas, lay)
-    driver = _train_jax if keras.backend.backend() == "jax" else _train_tf
-    trained = driver(model, params, consts, replicas[0].structure, lay.lr, epochs, steps, n_pad)
+    Y = np.asarray(Y)
+    consts = _consts(replicas, lay, np.asarray(X, "float32"),
+                     Y.astype("float32") if Y.dtype.kind == "f" else Y, n_pad)
+    structure = replicas[0].structure
+    key = _signature(lay, structure, consts, epochs, steps, n_pad, batch_size)
+    compiled = _COMPILED.get(key)
+    if compiled is None:
+        model = _Model(lay, structure, batch_size)
+        driver = _JaxLoop if keras.backend.backend() == "jax" else _TFLoop
+        compiled = driver(model, _stacked_params(replicas, lay), structure, epochs, steps, n_pad)
+        _COMPILED[key] = compiled
+        while len(_COMPILED) > _MAX_COMPILED:
+            _COMPILED.popitem(last=False)
+    _COMPILED.move_to_end(key)
+    trained = compiled.run(_stacked_params(replicas, lay), consts, lay.lr)
     finite = [all(np.isfinite(p[r]).all() for p in trained) for r in range(len(replicas))]
     return StackResult(_unstack(trained, replicas, lay), finite, time.perf_counter() - start)
 
 
-def _train_tf(model: _Model, params: list[np.ndarray], consts: dict, structure: Structure,
-              lr: np.ndarray, epochs: int, steps: int, n_pad: int) -> list[np.ndarray]:
-    import keras
-    import tensorflow as tf
+class _RetracingFilter(logging.Filter):
+    """Hides TensorFlow's "triggered tf.function retracing" warning: each stack is traced on purpose."""
 
-    from ..fast_fit import forget_traced_gradients
-
-    variables = [keras.Variable(p) for p in params]
-    holder: dict = {}
-    opt = _optimizer(structure, holder)
-    opt.build(variables)
-    tf_vars = [v.value for v in variables]
-
-    @tf.function(autograph=False)
-    def run(consts: dict, lr: Any) -> Any:
-        holder["lr"] = lr
-
-        def epoch_body(e: Any) -> tuple:
-            order = model.epoch_order(consts, e, n_pad)
-
-            def step_body(b: Any) -> tuple:
-                with tf.GradientTape() as tape:
-                    loss = model.batch_loss(tf_vars, consts, order, e, b)
-                opt.apply(tape.gradient(loss, tf_vars), variables)
-                return (b + 1,)
-
-            tf.while_loop(lambda b: b < steps, step_body, (tf.constant(0),))
-            return (e + 1,)
-
-        return tf.while_loop(lambda e: e < epochs, epoch_body, (tf.constant(0),))
-
-    with forget_traced_gradients():
-        run(consts, tf.constant(lr))
-    return [v.numpy() for v in variables]
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "retracing" not in record.getMessage()
 
 
-def _train_jax(model: _Model, params: list[np.ndarray], consts: dict, structure: Structure,
-               lr: np.ndarray, epochs: int, steps: int, n_pad: int) -> list[np.ndarray]:
-    import jax
-    import keras
+class _TFLoop:
+    """A ``tf.function`` of nested while loops over the stack's variables."""
 
-    variables = [keras.Variable(p) for p in params]
-    holder: dict = {}
-    opt = _optimizer(structure, holder)
-    opt.build(variables)
+    def __init__(self, model: _Model, params: list[np.ndarray], structure: Structure,
+                 epochs: int, steps: int, n_pad: int) -> None:
+        import keras
+        import tensorflow as tf
 
-    def run(params: list, opt_vars: list, consts: dict, lr: Any) -> list:
-        holder["lr"] = lr
-        grad_fn = jax.value_and_grad(model.batch_loss)
+        self.variables = [keras.Variable(p) for p in params]
+        holder: dict = {}
+        self.opt = _optimizer(structure, holder)
+        self.opt.build(self.variables)
+        self.opt_initial = [v.numpy() for v in self.opt.variables]
+        variables, opt = self.variables, self.opt
+        tf_vars = [v.value for v in variables]
 
-        def epoch_body(e: Any, state: tuple) -> tuple:
-            order = model.epoch_order(consts, e, n_pad)
+        @tf.function(autograph=False)
+        def run(consts: dict, lr: Any) -> Any:
+            holder["lr"] = lr
 
-            def step_body(b: Any, state: tuple) -> tuple:
-                p, o = state
-                _, grads = grad_fn(p, consts, order, e, b)
-                return tuple(opt.stateless_apply(o, grads, p))
+            def epoch_body(e: Any) -> tuple:
+                order = model.epoch_order(consts, e, n_pad)
 
-            return jax.lax.fori_loop(0, steps, step_body, state)
+                def step_body(b: Any) -> tuple:
+                    with tf.GradientTape() as tape:
+                        loss = model.batch_loss(tf_vars, consts, order, e, b)
+                    opt.apply(tape.gradient(loss, tf_vars), variables)
+                    return (b + 1,)
 
-        return jax.lax.fori_loop(0, epochs, epoch_body, (params, opt_vars))[0]
+                tf.while_loop(lambda b: b < steps, step_body, (tf.constant(0),))
+                return (e + 1,)
 
-    trained = jax.jit(run)([v.value for v in variables], [v.value for v in opt.variables],
-                           consts, lr)
-    return [np.asarray(p) for p in trained]
+            return tf.while_loop(lambda e: e < epochs, epoch_body, (tf.constant(0),))
+
+        self.fn = run
+
+    def run(self, params: list[np.ndarray], consts: dict, lr: np.ndarray) -> list[np.ndarray]:
+        from ..fast_fit import forget_traced_gradients
+
+        for v, p in zip(self.variables, params):
+            v.assign(p)
+        for v, p in zip(self.opt.variables, self.opt_initial):
+            v.assign(p)
+        tf_logger = logging.getLogger("tensorflow")
+        quiet = _RetracingFilter()
+        tf_logger.addFilter(quiet)
+        try:
+            with forget_traced_gradients():
+                self.fn(consts, lr)
+        finally:
+            tf_logger.removeFilter(quiet)
+        return [v.numpy() for v in self.variables]
+
+
+class _JaxLoop:
+    """A jitted function of nested ``fori_loop`` s, stateless in weights and optimizer state."""
+
+    def __init__(self, model: _Model, params: list[np.ndarray], structure: Structure,
+                 epochs: int, steps: int, n_pad: int) -> None:
+        import jax
+        import keras
+
+        variables = [keras.Variable(p) for p in params]
+        holder: dict = {}
+        opt = _optimizer(structure, holder)
+        opt.build(variables)
+        self.opt_initial = [np.asarray(v.value) for v in opt.variables]
+
+        def run(params: list, opt_vars: list, consts: dict, lr: Any) -> list:
+            holder["lr"] = lr
+            grad_fn = jax.grad(model.batch_loss)
+
+            def epoch_body(e: Any, state: tuple) -> tuple:
+                order = model.epoch_order(consts, e, n_pad)
+
+                def step_body(b: Any, state: tuple) -> tuple:
+                    p, o = state
+                    grads = grad_fn(p, consts, order, e, b)
+                    return tuple(opt.stateless_apply(o, grads, p))
+
+                return jax.lax.fori_loop(0, steps, step_body, state)
+
+            return jax.lax.fori_loop(0, epochs, epoch_body, (params, opt_vars))[0]
+
+        self.fn = jax.jit(run)
+
+    def run(self, params: list[np.ndarray], consts: dict, lr: np.ndarray) -> list[np.ndarray]:
+        trained = self.fn(params, self.opt_initial, consts, lr)
+        return [np.asarray(p) for p in trained]
 
 
 def predict_stack(replicas: Sequence[Replica], weights: list[list[tuple[np.ndarray, np.ndarray]]],

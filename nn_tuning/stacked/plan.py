@@ -21,7 +21,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +31,7 @@ from .engine import Replica, stack_bytes, train_stack
 from .structure import NotStackable, Structure, dense_layers, read_structure
 
 __all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_REPLICAS", "Built", "build", "plan_chunks",
-           "run_chunk"]
+           "run_chunk", "stacked_trials"]
 
 logger = logging.getLogger("nn_tuning")
 
@@ -174,3 +174,40 @@ def run_chunk(chunk: Sequence[Built], protocol: Any, X: np.ndarray, y: np.ndarra
                 layer.bias.assign(bias)
             scores.append(float(protocol.scorer(b.estimator, X[valid], y[valid])))
         yield b, scores, seconds, reason
+
+
+def stacked_trials(protocol: Any, X: np.ndarray, y: np.ndarray,
+                   configs: Sequence[Mapping[str, Any]], *, seed: int,
+                   fallback: Callable[[list[dict[str, Any]]], Iterator[Any]],
+                   epochs: int | None = None, max_replicas: int = DEFAULT_MAX_REPLICAS,
+                   max_bytes: int = DEFAULT_MAX_BYTES,
+                   logged: set[str] | None = None) -> Iterator[Any]:
+    """Trials of ``configs``: stackable ones through stacks, the rest through ``fallback``.
+
+    Trials are yielded as each stack finishes. A configuration whose model
+    cannot stack goes to ``fallback`` (the per-configuration evaluator), with
+    its reason logged once per run (``logged`` holds the reasons already said).
+    """
+    from ..evaluation import trial_from_scores
+
+    logged = set() if logged is None else logged
+    built: list[Built] = []
+    rest: list[dict[str, Any]] = []
+    for i, params in enumerate(configs):
+        try:
+            built.append(build(protocol, X, y, i, params, epochs))
+        except NotStackable as exc:
+            if str(exc) not in logged:
+                logged.add(str(exc))
+                logger.info("not stacked, trained one configuration at a time: %s", exc)
+            rest.append(dict(params))
+        except Exception:  # the builder fails: the per-configuration path records why
+            rest.append(dict(params))
+    if rest:
+        yield from fallback(rest)
+    for chunk in plan_chunks(built, protocol, max_replicas=max_replicas, max_bytes=max_bytes):
+        for b, scores, seconds, reason in run_chunk(chunk, protocol, X, y, seed):
+            trial = trial_from_scores(dict(b.params), scores, seconds, reason)
+            trial.engine = "stacked"
+            trial.n_params = b.structure.n_params
+            yield trial

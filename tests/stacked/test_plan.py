@@ -1,0 +1,100 @@
+"""From configurations to trials through stacks: chunking, fallback, scoring, dropout."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_iris
+
+from model_builders import mlp_classifier, mlp_regressor
+from nn_tuning.evaluation import evaluate, make_protocol
+from nn_tuning.result import TrialState
+from nn_tuning.stacked.plan import build, plan_chunks, stacked_trials
+
+
+def _fallback(protocol, X, y):
+    def run(configs):
+        for params in configs:
+            yield evaluate(protocol, X, y, params)
+    return run
+
+
+def _trials(protocol, X, y, configs, seed=0, **kw):
+    return list(stacked_trials(protocol, X, y, configs, seed=seed,
+                               fallback=_fallback(protocol, X, y), **kw))
+
+
+def test_chunks_depend_only_on_the_settings(advertising):
+    X, y = advertising
+    protocol = make_protocol(mlp_regressor, X, y, cv=3, epochs=2, batch_size=40, seed=0)
+    configs = [{"neurons": n, "optimizer": o} for n in (4, 8, 16) for o in ("adam", "sgd")]
+    built = [build(protocol, X, y, i, c) for i, c in enumerate(configs)]
+    chunks = plan_chunks(built, protocol, max_replicas=6)
+    # One optimizer type per stack, at most 6 replicas (2 configurations x 3 folds) each.
+    assert [[b.params for b in c] for c in chunks] == [
+        [configs[0], configs[2]], [configs[1], configs[3]], [configs[4]], [configs[5]]]
+    again = plan_chunks([build(protocol, X, y, i, c) for i, c in enumerate(configs)], protocol,
+                        max_replicas=6)
+    assert [[b.params for b in c] for c in again] == [[b.params for b in c] for c in chunks]
+
+
+def test_a_configuration_scores_the_same_whatever_its_chunk(advertising):
+    X, y = advertising
+    protocol = make_protocol(mlp_regressor, X, y, cv=3, epochs=5, batch_size=32, seed=3)
+    configs = [{"neurons": n, "activation": a} for n in (3, 9) for a in ("relu", "tanh")]
+    together = {repr(t.params): t.fold_scores for t in _trials(protocol, X, y, configs)}
+    apart = {repr(t.params): t.fold_scores
+             for t in _trials(protocol, X, y, configs, max_replicas=3)}
+    for key, scores in together.items():
+        np.testing.assert_allclose(apart[key], scores, rtol=1e-5, atol=1e-6)
+
+
+def test_unstackable_configurations_fall_back_and_failures_are_recorded(advertising):
+    X, y = advertising
+    protocol = make_protocol(mlp_regressor, X, y, cv=2, epochs=2, batch_size=40, seed=0)
+    configs = [{"neurons": 4}, {"neurons": 4, "optimizer": "lion"}, {"neurons": -1}]
+    trials = {repr(t.params): t for t in _trials(protocol, X, y, configs)}
+    assert getattr(trials[repr(configs[0])], "engine", None) == "stacked"
+    assert trials[repr(configs[1])].state is TrialState.COMPLETE  # Lion: per configuration
+    assert getattr(trials[repr(configs[1])], "engine", "keras") != "stacked"
+    failed = trials[repr(configs[2])]
+    assert failed.state is TrialState.FAILED and "neurons" in failed.reason
+
+
+def test_classifier_labels_and_probability_scorers_are_scored_as_the_wrapper_does():
+    X, y = load_iris(return_X_y=True)
+    X = ((X - X.mean(0)) / X.std(0)).astype("float32")
+    names = np.array(["setosa", "versicolor", "virginica"])[y]
+    protocol = make_protocol(mlp_classifier, X, names, cv=3, epochs=30, batch_size=16, seed=0,
+                             scoring="neg_log_loss")
+    trial, = _trials(protocol, X, names, [{"neurons": 8}])
+    assert trial.state is TrialState.COMPLETE and trial.engine == "stacked"
+    reference = evaluate(protocol, X, names, {"neurons": 8})
+    # Different shuffles, same model and data: close log-losses, both better than chance (-1.1).
+    assert abs(trial.mean_score - reference.mean_score) < 0.15
+    assert trial.mean_score > -1.0
+
+
+def test_a_diverging_replica_fails_alone(advertising):
+    X, y = advertising
+    protocol = make_protocol(mlp_regressor, X, y, cv=2, epochs=20, batch_size=40, seed=0)
+    configs = [{"neurons": 4, "optimizer": "sgd", "learning_rate": 1e4},
+               {"neurons": 4, "optimizer": "sgd", "learning_rate": 1e-3}]
+    trials = {t.params["learning_rate"]: t for t in _trials(protocol, X, y, configs)}
+    assert trials[1e4].state is TrialState.FAILED
+    assert "diverged" in trials[1e4].reason
+    assert trials[1e-3].state is TrialState.COMPLETE
+
+
+@pytest.mark.slow
+def test_dropout_scores_agree_with_the_per_configuration_path(advertising):
+    X, y = advertising
+    params = {"hidden_layers": (16, 16), "dropout": 0.3, "activation": "relu"}
+    stacked, keras_path = [], []
+    for seed in range(5):
+        protocol = make_protocol(mlp_regressor, X, y, cv=5, epochs=40, batch_size=32, seed=seed)
+        trial, = _trials(protocol, X, y, [params], seed=seed)
+        stacked.append(trial.mean_score)
+        keras_path.append(evaluate(protocol, X, y, params).mean_score)
+    for a, b in ((stacked, keras_path), (keras_path, stacked)):
+        assert abs(np.mean(a) - np.mean(b)) <= 2 * np.std(b, ddof=1)
