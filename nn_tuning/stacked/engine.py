@@ -35,7 +35,7 @@ import logging
 import math
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -65,7 +65,7 @@ class StackResult:
     weights: list[list[tuple[np.ndarray, np.ndarray]]]
     finite: list[bool]
     seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
+    predictions: list[np.ndarray] | None = None
 
 
 @dataclass
@@ -301,8 +301,12 @@ def _signature(lay: _Layout, structure: Structure, consts: dict, epochs: int, st
 
 
 def train_stack(replicas: Sequence[Replica], X: np.ndarray, Y: np.ndarray, *, epochs: int,
-                batch_size: int) -> StackResult:
-    """Train every replica for ``epochs`` epochs of ``batch_size`` on its own rows of X, Y."""
+                batch_size: int, predict_rows: Sequence[np.ndarray] | None = None) -> StackResult:
+    """Train every replica for ``epochs`` epochs of ``batch_size`` on its own rows of X, Y.
+
+    With ``predict_rows`` (one index array per replica), the result's
+    ``predictions`` hold each trained replica's outputs on those rows of X.
+    """
     import time
 
     import keras
@@ -327,7 +331,10 @@ def train_stack(replicas: Sequence[Replica], X: np.ndarray, Y: np.ndarray, *, ep
     _COMPILED.move_to_end(key)
     trained = compiled.run(_stacked_params(replicas, lay), consts, lay.lr)
     finite = [all(np.isfinite(p[r]).all() for p in trained) for r in range(len(replicas))]
-    return StackResult(_unstack(trained, replicas, lay), finite, time.perf_counter() - start)
+    predictions = (None if predict_rows is None else
+                   _predict(compiled.model, lay, trained, X, predict_rows))
+    return StackResult(_unstack(trained, replicas, lay), finite, time.perf_counter() - start,
+                       predictions)
 
 
 class _RetracingFilter(logging.Filter):
@@ -345,6 +352,7 @@ class _TFLoop:
         import keras
         import tensorflow as tf
 
+        self.model = model
         self.variables = [keras.Variable(p) for p in params]
         holder: dict = {}
         self.opt = _optimizer(structure, holder)
@@ -399,6 +407,7 @@ class _JaxLoop:
         import jax
         import keras
 
+        self.model = model
         variables = [keras.Variable(p) for p in params]
         holder: dict = {}
         opt = _optimizer(structure, holder)
@@ -429,17 +438,28 @@ class _JaxLoop:
 
 
 def predict_stack(replicas: Sequence[Replica], weights: list[list[tuple[np.ndarray, np.ndarray]]],
-                  X: np.ndarray) -> np.ndarray:
-    """Outputs (R, n, out) of every replica, with the given weights, on the same rows X."""
+                  X: np.ndarray, rows: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
+    """Each replica's outputs with the given weights: on all of X, or on its own ``rows`` of X."""
+    trained = [replace_weights(rep, w) for rep, w in zip(replicas, weights)]
+    lay = _layout(trained)
+    return _predict(_Model(lay, replicas[0].structure, batch_size=1), lay,
+                    _stacked_params(trained, lay), X, rows)
+
+
+def _predict(model: _Model, lay: _Layout, params: list[np.ndarray], X: np.ndarray,
+             rows: Sequence[np.ndarray] | None) -> list[np.ndarray]:
     import keras
 
-    lay = _layout(replicas)
-    model = _Model(lay, replicas[0].structure, batch_size=1)
-    trained = [replace_weights(rep, w) for rep, w in zip(replicas, weights)]
-    params = _stacked_params(trained, lay)
+    R = len(lay.lr)
+    X = np.asarray(X, "float32")
+    if rows is None:
+        rows = [np.arange(len(X))] * R
+    index = np.zeros((R, max(len(r) for r in rows)), "int64")
+    for i, r in enumerate(rows):
+        index[i, :len(r)] = r
     consts = {"masks": lay.masks, "real": lay.real, "selects": lay.selects}
-    x = np.broadcast_to(np.asarray(X, "float32"), (len(replicas), *np.shape(X)))
-    return keras.ops.convert_to_numpy(model.forward(params, consts, x))
+    out = keras.ops.convert_to_numpy(model.forward(params, consts, X[index]))
+    return [out[i, :len(r)] for i, r in enumerate(rows)]
 
 
 def epoch_orders(replicas: Sequence[Replica], epochs: int, batch_size: int) -> np.ndarray:

@@ -143,12 +143,15 @@ def run_chunk(chunk: Sequence[Built], protocol: Any, X: np.ndarray, y: np.ndarra
     """Train one chunk (one stack per steps-per-epoch group of its folds) and score it.
 
     Yields (configuration, fold scores, seconds, failure reason) per configuration.
+    A replica is scored by ``protocol.scorer`` on the configuration's own
+    estimator, whose raw outputs are the stack's predictions for that fold:
+    label decoding, ``predict_proba`` and the scorer are the wrapper's.
     """
     start = time.perf_counter()
     first = chunk[0]
     X_fit = np.asarray(first.estimator.feature_encoder_.transform(X), dtype="float32")
     Y = _targets(first, y)
-    trained: dict[tuple[int, int], tuple[list, bool]] = {}
+    trained: dict[tuple[int, int], tuple[np.ndarray, bool]] = {}
     for folds in _steps_split(protocol, first.batch_size):
         replicas, keys = [], []
         for b in chunk:
@@ -156,24 +159,30 @@ def run_chunk(chunk: Sequence[Built], protocol: Any, X: np.ndarray, y: np.ndarra
                 replicas.append(Replica(b.structure, b.weights, protocol.splits[k][0],
                                         replica_seed(seed, b.params, k)))
                 keys.append((b.index, k))
-        result = train_stack(replicas, X_fit, Y, epochs=first.epochs, batch_size=first.batch_size)
-        for key, w, ok in zip(keys, result.weights, result.finite):
-            trained[key] = (w, ok)
+        result = train_stack(replicas, X_fit, Y, epochs=first.epochs, batch_size=first.batch_size,
+                             predict_rows=[protocol.splits[k][1] for _, k in keys])
+        for key, pred, ok in zip(keys, result.predictions, result.finite):
+            trained[key] = (pred, ok)
     seconds = (time.perf_counter() - start) / len(chunk)
     for b in chunk:
         scores, reason = [], None
-        layers = dense_layers(b.estimator.model_)
         for k, (_, valid) in enumerate(protocol.splits):
-            weights, ok = trained[(b.index, k)]
+            pred, ok = trained[(b.index, k)]
             if not ok:
                 scores.append(math.nan)
                 reason = f"training diverged: non-finite weights after {b.epochs} epochs"
                 continue
-            for layer, (kernel, bias) in zip(layers, weights):
-                layer.kernel.assign(kernel)
-                layer.bias.assign(bias)
-            scores.append(float(protocol.scorer(b.estimator, X[valid], y[valid])))
+            scores.append(_score(protocol, b.estimator, pred, X[valid], y[valid]))
         yield b, scores, seconds, reason
+
+
+def _score(protocol: Any, estimator: Any, raw: np.ndarray, X: np.ndarray, y: np.ndarray) -> float:
+    """``protocol.scorer(estimator, X, y)`` with the estimator's raw outputs given."""
+    estimator._predict_raw = lambda *args, **kwargs: raw  # an instance attribute, for this call
+    try:
+        return float(protocol.scorer(estimator, X, y))
+    finally:
+        del estimator._predict_raw
 
 
 def stacked_trials(protocol: Any, X: np.ndarray, y: np.ndarray,
