@@ -1,0 +1,80 @@
+"""The stacked engine under ``KERAS_BACKEND=jax`` (in subprocesses: Keras fixes its backend at import)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytest.importorskip("jax", reason="the JAX backend needs jax (pip install -e '.[dev]')")
+
+
+def run_jax(code: str, timeout: int = 300) -> dict:
+    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3",
+           "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_stack_matches_model_fit_under_jax():
+    res = run_jax("""
+        import json
+        import keras, numpy as np
+        from model_builders import mlp_regressor
+        from nn_tuning.stacked import Replica, epoch_orders, read_structure, train_stack
+        from nn_tuning.stacked.structure import dense_layers
+
+        rng = np.random.default_rng(0)
+        X = rng.normal(size=(120, 3)).astype("float32")
+        Y = (X @ np.array([[1.0], [-2.0], [0.5]], "float32") + 0.1).astype("float32")
+        configs = [dict(hidden_layers=(6,), activation="relu"),
+                   dict(hidden_layers=(4, 9), activation="softmax", learning_rate=0.01)]
+        def build(c):
+            keras.utils.set_random_seed(3)
+            return mlp_regressor(input_dim=3, **c)
+        reps = []
+        for i, c in enumerate(configs):
+            m = build(c)
+            reps.append(Replica(read_structure(m), [(d.kernel.numpy(), d.bias.numpy())
+                        for d in dense_layers(m)], np.arange(120), seed=i))
+        result = train_stack(reps, X, Y, epochs=10, batch_size=40)
+        orders = epoch_orders(reps, 10, 40)
+        worst = 0.0
+        for r, c in enumerate(configs):
+            m = build(c)
+            idx = np.concatenate([orders[e, r] for e in range(10)])
+            m.fit(X[idx], Y[idx], batch_size=40, epochs=1, shuffle=False, verbose=0)
+            for (k, b), d in zip(result.weights[r], dense_layers(m)):
+                worst = max(worst, float(np.linalg.norm(k - d.kernel.numpy()) /
+                                         np.linalg.norm(d.kernel.numpy())))
+        print(json.dumps({"backend": keras.backend.backend(), "worst": worst}))
+    """)
+    assert res["backend"] == "jax"
+    assert res["worst"] <= 1e-4
+
+
+def test_shuffles_are_the_same_on_both_backends():
+    code = """
+        import json
+        import numpy as np
+        from nn_tuning.stacked import Replica, epoch_orders
+        from nn_tuning.stacked.structure import Hidden, Structure
+        s = Structure(3, (Hidden(4, "relu", 0.0),), 1, "linear", "mean_squared_error", (),
+                      "Adam", (), 1e-3)
+        reps = [Replica(s, [], np.arange(n), seed=7 * n) for n in (37, 40)]
+        print(json.dumps(epoch_orders(reps, 3, 10).tolist()))
+    """
+    env_tf = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    tf_out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, env=env_tf,
+                            capture_output=True, text=True, timeout=300)
+    assert tf_out.returncode == 0, tf_out.stderr[-3000:]
+    assert run_jax(code) == json.loads(tf_out.stdout.strip().splitlines()[-1])
