@@ -67,12 +67,10 @@ def _fit_arg(estimator: Any, name: str, default: Any) -> Any:
     return default if value is None else value
 
 
-def build(protocol: Any, X: np.ndarray, y: np.ndarray, index: int, params: Mapping[str, Any],
-          epochs: int | None = None) -> Built:
+def build(protocol: Any, X: np.ndarray, y: np.ndarray, index: int,
+          params: Mapping[str, Any]) -> Built:
     """Build ``params``' model as its first fold would be; NotStackable if it cannot stack."""
     est = protocol.estimator_for(params)
-    if epochs is not None:
-        est.set_params(epochs=int(epochs))
     fit_params = est.get_params()
     if fit_params.get("validation_split") or fit_params.get("class_weight") is not None \
             or fit_params.get("callbacks") or fit_params.get("shuffle") is False:
@@ -188,14 +186,15 @@ def _score(protocol: Any, estimator: Any, raw: np.ndarray, X: np.ndarray, y: np.
 def stacked_trials(protocol: Any, X: np.ndarray, y: np.ndarray,
                    configs: Sequence[Mapping[str, Any]], *, seed: int,
                    fallback: Callable[[list[dict[str, Any]]], Iterator[Any]],
-                   epochs: int | None = None, max_replicas: int = DEFAULT_MAX_REPLICAS,
-                   max_bytes: int = DEFAULT_MAX_BYTES,
-                   logged: set[str] | None = None) -> Iterator[Any]:
+                   max_replicas: int = DEFAULT_MAX_REPLICAS, max_bytes: int = DEFAULT_MAX_BYTES,
+                   logged: set[str] | None = None,
+                   stopping: Callable[[], bool] = lambda: False) -> Iterator[Any]:
     """Trials of ``configs``: stackable ones through stacks, the rest through ``fallback``.
 
     Trials are yielded as each stack finishes. A configuration whose model
     cannot stack goes to ``fallback`` (the per-configuration evaluator), with
     its reason logged once per run (``logged`` holds the reasons already said).
+    Once ``stopping()`` is true no new stack starts.
     """
     from ..evaluation import trial_from_scores
 
@@ -204,7 +203,7 @@ def stacked_trials(protocol: Any, X: np.ndarray, y: np.ndarray,
     rest: list[dict[str, Any]] = []
     for i, params in enumerate(configs):
         try:
-            built.append(build(protocol, X, y, i, params, epochs))
+            built.append(build(protocol, X, y, i, params))
         except NotStackable as exc:
             if str(exc) not in logged:
                 logged.add(str(exc))
@@ -215,6 +214,8 @@ def stacked_trials(protocol: Any, X: np.ndarray, y: np.ndarray,
     if rest:
         yield from fallback(rest)
     for chunk in plan_chunks(built, protocol, max_replicas=max_replicas, max_bytes=max_bytes):
+        if stopping():
+            return
         for b, scores, seconds, reason in run_chunk(chunk, protocol, X, y, seed):
             trial = trial_from_scores(dict(b.params), scores, seconds, reason)
             trial.engine = "stacked"

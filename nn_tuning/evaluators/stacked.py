@@ -1,0 +1,69 @@
+"""Train a batch of configurations as stacks: many (configuration, fold) replicas, one model.
+
+The evaluator of ``engine="stacked"`` (and of ``"auto"`` where it applies):
+configurations whose model is a chain of Dense, Dropout and Activation
+layers (see :mod:`nn_tuning.stacked.structure`) train together, chunked into
+stacks (:mod:`nn_tuning.stacked.plan`); the others go to ``fallback``, the
+per-configuration evaluator the run would otherwise use, and the reason is
+logged once. Trials come back as each stack finishes, so the store commits
+them stack by stack; a trial's ``fit_seconds`` is its share of its stack's
+time, and its ``engine`` is ``"stacked"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..evaluation import Protocol
+from ..result import Trial
+from ..stacked.plan import DEFAULT_MAX_BYTES, DEFAULT_MAX_REPLICAS, stacked_trials
+from .base import Evaluator
+
+__all__ = ["StackedEvaluator"]
+
+
+class StackedEvaluator(Evaluator):
+    """Stacks of configurations x folds, trained in this process.
+
+    Parameters
+    ----------
+    protocol, X, y
+        As every evaluator.
+    fallback : Evaluator
+        Trains what cannot stack, one configuration at a time.
+    max_replicas : int
+        Most replicas (configurations x folds) in one stack.
+    max_bytes : int
+        Most estimated memory of one stack (weights, optimizer state,
+        activations); the chunk plan depends on these settings only.
+    """
+
+    name = "stacked"
+
+    def __init__(self, protocol: Protocol, X: np.ndarray, y: np.ndarray, fallback: Evaluator, *,
+                 max_replicas: int = DEFAULT_MAX_REPLICAS,
+                 max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        super().__init__(protocol, X, y)
+        self.fallback = fallback
+        self.max_replicas = max_replicas
+        self.max_bytes = max_bytes
+        self._logged: set[str] = set()
+
+    def evaluate(self, batch: Sequence[Mapping[str, Any]], *,
+                 epochs: int | None = None) -> Iterator[Trial]:
+        protocol = self.protocol.with_epochs(epochs)
+        yield from stacked_trials(
+            protocol, self.X, self.y, batch, seed=protocol.seed,
+            fallback=lambda configs: self.fallback.evaluate(configs, epochs=epochs),
+            max_replicas=self.max_replicas, max_bytes=self.max_bytes, logged=self._logged,
+            stopping=lambda: self.stopping)
+
+    def stop(self) -> None:
+        super().stop()
+        self.fallback.stop()
+
+    def close(self) -> None:
+        self.fallback.close()
