@@ -46,6 +46,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cv", type=_positive, metavar="K", help="number of CV folds (>= 2)")
     p.add_argument("--device", choices=("auto", "cpu", "gpu"),
                    help="train on the CPU, the GPUs, or whatever TensorFlow picks (auto)")
+    p.add_argument("--engine", choices=("auto", "keras", "stacked"),
+                   help="train each configuration as its own Keras model (keras), many as one "
+                        "stacked model (stacked), or let nn-tune pick (auto)")
     _add_scale_options(p)
     p.add_argument("--stability", type=_positive, metavar="K",
                    help="re-run the top K configs of each strategy with 3 more seeds and "
@@ -142,7 +145,8 @@ def _run(args: argparse.Namespace) -> int:
     else:
         exp = Experiment.from_file(args.config)
     exp = exp.with_overrides(Overrides(max_trials=args.max_trials, epochs=args.epochs,
-                                       seed=args.seed, cv=args.cv, device=args.device))
+                                       seed=args.seed, cv=args.cv, device=args.device,
+                                       engine=args.engine))
     if args.command == "run":
         names = [args.strategy] if args.strategy else None
     else:

@@ -36,6 +36,7 @@ import model_builders
 from .data import BUNDLED
 from .devices import DEVICES
 from .exceptions import ConfigError, NNTuningError
+from .scaleout import ENGINES
 from .space import SearchSpace
 from .strategies import STRATEGIES
 
@@ -48,7 +49,7 @@ _TOP = ("name", "description", "data", "builder", "space", "training", "strategi
 _DATA = ("dataset", "csv", "target", "features", "test_size", "scale", "scale_target",
          "split_seed")
 _BUILDER = ("name", "args")
-_TRAINING = ("cv", "scoring", "epochs", "batch_size", "seed", "device", "workers")
+_TRAINING = ("cv", "scoring", "epochs", "batch_size", "seed", "device", "workers", "engine")
 _BUDGET = ("max_trials", "max_seconds")
 _STRATEGY_KEYS = {
     "manual": ("configs", "max_seconds"),
@@ -58,7 +59,7 @@ _STRATEGY_KEYS = {
     "hyperband": (*_BUDGET, "factor", "hyperband_iterations"),
 }
 _TRAINING_DEFAULTS = {"cv": 5, "scoring": None, "epochs": 50, "batch_size": 32, "seed": 0,
-                      "device": "auto", "workers": 1}
+                      "device": "auto", "workers": 1, "engine": "auto"}
 _DATA_DEFAULTS = {"test_size": 0.2, "scale": True, "scale_target": False}
 
 
@@ -76,6 +77,7 @@ class Overrides:
     seed: int | None = None
     cv: int | None = None
     device: str | None = None
+    engine: str | None = None
 
 
 def _unknown(source: str, where: str, keys: Iterable[str], allowed: Iterable[str]) -> None:
@@ -253,6 +255,9 @@ class Experiment:
             raise ConfigError(f"{source}: training.scoring {scoring!r} is not a scikit-learn "
                               "scorer name; use e.g. 'r2', 'neg_root_mean_squared_error', "
                               "'accuracy' or 'f1_macro'")
+        if training["engine"] not in ENGINES:
+            raise ConfigError(f"{source}: training.engine must be one of "
+                              f"{', '.join(ENGINES)}, got {training['engine']!r}")
         if training["device"] not in DEVICES:
             raise ConfigError(f"{source}: training.device must be one of "
                               f"{', '.join(DEVICES)}, got {training['device']!r}")
@@ -320,6 +325,11 @@ class Experiment:
                 raise ConfigError(f"command line: --device must be one of {', '.join(DEVICES)}, "
                                   f"got {overrides.device!r}")
             training["device"] = overrides.device
+        if overrides.engine is not None:
+            if overrides.engine not in ENGINES:
+                raise ConfigError(f"command line: --engine must be one of {', '.join(ENGINES)}, "
+                                  f"got {overrides.engine!r}")
+            training["engine"] = overrides.engine
         n = overrides.max_trials
         if n is not None:
             _int("command line", "--max-trials", n, 1)

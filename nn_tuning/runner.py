@@ -6,6 +6,7 @@ run folder is touched, so a bad config never damages an earlier run's results.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -19,7 +20,7 @@ from .devices import configure_devices
 from .exceptions import ConfigError, NNTuningError
 from .experiment import Experiment
 from .result import TuningResult, write_atomic
-from .strategies import KERAS_TUNER_STRATEGIES, STRATEGIES
+from .strategies import KERAS_TUNER_STRATEGIES, STRATEGIES, strategy_class
 from .tune import tune
 from .versions import package_versions
 
@@ -128,13 +129,13 @@ def _search_args(exp: Experiment, name: str, data: DataSplit) -> tuple[Any, dict
     opts = exp.strategies[name]
     t = exp.training
     space = exp.grid_space(opts.get("max_trials")) if name == "grid" else exp.space
-    options = {k: opts[k] for k in ("num_initial_points", "factor", "hyperband_iterations")
-               if k in opts}
+    allowed = [f.name for f in dataclasses.fields(strategy_class(name).Options)]
+    options = {k: opts[k] for k in allowed if k in opts}
     return space, dict(
         strategy=name, cv=t["cv"], scoring=t["scoring"], epochs=t["epochs"],
         batch_size=t["batch_size"], max_trials=opts.get("max_trials") if name != "grid" else None,
         seed=t["seed"], configs=opts.get("configs"), task=exp.task, fixed=exp.builder_args,
-        options=options,
+        options=options, engine=t["engine"],
     )
 
 

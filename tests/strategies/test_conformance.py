@@ -97,35 +97,3 @@ def test_manual_with_two_workers_matches_one(advertising):
     b = two.trials.sort_values(key).reset_index(drop=True)
     np.testing.assert_allclose(a["mean_score"], b["mean_score"], rtol=1e-5)
     assert set(b["state"]) == {"complete"}
-
-
-def test_a_keras_tuner_worker_moves_trials_to_recycled_processes_with_the_same_scores(
-        advertising, monkeypatch):
-    from concurrent.futures import ProcessPoolExecutor
-
-    import nn_tuning.strategies.base as base
-    from nn_tuning.evaluation import make_protocol
-    from nn_tuning.store import TrialStore
-
-    X, y = advertising
-    protocol = make_protocol(mlp_regressor, X, y, cv=2, epochs=3, batch_size=40, seed=0)
-    configs = [{"neurons": n, "activation": "relu", "learning_rate": 0.05} for n in (3, 4, 5, 6, 7)]
-    monkeypatch.setattr(base, "_IN_PROCESS_TRIALS", 2)
-    monkeypatch.setattr(base, "_TRIALS_PER_WORKER", 2)
-
-    def run(options):
-        ctx = base.SearchContext(protocol=protocol, X=X, y=y, space=None, store=TrialStore(),
-                                 options=options)
-        try:
-            trials = [ctx._evaluate(protocol, params) for params in configs]
-            return trials, ctx._pool
-        finally:
-            ctx.close()
-
-    in_process, pool = run({})
-    assert pool is None  # a search in the calling process never spawns
-    recycled, pool = run({"worker_of": "127.0.0.1:1"})
-    assert isinstance(pool, ProcessPoolExecutor)
-    assert [t.state for t in recycled] == [TrialState.COMPLETE] * len(configs)
-    np.testing.assert_allclose([t.mean_score for t in recycled],
-                               [t.mean_score for t in in_process], rtol=1e-6)
