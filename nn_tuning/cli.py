@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -228,6 +229,25 @@ def _configure_logging(quiet: bool) -> None:
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
+# Library errors name tune()'s arguments; the user of nn-tune typed flags.
+_ARGUMENT_FLAGS = {
+    "dask_scheduler": "--dask-scheduler", "trials_per_gpu": "--trials-per-gpu",
+    "mixed_precision": "--mixed-precision", "worker_of": "--chief", "chief": "--chief",
+    "workers": "--workers", "gpus": "--gpus", "engine": "--engine", "max_trials": "--max-trials",
+}
+_ARGUMENT = re.compile(r"(?<![\w.-])(" + "|".join(_ARGUMENT_FLAGS) + r")(?= must| and |=)")
+
+
+def as_flags(message: str) -> str:
+    """A library error in the words of the command line (``overwrite=True`` -> ``--overwrite``).
+
+    >>> as_flags("dask_scheduler must be 'local', got 'x'")
+    "--dask-scheduler must be 'local', got 'x'"
+    """
+    message = message.replace("overwrite=True", "--overwrite")
+    return _ARGUMENT.sub(lambda m: _ARGUMENT_FLAGS[m.group(1)], message)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``nn-tune``; returns the exit code."""
     from .exceptions import NNTuningError
@@ -244,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except NNTuningError as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-        print(f"nn-tune: error: {message}", file=sys.stderr)
+        print(f"nn-tune: error: {as_flags(message)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("nn-tune: interrupted", file=sys.stderr)

@@ -101,7 +101,9 @@ class SearchContext:
 
     @property
     def budget_spent(self) -> bool:
-        return self.deadline is not None and time.perf_counter() >= self.deadline
+        """``max_seconds`` are spent (never before this run's first trial ended)."""
+        return (self.deadline is not None and bool(self._seen)
+                and time.perf_counter() >= self.deadline)
 
     def evaluate(self, batch: Sequence[Mapping[str, Any]], *,
                  epochs: int | None = None) -> list[Trial]:
@@ -109,8 +111,8 @@ class SearchContext:
 
         Identical configurations in ``batch`` train once. Each new trial is
         committed to the store as the evaluator yields it. Raises
-        :class:`BudgetSpent` once ``max_seconds`` are spent (the trials of
-        the batch already in flight are kept).
+        :class:`BudgetSpent` once ``max_seconds`` are spent: no trial starts
+        after that (those in flight are kept), and at least one trial runs.
         """
         keys = [config_key(dict(p)) for p in batch]
         done: dict[str, Trial] = {}
