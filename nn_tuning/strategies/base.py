@@ -69,9 +69,9 @@ class SearchContext:
     repeats: int = 0
     _seen: set[int] = field(default_factory=set, repr=False)  # trial numbers met this run
 
-    def finished(self, params: Mapping[str, Any]) -> Trial | None:
+    def finished(self, params: Mapping[str, Any], budget: int | None = None) -> Trial | None:
         """The stored trial of ``params``: resumed from an earlier run, or proposed again."""
-        trial = self.store.get(dict(params))
+        trial = self.store.get(dict(params), budget)
         if trial is not None and trial.number in self._seen:
             # An oracle proposing a configuration this run already scored
             # (keras-tuner's Bayesian oracle does, on small discrete spaces).
@@ -109,6 +109,8 @@ class SearchContext:
                  epochs: int | None = None) -> list[Trial]:
         """Trials of ``batch``, in its order: stored ones taken, the others trained now.
 
+        ``epochs`` (Hyperband's budget) replaces the protocol's epochs and is
+        recorded as the trials' ``budget``, never in their ``params``.
         Identical configurations in ``batch`` train once. Each new trial is
         committed to the store as the evaluator yields it. Raises
         :class:`BudgetSpent` once ``max_seconds`` are spent: no trial starts
@@ -120,7 +122,7 @@ class SearchContext:
         for key, params in zip(keys, batch):
             if key in done or key in todo:
                 continue
-            stored = self.finished(params)
+            stored = self.finished(params, epochs)
             if stored is not None:
                 done[key] = stored
             else:
@@ -131,6 +133,7 @@ class SearchContext:
             if self.budget_spent:
                 raise BudgetSpent
             for trial in self.evaluator.evaluate(pending[start:start + limit], epochs=epochs):
+                trial.budget = epochs
                 done[config_key(trial.params)] = self.record(trial)
                 if self.budget_spent:
                     self.evaluator.stop()

@@ -11,8 +11,10 @@ With ``workers > 1`` (or a chief address) the search runs in keras-tuner's own
 chief/worker mode (:mod:`nn_tuning.strategies.keras_tuner_workers`).
 
 Hyperband trains each proposed configuration from scratch for the number of
-epochs its bracket gives (``tuner/epochs``); those epochs are recorded with
-the trial's hyperparameters.
+epochs its bracket gives (``tuner/epochs``); those epochs are the trial's
+``budget`` (its own column), not one of its hyperparameters, so
+``best_params`` holds exactly the space's keys and the refit trains the
+run's ``epochs``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from keras_tuner.engine.base_tuner import BaseTuner
 from sklearn.exceptions import ConvergenceWarning
 
 from ..checks import check_int
+from ..exceptions import ConfigError
 from ..result import TrialState
 from ..scaleout import Role
 from .base import SearchContext, Strategy
@@ -200,12 +203,8 @@ class _KerasTunerStrategy(Strategy):
                 oracle.end_trial(trial)
 
     def params_of(self, trial: Any, ctx: SearchContext) -> dict[str, Any]:
-        """The builder arguments of a keras-tuner trial (and Hyperband's epochs)."""
-        values = trial.hyperparameters.values
-        params = ctx.space.decode(values)
-        if self.uses_epochs and "tuner/epochs" in values:
-            params["epochs"] = int(values["tuner/epochs"])
-        return params
+        """The builder arguments of a keras-tuner trial (Hyperband's epochs are its budget)."""
+        return ctx.space.decode(trial.hyperparameters.values)
 
 
 def _oracle_seed(seed: int) -> int:
@@ -284,6 +283,13 @@ class HyperbandSearch(_KerasTunerStrategy):
     name = "hyperband"
     uses_epochs = True
     Options = HyperbandOptions
+
+    @classmethod
+    def check(cls, space: Any, max_trials: int | None) -> None:
+        super().check(space, max_trials)
+        if "epochs" in space:
+            raise ConfigError("strategy 'hyperband' sets each trial's epochs itself (its budget, "
+                              "up to epochs); remove 'epochs' from the search space")
 
     def make_oracle(self, ctx: SearchContext) -> Any:
         oracle = kt.oracles.HyperbandOracle(

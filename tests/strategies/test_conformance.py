@@ -31,10 +31,19 @@ def check_result(result, strategy, space, n_folds, scoring):
     np.testing.assert_allclose(done["mean_score"], done[fold_cols].mean(axis=1), rtol=1e-6)
     assert (trials["fit_seconds"] > 0).all()
     assert result.best_score == pytest.approx(done["mean_score"].max())
-    assert set(result.best_params) >= set(space) - {"epochs"}
+    # Exactly the builder's arguments: the space's keys (manual: its configs' keys).
+    best_row = trials.loc[trials["mean_score"].idxmax()]
+    expected_keys = set(space) if strategy != "manual" else set(result.trial_params[0])
+    assert set(result.best_params) == expected_keys
     for name, value in result.best_params.items():
-        if name in space and name != "epochs":
+        assert best_row[name] == value
+        if strategy != "manual":
             assert value in space[name].values
+    # Hyperband's epochs are its budget, in their own column; the refit trains the run's epochs.
+    assert ("budget" in trials.columns) == (strategy == "hyperband")
+    if strategy == "hyperband":
+        assert set(trials["budget"]) <= set(range(1, result.extra["epochs"] + 1))
+    assert result.best_estimator.epochs == result.extra["epochs"]
     assert isinstance(result.best_model, keras.Model)
     assert math.isfinite(result.best_score)
 
