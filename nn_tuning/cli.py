@@ -140,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> int:
     from .experiment import Experiment, Overrides
+    from .runner import run_experiment
 
     if args.config is None:
         exp = Experiment.default()
@@ -154,8 +155,8 @@ def _run(args: argparse.Namespace) -> int:
         names = [s.strip() for s in args.strategies.split(",") if s.strip()] \
             if args.strategies else None
     out = Path(args.out) if args.out else Path("runs") / exp.name
-    report = exp.run(out, names, overwrite=args.overwrite, progress=not args.quiet,
-                     runtime=_runtime(args))
+    report = run_experiment(exp, out, names, overwrite=args.overwrite,
+                            progress=not args.quiet, runtime=_runtime(args))
     print(_summary_table(report.parent))
     print(f"report: {report}")
     return 0

@@ -6,7 +6,6 @@ run folder is touched, so a bad config never damages an earlier run's results.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import shutil
@@ -20,7 +19,7 @@ from .devices import configure_devices
 from .exceptions import ConfigError, NNTuningError
 from .experiment import Experiment
 from .result import TuningResult, write_atomic
-from .strategies import KERAS_TUNER_STRATEGIES, STRATEGIES, strategy_class
+from .strategies import KERAS_TUNER_STRATEGIES, STRATEGIES, unknown_strategy
 from .tune import tune
 from .versions import package_versions
 
@@ -32,8 +31,6 @@ RUNTIME_KEYS = ("workers", "gpus", "mixed_precision", "trials_per_gpu", "dask_sc
 
 logger = logging.getLogger("nn_tuning")
 
-_RUN_FILES = ("experiment.json", "config.toml", "versions.json", "data.json")
-
 
 def select_strategies(exp: Experiment, names: list[str] | None) -> list[str]:
     """The strategies to run, in the order given (default: the config's order)."""
@@ -41,7 +38,7 @@ def select_strategies(exp: Experiment, names: list[str] | None) -> list[str]:
         return list(exp.strategies)
     for name in names:
         if name not in STRATEGIES:
-            raise ConfigError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
+            raise unknown_strategy(name)
         if name not in exp.strategies:
             raise ConfigError(f"{exp.source}: strategy {name!r} has no [strategies.{name}] table; "
                               f"configured: {', '.join(exp.strategies)}")
@@ -53,10 +50,10 @@ def prepare_data(exp: Experiment) -> DataSplit:
     d = exp.data
     try:
         return load_data(
-            dataset=d.get("dataset"), csv=exp.csv_path(), target=d.get("target"),
-            features=d.get("features"), test_size=d["test_size"], scale=d["scale"],
-            scale_target=d["scale_target"], task=exp.task,
-            seed=d.get("split_seed", exp.training["seed"]),
+            dataset=d.dataset, csv=exp.csv_path(), target=d.target,
+            features=list(d.features) if d.features else None, test_size=d.test_size,
+            scale=d.scale, scale_target=d.scale_target, task=exp.task,
+            seed=exp.training.seed if d.split_seed is None else d.split_seed,
         )
     except NNTuningError as exc:
         raise type(exc)(f"{exp.source}: {exc}") from None
@@ -88,8 +85,15 @@ def _prepare_folder(out: Path, exp: Experiment, overwrite: bool) -> None:
 
 
 def _comparable(resolved: dict[str, Any]) -> dict[str, Any]:
-    # Where the config was read from does not change the run.
-    return {k: v for k, v in resolved.items() if k not in ("source", "description")}
+    """The run's identity, as tune()'s store fingerprint sees it: what is computed.
+
+    Where the config was read from, and how it runs (device, workers), do not
+    change the run.
+    """
+    out = {k: v for k, v in resolved.items() if k not in ("source", "description")}
+    out["training"] = {k: v for k, v in dict(out.get("training") or {}).items()
+                       if k not in ("device", "workers")}
+    return out
 
 
 def test_metrics(result: TuningResult, data: DataSplit, task: str) -> dict[str, float]:
@@ -113,7 +117,7 @@ def _tune_kwargs(exp: Experiment, name: str, runtime: dict[str, Any]) -> dict[st
     """Arguments of tune() that say how to run, not what to compute."""
     t = exp.training
     kwargs: dict[str, Any] = dict(
-        workers=runtime.get("workers") or t["workers"], device=t["device"],
+        workers=runtime.get("workers") or t.workers, device=t.device,
         gpus=runtime.get("gpus"), mixed_precision=bool(runtime.get("mixed_precision")),
         trials_per_gpu=runtime.get("trials_per_gpu"),
     )
@@ -126,34 +130,36 @@ def _tune_kwargs(exp: Experiment, name: str, runtime: dict[str, Any]) -> dict[st
 
 def _search_args(exp: Experiment, name: str, data: DataSplit) -> tuple[Any, dict[str, Any]]:
     """The space and the tune() arguments that define what strategy ``name`` computes."""
-    opts = exp.strategies[name]
+    section = exp.strategies[name]
     t = exp.training
-    space = exp.grid_space(opts.get("max_trials")) if name == "grid" else exp.space
-    allowed = [f.name for f in dataclasses.fields(strategy_class(name).Options)]
-    options = {k: opts[k] for k in allowed if k in opts}
+    space = exp.grid_space() if name == "grid" else exp.space
     return space, dict(
-        strategy=name, cv=t["cv"], scoring=t["scoring"], epochs=t["epochs"],
-        batch_size=t["batch_size"], max_trials=opts.get("max_trials") if name != "grid" else None,
-        seed=t["seed"], configs=opts.get("configs"), task=exp.task, fixed=exp.builder_args,
-        options=options, engine=t["engine"],
+        strategy=name, cv=t.cv, scoring=t.scoring, epochs=t.epochs, batch_size=t.batch_size,
+        max_trials=section.max_trials, seed=t.seed,
+        configs=list(section.configs) if section.configs else None, task=exp.task,
+        fixed=exp.builder_args, options=section.options, engine=t.engine,
     )
 
 
 def _run_strategy(exp: Experiment, name: str, data: DataSplit, out: Path,
                   progress: bool, runtime: dict[str, Any]) -> dict[str, Any]:
-    opts = exp.strategies[name]
+    section = exp.strategies[name]
     space, args = _search_args(exp, name, data)
     if name == "grid" and space is not exp.space:
         logger.warning("grid: --max-trials %s runs a %d-point sub-grid of the %d-point grid",
-                       opts["max_trials"], space.grid_size, exp.space.grid_size)
+                       exp.grid_max_points, space.grid_size, exp.space.grid_size)
     folder = out / name
     result = tune(exp.builder, space, data.X_train, data.y_train, directory=folder,
-                  progress=progress, max_seconds=opts.get("max_seconds"), **args,
+                  progress=progress, max_seconds=section.max_seconds, **args,
                   **_tune_kwargs(exp, name, runtime))
     summary = result.summary()
+    budget = {k: v for k, v in (("max_trials", section.max_trials),
+                                ("max_seconds", section.max_seconds)) if v is not None}
+    if name == "grid" and exp.grid_max_points is not None:
+        budget["max_trials"] = exp.grid_max_points
     summary.update(
-        budget={k: opts[k] for k in ("max_trials", "max_seconds") if k in opts}
-        | ({"configs": len(opts["configs"])} if name == "manual" else {})
+        budget=budget
+        | ({"configs": len(section.configs)} if name == "manual" else {})
         | ({"grid_points": space.grid_size} if name == "grid" else {}),
         test_metrics=test_metrics(result, data, exp.task),
         target_scaled=data.y_scaler is not None,
@@ -178,10 +184,10 @@ def _stability(exp: Experiment, result: TuningResult, data: DataSplit, folder: P
     from .stability import check_stability
 
     t = exp.training
-    protocol = make_protocol(exp.builder, data.X_train, data.y_train, task=exp.task, cv=t["cv"],
-                             scoring=t["scoring"], epochs=t["epochs"],
-                             batch_size=t["batch_size"], seed=t["seed"], fixed=exp.builder_args)
-    seeds = [t["seed"] + k for k in (1, 2, 3)]
+    protocol = make_protocol(exp.builder, data.X_train, data.y_train, task=exp.task, cv=t.cv,
+                             scoring=t.scoring, epochs=t.epochs, batch_size=t.batch_size,
+                             seed=t.seed, fixed=exp.builder_args)
+    seeds = [t.seed + k for k in (1, 2, 3)]
     table = check_stability(protocol, data.X_train, data.y_train, result.trials,
                             result.trial_params, top_k=top_k, seeds=seeds)
     write_atomic(folder / "stability.csv", table.to_csv(index=False))
@@ -234,10 +240,10 @@ def run_experiment(exp: Experiment, out_dir: str | Path, strategies: list[str] |
     # Devices are chosen once, before the run folder is touched; tune() repeats
     # the same (idempotent) choice per strategy and records it with each trial.
     try:
-        configure_devices(exp.training["device"], (runtime or {}).get("gpus"),
+        configure_devices(exp.training.device, (runtime or {}).get("gpus"),
                           mixed_precision=bool((runtime or {}).get("mixed_precision")))
     except ConfigError as exc:
-        raise ConfigError(f"{exp.source}: training.device {exp.training['device']!r}: {exc}") \
+        raise ConfigError(f"{exp.source}: training.device {exp.training.device!r}: {exc}") \
             from None
     out = Path(out_dir)
     _prepare_folder(out, exp, overwrite)

@@ -248,7 +248,7 @@ def _bad_cases(tmp: Path) -> list[tuple[list[str], str]]:
         (["run", cfg("strat.toml", TINY.replace("[strategies.grid]", "[strategies.anneal]"))],
          r"strat\.toml: unknown strategy 'strategies\.anneal'"),
         (["compare", cfg("ok.toml", TINY), "--strategies", "manual,genetic"],
-         r"unknown strategy 'genetic'; choose from manual, grid"),
+         r"unknown strategy 'genetic'; choose one of manual, grid"),
         (["run", cfg("target.toml", csv_cfg.replace('target = "Sales"', 'target = "Revenue"'))],
          r"target\.toml: .*ads\.csv: data\.target column 'Revenue' is not in the data; "
          r"columns are TV, Radio, Sales"),
