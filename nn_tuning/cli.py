@@ -8,10 +8,12 @@ interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 __all__ = ["main", "build_parser"]
@@ -138,6 +140,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _silenced_fd(fd: int = 2) -> Iterator[None]:
+    """Send what C++ code writes to file descriptor ``fd`` to the null device for the block."""
+    sys.stderr.flush()
+    saved, null = os.dup(fd), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, fd)
+    try:
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(null)
+
+
+def _start_tensorflow_quietly() -> None:
+    """Import TensorFlow and list its devices without its C++ start-up lines.
+
+    TensorFlow 2.21 prints some (absl, oneDNN, CUDA stubs, ``cuInit`` on a
+    machine without a GPU) to the process's stderr even with
+    ``TF_CPP_MIN_LOG_LEVEL=3``; only the command line may silence a file
+    descriptor (a library must not).
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with _silenced_fd(2):
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+
+
 def _run(args: argparse.Namespace) -> int:
     from .experiment import Experiment, Overrides
     from .runner import run_experiment
@@ -155,6 +186,7 @@ def _run(args: argparse.Namespace) -> int:
         names = [s.strip() for s in args.strategies.split(",") if s.strip()] \
             if args.strategies else None
     out = Path(args.out) if args.out else Path("runs") / exp.name
+    args.run_folder = out
     report = run_experiment(exp, out, names, overwrite=args.overwrite,
                             progress=not args.quiet, runtime=_runtime(args))
     print(_summary_table(report.parent))
@@ -181,6 +213,7 @@ def _worker(args: argparse.Namespace) -> int:
 
     exp = Experiment.from_file(args.config).with_overrides(Overrides(device=args.device))
     out = Path(args.out) if args.out else Path("runs") / exp.name
+    args.run_folder = out
     n = run_worker(exp, out, args.strategy, args.chief, _runtime(args))
     print(f"worker done: {n} trials in {out / args.strategy / 'trials.db'}")
     return 0
@@ -262,13 +295,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = {"run": _run, "compare": _run, "worker": _worker, "report": _report,
                "doctor": _doctor}[args.command]
     try:
+        if args.command in ("run", "compare", "worker", "doctor"):
+            _start_tensorflow_quietly()
         return handler(args)
     except NNTuningError as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
         print(f"nn-tune: error: {as_flags(message)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("nn-tune: interrupted", file=sys.stderr)
+        folder = getattr(args, "run_folder", None)
+        kept = f" in {folder}" if folder is not None else ""
+        print(f"nn-tune: interrupted; every finished trial is kept{kept}: rerun the same "
+              "command to resume", file=sys.stderr)
         return 130
 
 

@@ -27,16 +27,25 @@ logger = logging.getLogger("nn_tuning")
 
 
 def _stored_fingerprint(db: Path) -> str | None:
-    # immutable=1: read without locks and without creating -wal/-shm files.
-    try:
-        con = sqlite3.connect(f"{db.resolve().as_uri()}?immutable=1", uri=True)
+    """The fingerprint in the store ``db``, read from a copy: the run folder is not touched.
+
+    (SQLite creates or rewrites the ``-wal``/``-shm`` files of any connection it
+    opens, even a read-only one; a run killed mid-way keeps its rows there.)
+    """
+    with tempfile.TemporaryDirectory(prefix="nn_tuning_check_") as tmp:
+        for suffix in ("", "-wal"):
+            source = db.with_name(db.name + suffix)
+            if source.is_file():
+                shutil.copyfile(source, Path(tmp) / (STORE_FILE + suffix))
         try:
-            row = con.execute("SELECT value FROM meta WHERE key = 'fingerprint'").fetchone()
-        finally:
-            con.close()
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(f"the trial store {db} is damaged ({exc}); move it away or pass "
-                         "overwrite=True") from None
+            con = sqlite3.connect(Path(tmp) / STORE_FILE)
+            try:
+                row = con.execute("SELECT value FROM meta WHERE key = 'fingerprint'").fetchone()
+            finally:
+                con.close()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"the trial store {db} is damaged ({exc}); move it away or pass "
+                             "overwrite=True") from None
     return row[0] if row else None
 
 
