@@ -21,6 +21,7 @@ import numpy as np
 
 from .checks import check_int, check_seconds
 from .evaluation import Protocol, check_data, make_protocol
+from .evaluators import select_evaluator
 from .scaleout import Role, ScaleOut, check_engine
 from .space import SearchSpace
 from .strategies import strategy_class
@@ -46,6 +47,11 @@ class RunPlan:
     engine: str
     device: str
     fingerprint: str
+    make_evaluator: Callable[..., Any]  # (protocol, X, y) -> Evaluator; see select_evaluator
+
+    def evaluator(self) -> Any:
+        """A new evaluator for this run (``close()`` it, or use it in a ``with`` block)."""
+        return self.make_evaluator(self.protocol, self.X, self.y)
 
     @property
     def name(self) -> str:
@@ -80,13 +86,15 @@ def _device_label(device: str | None, scale: ScaleOut) -> str:
 
 
 def plan_run(builder: Callable[..., Any], space: SearchSpace | Mapping[str, Any] | None,
-             X: Any, y: Any, *, strategy: str, cv: Any, scoring: str | None, epochs: int,
-             batch_size: int, max_trials: int | None, seed: int,
-             configs: Sequence[Mapping[str, Any]] | None, task: str | None,
-             fixed: Mapping[str, Any] | None, fast: bool, options: Mapping[str, Any] | None,
-             device: str | None, scale: ScaleOut, engine: str,
-             max_seconds: float | None) -> RunPlan:
+             X: Any, y: Any, *, strategy: str, cv: Any = 5, scoring: str | None = None,
+             epochs: int = 50, batch_size: int = 32, max_trials: int | None = None,
+             seed: int = 0, configs: Sequence[Mapping[str, Any]] | None = None,
+             task: str | None = None, fixed: Mapping[str, Any] | None = None, fast: bool = True,
+             options: Mapping[str, Any] | None = None, device: str | None = None,
+             scale: ScaleOut | None = None, engine: str = "auto",
+             max_seconds: float | None = None) -> RunPlan:
     """Check ``tune()``'s arguments; see :func:`nn_tuning.tune` for their meaning."""
+    scale = scale if scale is not None else ScaleOut()
     cls = strategy_class(strategy)
     if space is not None and not isinstance(space, SearchSpace):
         space = SearchSpace(space)
@@ -103,6 +111,7 @@ def plan_run(builder: Callable[..., Any], space: SearchSpace | Mapping[str, Any]
     check_int("seed", seed, 0)
     engine = check_engine(engine)
     scale.check_strategy(cls.name, cls.keras_tuner)
+    make_evaluator = select_evaluator(engine, scale)
     X, y = check_data(X, y)
     protocol = make_protocol(builder, X, y, task=task, cv=cv, scoring=scoring, epochs=epochs,
                              batch_size=batch_size, seed=seed, fixed=fixed, fast=fast)
@@ -117,5 +126,5 @@ def plan_run(builder: Callable[..., Any], space: SearchSpace | Mapping[str, Any]
         strategy=cls(), space=space, configs=configs, options=parsed_options,
         max_trials=max_trials, max_seconds=max_seconds, protocol=protocol, X=X, y=y,
         scale=scale, engine=engine, device=_device_label(device, scale),
-        fingerprint=fingerprint,
+        fingerprint=fingerprint, make_evaluator=make_evaluator,
     )

@@ -20,7 +20,7 @@ from .exceptions import ConfigError, NNTuningError
 from .experiment import Experiment
 from .result import TuningResult, write_atomic
 from .strategies import KERAS_TUNER_STRATEGIES, STRATEGIES, unknown_strategy
-from .tune import tune
+from .tune import check_call, tune
 from .versions import package_versions
 
 __all__ = ["run_experiment", "run_worker", "test_metrics", "prepare_data", "select_strategies"]
@@ -246,6 +246,12 @@ def run_experiment(exp: Experiment, out_dir: str | Path, strategies: list[str] |
         raise ConfigError(f"{exp.source}: training.device {exp.training.device!r}: {exc}") \
             from None
     out = Path(out_dir)
+    # Every strategy's call is checked before the run folder is touched.
+    for name in names:
+        space, args = _search_args(exp, name, data)
+        check_call(exp.builder, space, data.X_train, data.y_train,
+                   max_seconds=exp.strategies[name].max_seconds, **args,
+                   **_tune_kwargs(exp, name, dict(runtime or {})))
     _prepare_folder(out, exp, overwrite)
     write_atomic(out / "experiment.json", json.dumps(exp.resolved(), indent=2, default=str))
     write_atomic(out / "config.toml", exp.text)

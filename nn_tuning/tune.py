@@ -2,9 +2,11 @@
 
 Each step is a function (or a small class) that can be read and tested alone:
 
-1. :func:`nn_tuning.plan.plan_run` checks every argument and fixes what the
-   run computes (nothing is written);
-2. :func:`nn_tuning.evaluators.choose_evaluator` picks how configurations train;
+1. :func:`check_call` (:func:`nn_tuning.plan.plan_run` and
+   :func:`nn_tuning.run_folder.check_run_folder`) checks every argument and the
+   folder, and fixes what the run computes (nothing is written);
+2. :func:`nn_tuning.evaluators.select_evaluator` (called by the plan) picks how
+   configurations train;
 3. :class:`nn_tuning.run_folder.RunFolder` creates the folder (or a scratch one);
 4. :func:`execute` runs the strategy against the trial store, with the
    progress bar, ``trials.csv`` and the time budget;
@@ -23,7 +25,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .evaluators import Evaluator, choose_evaluator
+from .evaluators import Evaluator
 from .exceptions import AllTrialsFailedError
 from .plan import RunPlan, plan_run
 from .result import Trial, TrialState, TuningResult, trials_frame, write_atomic
@@ -33,7 +35,7 @@ from .space import SearchSpace
 from .store import TrialStore
 from .strategies.base import BudgetSpent, SearchContext
 
-__all__ = ["tune", "execute", "best_trial", "build_result"]
+__all__ = ["tune", "check_call", "execute", "best_trial", "build_result"]
 
 logger = logging.getLogger("nn_tuning")
 
@@ -170,16 +172,16 @@ def tune(
     ['neurons']
     """
     start = time.perf_counter()
-    scale = ScaleOut(workers=workers, gpus=None if gpus is None else tuple(gpus),
-                     trials_per_gpu=trials_per_gpu, mixed_precision=mixed_precision,
-                     dask_scheduler=dask_scheduler, chief=chief, worker_of=worker_of)
     with _restored_precision_policy():
-        plan = plan_run(builder, space, X, y, strategy=strategy, cv=cv, scoring=scoring,
-                        epochs=epochs, batch_size=batch_size, max_trials=max_trials, seed=seed,
-                        configs=configs, task=task, fixed=fixed, fast=fast, options=options,
-                        device=device, scale=scale, engine=engine, max_seconds=max_seconds)
-        check_run_folder(directory, overwrite=overwrite, fingerprint=plan.fingerprint)
-        with choose_evaluator(plan.engine, plan.scale, plan.protocol, plan.X, plan.y) as evaluator, \
+        plan = check_call(builder, space, X, y, strategy=strategy, cv=cv, scoring=scoring,
+                          epochs=epochs, batch_size=batch_size, max_trials=max_trials, seed=seed,
+                          configs=configs, task=task, fixed=fixed, fast=fast, options=options,
+                          device=device, engine=engine, max_seconds=max_seconds,
+                          directory=directory, overwrite=overwrite, workers=workers, gpus=gpus,
+                          trials_per_gpu=trials_per_gpu, mixed_precision=mixed_precision,
+                          dask_scheduler=dask_scheduler, chief=chief, worker_of=worker_of)
+        scale = plan.scale
+        with plan.evaluator() as evaluator, \
                 RunFolder(directory, overwrite=overwrite, scratch=plan.needs_shared_store) as folder, \
                 contextlib.closing(TrialStore(folder.store_path,
                                               fingerprint=plan.fingerprint)) as store:
@@ -190,6 +192,25 @@ def tune(
         if directory is not None and scale.role is not Role.WORKER:
             result.save(directory)
     return result
+
+
+def check_call(builder: Callable[..., Any], space: Any, X: Any, y: Any, *,
+               directory: str | Path | None = None, overwrite: bool = False, workers: int = 1,
+               gpus: Sequence[int] | None = None, trials_per_gpu: int | None = None,
+               mixed_precision: bool = False, dask_scheduler: str | None = None,
+               chief: str | None = None, worker_of: str | None = None,
+               **what: Any) -> RunPlan:
+    """Step 1 of :func:`tune`: check a call's arguments and run folder; write nothing.
+
+    Takes :func:`tune`'s arguments (but ``refit`` and ``progress``) and returns
+    the :class:`~nn_tuning.plan.RunPlan`, or raises a one-line ConfigError.
+    """
+    scale = ScaleOut(workers=workers, gpus=None if gpus is None else tuple(gpus),
+                     trials_per_gpu=trials_per_gpu, mixed_precision=mixed_precision,
+                     dask_scheduler=dask_scheduler, chief=chief, worker_of=worker_of)
+    plan = plan_run(builder, space, X, y, scale=scale, **what)
+    check_run_folder(directory, overwrite=overwrite, fingerprint=plan.fingerprint)
+    return plan
 
 
 @contextlib.contextmanager

@@ -94,6 +94,7 @@ def test_bad_scale_options_exit_2(tmp_path, capsys, args, match):
     assert code == 2
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     assert re.search(match, err), err
+    assert not (tmp_path / "run").exists()  # refused before anything is written
 
 
 def test_worker_needs_a_keras_tuner_strategy(tmp_path, capsys):

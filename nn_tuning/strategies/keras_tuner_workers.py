@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 
 from ..distributed import free_port, kerastuner_role, worker_environment
 from ..exceptions import ConfigError, NNTuningError
-from ..scaleout import ScaleOut
 from .base import SearchContext
 
 if TYPE_CHECKING:
