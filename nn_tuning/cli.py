@@ -268,8 +268,9 @@ _ARGUMENT_FLAGS = {
     "dask_scheduler": "--dask-scheduler", "trials_per_gpu": "--trials-per-gpu",
     "mixed_precision": "--mixed-precision", "worker_of": "--chief", "chief": "--chief",
     "workers": "--workers", "gpus": "--gpus", "engine": "--engine", "max_trials": "--max-trials",
+    "device": "--device",
 }
-_ARGUMENT = re.compile(r"(?<![\w.-])(" + "|".join(_ARGUMENT_FLAGS) + r")(?= must| and |=)")
+_ARGUMENT = re.compile(r"(?<![\w.'-])(" + "|".join(_ARGUMENT_FLAGS) + r")(?= must| and |=| ')")
 
 
 def as_flags(message: str) -> str:
@@ -278,7 +279,9 @@ def as_flags(message: str) -> str:
     >>> as_flags("dask_scheduler must be 'local', got 'x'")
     "--dask-scheduler must be 'local', got 'x'"
     """
-    message = message.replace("overwrite=True", "--overwrite")
+    for words, flag in (("overwrite=True", "--overwrite"), ("out_dir", "--out"),
+                        ("device 'cpu' or 'auto'", "--device cpu or auto")):
+        message = message.replace(words, flag)
     return _ARGUMENT.sub(lambda m: _ARGUMENT_FLAGS[m.group(1)], message)
 
 

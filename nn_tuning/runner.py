@@ -62,13 +62,13 @@ def prepare_data(exp: Experiment) -> DataSplit:
 def _prepare_folder(out: Path, exp: Experiment, overwrite: bool) -> None:
     marker = out / "experiment.json"
     if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {str(out)!r} is a file, not a folder")
+        raise ConfigError(f"out_dir {str(out)!r} is a file, not a folder")
     if out.is_dir() and any(out.iterdir()):
         if not marker.is_file():
-            raise ConfigError(f"--out {str(out)!r} is not empty and holds no nn-tune run; "
+            raise ConfigError(f"out_dir {str(out)!r} is not empty and holds no nn-tune run; "
                               "choose another folder")
         if overwrite:
-            logger.info("--overwrite: removing the earlier run in %s", out)
+            logger.info("overwrite: removing the earlier run in %s", out)
             shutil.rmtree(out)
         else:
             try:
@@ -77,9 +77,9 @@ def _prepare_folder(out: Path, exp: Experiment, overwrite: bool) -> None:
                 before = None
             now = json.loads(json.dumps(exp.resolved(), default=str))
             if not isinstance(before, dict) or _comparable(before) != _comparable(now):
-                raise ConfigError(f"--out {str(out)!r} holds a different run (another config or "
-                                  "overrides); pass --overwrite to replace it or choose another "
-                                  "--out")
+                raise ConfigError(f"out_dir {str(out)!r} holds a different run (another config or "
+                                  "overrides); pass overwrite=True to replace it or choose another "
+                                  "out_dir")
             logger.info("resuming the run in %s", out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -146,7 +146,7 @@ def _run_strategy(exp: Experiment, name: str, data: DataSplit, out: Path,
     section = exp.strategies[name]
     space, args = _search_args(exp, name, data)
     if name == "grid" and space is not exp.space:
-        logger.warning("grid: --max-trials %s runs a %d-point sub-grid of the %d-point grid",
+        logger.warning("grid: max_trials %s runs a %d-point sub-grid of the %d-point grid",
                        exp.grid_max_points, space.grid_size, exp.space.grid_size)
     folder = out / name
     result = tune(exp.builder, space, data.X_train, data.y_train, directory=folder,

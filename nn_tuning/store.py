@@ -68,7 +68,7 @@ class TrialStore:
             stored = self._get_meta("fingerprint")
         except sqlite3.DatabaseError as exc:
             raise StoreError(
-                f"the trial store {target} is damaged ({exc}); move it away or rerun with --overwrite"
+                f"the trial store {target} is damaged ({exc}); move it away or pass overwrite=True"
             ) from None
         if fingerprint is not None:
             if stored is None:
@@ -76,7 +76,7 @@ class TrialStore:
             elif stored != fingerprint:
                 raise StoreError(
                     f"the trial store {target} belongs to a different run "
-                    "(another config, space, data or protocol); use a new folder or --overwrite"
+                    "(another config, space, data or protocol); use a new folder or pass overwrite=True"
                 )
         self.fingerprint = fingerprint or stored
 
@@ -131,5 +131,5 @@ class TrialStore:
         except (ValueError, TypeError) as exc:
             raise StoreError(
                 f"trial {number - 1} in the store {self.path or ':memory:'} is damaged ({exc}); "
-                "rerun with --overwrite"
+                "pass overwrite=True"
             ) from None
