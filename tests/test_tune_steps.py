@@ -189,3 +189,17 @@ def test_mixed_precision_policy_is_restored(advertising):
     tune(mlp_regressor, SearchSpace(neurons=Choice([3])), X[:60], y[:60], strategy="grid", cv=2,
          epochs=1, batch_size=30, mixed_precision=True, refit=False)
     assert keras.config.dtype_policy().name == "float32"
+
+
+def test_hyperband_hands_parallel_trials_to_the_evaluator_as_batches(advertising):
+    X, y = advertising
+    one = tune(mlp_regressor, SPACE, X, y, strategy="hyperband", cv=2, epochs=4, batch_size=40,
+               max_trials=6, refit=False, options={"factor": 2})
+    three = tune(mlp_regressor, SPACE, X, y, strategy="hyperband", cv=2, epochs=4, batch_size=40,
+                 max_trials=6, refit=False, options={"factor": 2, "parallel_trials": 3})
+    for result in (one, three):
+        assert set(result.best_params) == set(SPACE)
+        assert set(result.trials["budget"]) <= {1, 2, 4}
+        keys = list(zip(result.trials["neurons"], result.trials["learning_rate"],
+                        result.trials["budget"]))
+        assert len(keys) == len(set(keys)) and 1 <= len(keys) <= 6
