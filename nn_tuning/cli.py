@@ -87,11 +87,16 @@ def _add_scale_options(p: argparse.ArgumentParser) -> None:
                         "`nn-tune worker` processes")
 
 
-def _runtime(args: argparse.Namespace) -> dict:
-    """How to run (never what is computed): workers, devices, engines, stability."""
-    from .runner import RUNTIME_KEYS
+def _scale(args: argparse.Namespace, workers: int) -> object:
+    """How to run (never what is computed), from the flags; ``workers``: the config's."""
+    from .scaleout import ScaleOut
 
-    return {k: getattr(args, k, None) for k in RUNTIME_KEYS if getattr(args, k, None)}
+    return ScaleOut(workers=getattr(args, "workers", None) or workers,
+                    gpus=getattr(args, "gpus", None),
+                    trials_per_gpu=getattr(args, "trials_per_gpu", None),
+                    mixed_precision=bool(getattr(args, "mixed_precision", False)),
+                    dask_scheduler=getattr(args, "dask_scheduler", None),
+                    chief=getattr(args, "chief", None))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -188,7 +193,9 @@ def _run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / exp.name
     args.run_folder = out
     report = run_experiment(exp, out, names, overwrite=args.overwrite,
-                            progress=not args.quiet, runtime=_runtime(args))
+                            progress=not args.quiet,
+                            scale=_scale(args, exp.training.workers),
+                            stability=args.stability)
     print(_summary_table(report.parent))
     print(f"report: {report}")
     return 0
@@ -214,7 +221,8 @@ def _worker(args: argparse.Namespace) -> int:
     exp = Experiment.from_file(args.config).with_overrides(Overrides(device=args.device))
     out = Path(args.out) if args.out else Path("runs") / exp.name
     args.run_folder = out
-    n = run_worker(exp, out, args.strategy, args.chief, _runtime(args))
+    scale = _scale(argparse.Namespace(gpus=args.gpus), workers=1)
+    n = run_worker(exp, out, args.strategy, args.chief, scale)
     print(f"worker done: {n} trials in {out / args.strategy / 'trials.db'}")
     return 0
 

@@ -6,9 +6,11 @@ run folder is touched, so a bad config never damages an earlier run's results.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +21,13 @@ from .devices import configure_devices
 from .exceptions import ConfigError, NNTuningError
 from .experiment import Experiment
 from .result import TuningResult, write_atomic
+from .scaleout import ScaleOut
 from .strategies import KERAS_TUNER_STRATEGIES, STRATEGIES, unknown_strategy
 from .tune import check_call, tune
 from .versions import package_versions
 
 __all__ = ["run_experiment", "run_worker", "test_metrics", "prepare_data", "select_strategies"]
 
-# How a run is executed (not what it computes): never part of the run's identity.
-RUNTIME_KEYS = ("workers", "gpus", "mixed_precision", "trials_per_gpu", "dask_scheduler",
-                "chief", "stability")
 
 logger = logging.getLogger("nn_tuning")
 
@@ -113,19 +113,19 @@ def test_metrics(result: TuningResult, data: DataSplit, task: str) -> dict[str, 
             "adjusted_r2": float(adj), "mae": float(mean_absolute_error(y_true, y_pred))}
 
 
-def _tune_kwargs(exp: Experiment, name: str, runtime: dict[str, Any]) -> dict[str, Any]:
-    """Arguments of tune() that say how to run, not what to compute."""
-    t = exp.training
-    kwargs: dict[str, Any] = dict(
-        workers=runtime.get("workers") or t.workers, device=t.device,
-        gpus=runtime.get("gpus"), mixed_precision=bool(runtime.get("mixed_precision")),
-        trials_per_gpu=runtime.get("trials_per_gpu"),
-    )
-    if runtime.get("dask_scheduler") and name in ("grid", "random"):
-        kwargs["dask_scheduler"] = runtime["dask_scheduler"]
-    if runtime.get("chief") and name in KERAS_TUNER_STRATEGIES:
-        kwargs["chief"] = runtime["chief"]
-    return kwargs
+def _tune_kwargs(exp: Experiment, name: str, scale: ScaleOut | None) -> dict[str, Any]:
+    """Arguments of tune() that say how to run, not what to compute.
+
+    The run's scale-out settings (the config's workers unless given), less
+    what strategy ``name`` cannot use: Dask is for the scikit-learn driven
+    strategies, a chief address for keras-tuner's.
+    """
+    scale = scale or ScaleOut(workers=exp.training.workers)
+    if name in KERAS_TUNER_STRATEGIES:
+        scale = replace(scale, dask_scheduler=None)
+    else:
+        scale = replace(scale, chief=None)
+    return dict(dataclasses.asdict(scale), device=exp.training.device)
 
 
 def _search_args(exp: Experiment, name: str, data: DataSplit) -> tuple[Any, dict[str, Any]]:
@@ -142,7 +142,8 @@ def _search_args(exp: Experiment, name: str, data: DataSplit) -> tuple[Any, dict
 
 
 def _run_strategy(exp: Experiment, name: str, data: DataSplit, out: Path,
-                  progress: bool, runtime: dict[str, Any]) -> dict[str, Any]:
+                  progress: bool, scale: ScaleOut | None,
+                  stability: int | None) -> dict[str, Any]:
     section = exp.strategies[name]
     space, args = _search_args(exp, name, data)
     if name == "grid" and space is not exp.space:
@@ -151,7 +152,7 @@ def _run_strategy(exp: Experiment, name: str, data: DataSplit, out: Path,
     folder = out / name
     result = tune(exp.builder, space, data.X_train, data.y_train, directory=folder,
                   progress=progress, max_seconds=section.max_seconds, **args,
-                  **_tune_kwargs(exp, name, runtime))
+                  **_tune_kwargs(exp, name, scale))
     summary = result.summary()
     budget = {k: v for k, v in (("max_trials", section.max_trials),
                                 ("max_seconds", section.max_seconds)) if v is not None}
@@ -165,8 +166,8 @@ def _run_strategy(exp: Experiment, name: str, data: DataSplit, out: Path,
         target_scaled=data.y_scaler is not None,
         builder=exp.builder_name,
     )
-    if runtime.get("stability"):
-        summary["stability"] = _stability(exp, result, data, folder, int(runtime["stability"]))
+    if stability:
+        summary["stability"] = _stability(exp, result, data, folder, stability)
     write_atomic(folder / "summary.json", json.dumps(summary, indent=2, default=str))
     from .tensorboard_logs import write_hparams
 
@@ -201,7 +202,7 @@ def _stability(exp: Experiment, result: TuningResult, data: DataSplit, folder: P
 
 
 def run_worker(exp: Experiment, out_dir: str | Path, strategy: str, chief: str,
-               runtime: dict[str, Any] | None = None) -> int:
+               scale: ScaleOut | None = None) -> int:
     """Serve as a keras-tuner worker of the chief at ``chief`` for ``strategy``.
 
     Trials go to the run folder's store (``out_dir/<strategy>/trials.db``), the
@@ -213,22 +214,26 @@ def run_worker(exp: Experiment, out_dir: str | Path, strategy: str, chief: str,
                           f"got {strategy!r}")
     select_strategies(exp, [strategy])
     data = prepare_data(exp)
-    runtime = dict(runtime or {}, chief=None, workers=1, dask_scheduler=None)
+    scale = replace(scale or ScaleOut(), chief=None, worker_of=chief, workers=1,
+                    dask_scheduler=None)
     space, args = _search_args(exp, strategy, data)
     result = tune(exp.builder, space, data.X_train, data.y_train,
-                  directory=Path(out_dir) / strategy, worker_of=chief, refit=False,
-                  **args, **_tune_kwargs(exp, strategy, runtime))
+                  directory=Path(out_dir) / strategy, refit=False,
+                  **args, **_tune_kwargs(exp, strategy, scale))
     return len(result.trials)
 
 
 def run_experiment(exp: Experiment, out_dir: str | Path, strategies: list[str] | None = None,
                    *, overwrite: bool = False, progress: bool = True,
-                   runtime: dict[str, Any] | None = None) -> Path:
+                   scale: ScaleOut | None = None, stability: int | None = None) -> Path:
     """Run ``strategies`` of ``exp`` into ``out_dir`` and write the report.
 
     Each strategy runs through :func:`nn_tuning.tune` in ``out_dir/<strategy>``
     with the same training data, seed (hence CV folds), epochs and batch size.
     The refit best model of each is scored on the held-out test split.
+    ``scale`` says how trials run (default: the config's ``workers``);
+    ``stability`` re-scores each strategy's top configurations with more seeds.
+    Every strategy's call is checked before ``out_dir`` is touched.
 
     Returns
     -------
@@ -240,8 +245,8 @@ def run_experiment(exp: Experiment, out_dir: str | Path, strategies: list[str] |
     # Devices are chosen once, before the run folder is touched; tune() repeats
     # the same (idempotent) choice per strategy and records it with each trial.
     try:
-        configure_devices(exp.training.device, (runtime or {}).get("gpus"),
-                          mixed_precision=bool((runtime or {}).get("mixed_precision")))
+        configure_devices(exp.training.device, scale.gpus if scale else None,
+                          mixed_precision=bool(scale and scale.mixed_precision))
     except ConfigError as exc:
         raise ConfigError(f"{exp.source}: training.device {exp.training.device!r}: {exc}") \
             from None
@@ -251,14 +256,14 @@ def run_experiment(exp: Experiment, out_dir: str | Path, strategies: list[str] |
         space, args = _search_args(exp, name, data)
         check_call(exp.builder, space, data.X_train, data.y_train,
                    max_seconds=exp.strategies[name].max_seconds, **args,
-                   **_tune_kwargs(exp, name, dict(runtime or {})))
+                   **_tune_kwargs(exp, name, scale))
     _prepare_folder(out, exp, overwrite)
     write_atomic(out / "experiment.json", json.dumps(exp.resolved(), indent=2, default=str))
     write_atomic(out / "config.toml", exp.text)
     write_atomic(out / "versions.json", json.dumps(package_versions(), indent=2))
     write_atomic(out / "data.json", json.dumps(data.describe(), indent=2))
     for name in names:
-        _run_strategy(exp, name, data, out, progress, dict(runtime or {}))
+        _run_strategy(exp, name, data, out, progress, scale, stability)
     from .report import build_report
 
     return build_report(out)
