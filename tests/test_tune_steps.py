@@ -3,6 +3,7 @@
 import hashlib
 import os
 import random
+import re
 from pathlib import Path
 
 import keras
@@ -203,3 +204,32 @@ def test_hyperband_hands_parallel_trials_to_the_evaluator_as_batches(advertising
         keys = list(zip(result.trials["neurons"], result.trials["learning_rate"],
                         result.trials["budget"]))
         assert len(keys) == len(set(keys)) and 1 <= len(keys) <= 6
+
+
+QUIET_SCRIPT = """
+import warnings
+warnings.simplefilter("always")
+from sklearn.datasets import load_diabetes
+from model_builders import mlp_regressor
+from nn_tuning import Choice, SearchSpace, tune
+X, y = load_diabetes(return_X_y=True)
+space = SearchSpace(neurons=Choice([3, 4, 5]), learning_rate=Choice([0.01, 0.05]))
+for strategy in ("grid", "random", "bayesian", "hyperband"):
+    tune(mlp_regressor, space, X[:80], y[:80], strategy=strategy, cv=2, epochs=1, batch_size=40,
+         max_trials=3, refit=False)
+"""
+
+
+def test_a_library_user_sees_nothing_printed_and_no_warning_from_the_strategies(tmp_path):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-c", QUIET_SCRIPT], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout == ""  # keras-tuner's trial tables and "Search: Running Trial" lines
+    warned = [line for line in proc.stderr.splitlines()
+              if re.search(r"(Deprecation|User|Convergence|FitFailed|Future)Warning", line)]
+    assert warned == []

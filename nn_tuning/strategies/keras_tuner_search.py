@@ -124,8 +124,10 @@ class _KerasTunerStrategy(Strategy):
         # Resume is the trial store's job: a keras-tuner project left over from
         # an earlier run is replaced, never silently reloaded.
         oracle = _seeded_proposals(self.make_oracle(ctx), ctx.seed)
-        return _CVTuner(oracle, ctx.space, directory=directory, project_name=project,
-                        overwrite=True)
+        tuner = _CVTuner(oracle, ctx.space, directory=directory, project_name=project,
+                         overwrite=True)
+        tuner.oracle.verbose = 0  # keras-tuner prints each trial otherwise; we log
+        return tuner
 
     def run(self, ctx: SearchContext) -> None:
         from .keras_tuner_workers import run_as_chief, run_as_worker
@@ -137,6 +139,9 @@ class _KerasTunerStrategy(Strategy):
                 # own kernel fits on nearly every proposal; nothing a user can act on.
                 warnings.filterwarnings("ignore", category=ConvergenceWarning,
                                         module="sklearn.gaussian_process")
+                # keras-tuner 1.4 calls threading.currentThread() on every oracle call.
+                warnings.filterwarnings("ignore", category=DeprecationWarning,
+                                        module="keras_tuner")
                 role = ctx.scale.role
                 if role is Role.WORKER:
                     run_as_worker(self, ctx, directory)
