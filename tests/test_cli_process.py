@@ -44,14 +44,16 @@ def test_nn_tune_report_does_not_import_tensorflow(tmp_path):
                     "--out", str(run)], check=True, capture_output=True, env=ENV, cwd=ROOT,
                    timeout=300)
     (run / "report.md").unlink()
-    code = ("import sys; from nn_tuning.cli import main; code = main(['report', sys.argv[1]]); "
+    # The caller's matplotlib backend is theirs: the report saves its figures without switching it.
+    code = ("import sys, matplotlib; matplotlib.use('svg'); from nn_tuning.cli import main; "
+            "code = main(['report', sys.argv[1]]); "
             "print(code, sorted(m for m in ('tensorflow', 'keras', 'keras_tuner', 'scikeras') "
-            "if m in sys.modules))")
+            "if m in sys.modules), matplotlib.get_backend())")
     proc = subprocess.run([sys.executable, "-c", code, str(run)], capture_output=True, text=True,
                           env=ENV, cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip().splitlines()[-1] == "0 []"
-    assert (run / "report.md").is_file()
+    assert proc.stdout.strip().splitlines()[-1] == "0 [] svg"
+    assert (run / "report.md").is_file() and (run / "best_so_far.png").is_file()
 
 
 def _stored(db: Path) -> list[tuple[str, str]]:
