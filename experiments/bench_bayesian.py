@@ -35,6 +35,7 @@ def main() -> None:
 
     from nn_tuning import SearchSpace, tune
     from nn_tuning.evaluation import evaluate, make_protocol, trial_from_scores
+    from nn_tuning.evaluators import Evaluator
     from nn_tuning.strategies import get_strategy
     from nn_tuning.strategies.base import SearchContext
     from nn_tuning.store import TrialStore
@@ -60,20 +61,25 @@ def main() -> None:
         print(f"determinism check {params}: grid {table[cfg]:.6f}, retrained {again:.6f}",
               flush=True)
 
-    class TableContext(SearchContext):
-        def run_config(self, params, epochs=None):
-            done = self.finished(params)
-            if done is not None:
-                return done
-            score = table[tuple(params[n] for n in names)]
-            return self.record(trial_from_scores(dict(params), [score], 0.0))
+    class TableEvaluator(Evaluator):
+        """An evaluator that looks each configuration up in the grid's scores."""
+
+        name = "grid-table"
+
+        def evaluate(self, batch, *, epochs=None):
+            for params in batch:
+                yield trial_from_scores(dict(params), [table[tuple(params[n] for n in names)]],
+                                        0.0)
 
     space = SearchSpace(SEED_GRID)
     hits, near = [], []
     for seed in range(args.seeds):
-        ctx = TableContext(protocol=protocol, X=X, y=y, space=space, store=TrialStore(None),
-                           max_trials=grid_size(SEED_GRID), seed=seed)
-        get_strategy("bayesian").run(ctx)
+        strategy = get_strategy("bayesian")
+        ctx = SearchContext(protocol=protocol, X=X, y=y, space=space, store=TrialStore(None),
+                            evaluator=TableEvaluator(protocol, X, y),
+                            options=strategy.parse_options(None),
+                            max_trials=grid_size(SEED_GRID), seed=seed)
+        strategy.run(ctx)
         scores = [t.mean_score for t in ctx.store.trials()]
         first = next((i + 1 for i, s in enumerate(scores) if s >= best), None)
         close = next((i + 1 for i, s in enumerate(scores) if s >= best - 0.01), None)

@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 from nn_tuning.experiment import Experiment, Overrides
+from nn_tuning.runner import run_experiment
 
 HERE = Path(__file__).resolve().parent
 
@@ -52,11 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench_quality_") as tmp:
         for split in range(args.splits):
-            exp = dataclasses.replace(base, data={**base.data, "split_seed": split})
+            exp = dataclasses.replace(base, data=dataclasses.replace(base.data, split_seed=split))
             exp = exp.with_overrides(Overrides(max_trials=args.max_trials, epochs=args.epochs,
                                                seed=split))
             out = Path(tmp) / f"split{split}"
-            exp.run(out, [args.strategy], progress=False)
+            run_experiment(exp, out, [args.strategy], progress=False)
             summary = json.loads((out / args.strategy / "summary.json").read_text())
             rmse = summary["test_metrics"]["rmse"]
             rmses.append(rmse)

@@ -8,9 +8,12 @@ interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 __all__ = ["main", "build_parser"]
@@ -46,6 +49,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cv", type=_positive, metavar="K", help="number of CV folds (>= 2)")
     p.add_argument("--device", choices=("auto", "cpu", "gpu"),
                    help="train on the CPU, the GPUs, or whatever TensorFlow picks (auto)")
+    p.add_argument("--engine", choices=("auto", "keras", "stacked"),
+                   help="train each configuration as its own Keras model (keras), many as one "
+                        "stacked model (stacked), or let nn-tune pick (auto)")
     _add_scale_options(p)
     p.add_argument("--stability", type=_positive, metavar="K",
                    help="re-run the top K configs of each strategy with 3 more seeds and "
@@ -81,11 +87,16 @@ def _add_scale_options(p: argparse.ArgumentParser) -> None:
                         "`nn-tune worker` processes")
 
 
-def _runtime(args: argparse.Namespace) -> dict:
-    """How to run (never what is computed): workers, devices, engines, stability."""
-    from .runner import RUNTIME_KEYS
+def _scale(args: argparse.Namespace, workers: int) -> object:
+    """How to run (never what is computed), from the flags; ``workers``: the config's."""
+    from .scaleout import ScaleOut
 
-    return {k: getattr(args, k, None) for k in RUNTIME_KEYS if getattr(args, k, None)}
+    return ScaleOut(workers=getattr(args, "workers", None) or workers,
+                    gpus=getattr(args, "gpus", None),
+                    trials_per_gpu=getattr(args, "trials_per_gpu", None),
+                    mixed_precision=bool(getattr(args, "mixed_precision", False)),
+                    dask_scheduler=getattr(args, "dask_scheduler", None),
+                    chief=getattr(args, "chief", None))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -134,23 +145,57 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _silenced_fd(fd: int = 2) -> Iterator[None]:
+    """Send what C++ code writes to file descriptor ``fd`` to the null device for the block."""
+    sys.stderr.flush()
+    saved, null = os.dup(fd), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, fd)
+    try:
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(null)
+
+
+def _start_tensorflow_quietly() -> None:
+    """Import TensorFlow and list its devices without its C++ start-up lines.
+
+    TensorFlow 2.21 prints some (absl, oneDNN, CUDA stubs, ``cuInit`` on a
+    machine without a GPU) to the process's stderr even with
+    ``TF_CPP_MIN_LOG_LEVEL=3``; only the command line may silence a file
+    descriptor (a library must not).
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with _silenced_fd(2):
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+
+
 def _run(args: argparse.Namespace) -> int:
     from .experiment import Experiment, Overrides
+    from .runner import run_experiment
 
     if args.config is None:
         exp = Experiment.default()
     else:
         exp = Experiment.from_file(args.config)
     exp = exp.with_overrides(Overrides(max_trials=args.max_trials, epochs=args.epochs,
-                                       seed=args.seed, cv=args.cv, device=args.device))
+                                       seed=args.seed, cv=args.cv, device=args.device,
+                                       engine=args.engine))
     if args.command == "run":
         names = [args.strategy] if args.strategy else None
     else:
         names = [s.strip() for s in args.strategies.split(",") if s.strip()] \
             if args.strategies else None
     out = Path(args.out) if args.out else Path("runs") / exp.name
-    report = exp.run(out, names, overwrite=args.overwrite, progress=not args.quiet,
-                     runtime=_runtime(args))
+    args.run_folder = out
+    report = run_experiment(exp, out, names, overwrite=args.overwrite,
+                            progress=not args.quiet,
+                            scale=_scale(args, exp.training.workers),
+                            stability=args.stability)
     print(_summary_table(report.parent))
     print(f"report: {report}")
     return 0
@@ -175,7 +220,9 @@ def _worker(args: argparse.Namespace) -> int:
 
     exp = Experiment.from_file(args.config).with_overrides(Overrides(device=args.device))
     out = Path(args.out) if args.out else Path("runs") / exp.name
-    n = run_worker(exp, out, args.strategy, args.chief, _runtime(args))
+    args.run_folder = out
+    scale = _scale(argparse.Namespace(gpus=args.gpus), workers=1)
+    n = run_worker(exp, out, args.strategy, args.chief, scale)
     print(f"worker done: {n} trials in {out / args.strategy / 'trials.db'}")
     return 0
 
@@ -224,6 +271,28 @@ def _configure_logging(quiet: bool) -> None:
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
+# Library errors name tune()'s arguments; the user of nn-tune typed flags.
+_ARGUMENT_FLAGS = {
+    "dask_scheduler": "--dask-scheduler", "trials_per_gpu": "--trials-per-gpu",
+    "mixed_precision": "--mixed-precision", "worker_of": "--chief", "chief": "--chief",
+    "workers": "--workers", "gpus": "--gpus", "engine": "--engine", "max_trials": "--max-trials",
+    "device": "--device",
+}
+_ARGUMENT = re.compile(r"(?<![\w.'-])(" + "|".join(_ARGUMENT_FLAGS) + r")(?= must| and |=| ')")
+
+
+def as_flags(message: str) -> str:
+    """A library error in the words of the command line (``overwrite=True`` -> ``--overwrite``).
+
+    >>> as_flags("dask_scheduler must be 'local', got 'x'")
+    "--dask-scheduler must be 'local', got 'x'"
+    """
+    for words, flag in (("overwrite=True", "--overwrite"), ("out_dir", "--out"),
+                        ("device 'cpu' or 'auto'", "--device cpu or auto")):
+        message = message.replace(words, flag)
+    return _ARGUMENT.sub(lambda m: _ARGUMENT_FLAGS[m.group(1)], message)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``nn-tune``; returns the exit code."""
     from .exceptions import NNTuningError
@@ -237,13 +306,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = {"run": _run, "compare": _run, "worker": _worker, "report": _report,
                "doctor": _doctor}[args.command]
     try:
+        if args.command in ("run", "compare", "worker", "doctor"):
+            _start_tensorflow_quietly()
         return handler(args)
     except NNTuningError as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-        print(f"nn-tune: error: {message}", file=sys.stderr)
+        print(f"nn-tune: error: {as_flags(message)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("nn-tune: interrupted", file=sys.stderr)
+        folder = getattr(args, "run_folder", None)
+        kept = f" in {folder}" if folder is not None else ""
+        print(f"nn-tune: interrupted; every finished trial is kept{kept}: rerun the same "
+              "command to resume", file=sys.stderr)
         return 130
 
 

@@ -68,7 +68,7 @@ def configure_devices(
     physical = tf.config.list_physical_devices("GPU")
     if device == "gpu" and not physical:
         raise ConfigError("device 'gpu' was asked for but TensorFlow sees no GPU; "
-                          "use --device cpu or auto, or install nn-tuning[gpu]")
+                          "use device 'cpu' or 'auto', or install nn-tuning[gpu]")
     if gpus is not None and physical:
         missing = [g for g in gpus if g >= len(physical)]
         if missing:

@@ -1,18 +1,18 @@
 """Beyond one process, on existing engines: Dask and keras-tuner's chief/worker mode.
 
-Grid and random search: scikit-learn's joblib on a Dask cluster.
-
-Grid and random search run through ``GridSearchCV``/``RandomizedSearchCV``,
-which parallelise with joblib; :func:`dask_backend` points joblib at a Dask
+Batches trained through scikit-learn's ``evaluate_candidates``
+(:class:`~nn_tuning.evaluators.DaskEvaluator`) parallelise with joblib;
+:func:`dask_backend` points joblib at a Dask
 cluster, an existing scheduler (``tcp://host:8786``) or one started here
 (``"local"``, listening on 127.0.0.1). Results come back to this process and
 are committed to its trial store as usual.
 
 Bayesian optimisation and Hyperband: keras-tuner's own chief/worker mode
-(gRPC, configured by the ``KERASTUNER_*`` variables). The chief serves the
-oracle; each worker asks it for trials, scores them with the run's protocol
-and commits them to the run's trial store (an SQLite file in the run folder,
-which workers on other machines must reach through a shared filesystem).
+(gRPC, configured by the ``KERASTUNER_*`` variables): :func:`kerastuner_role`
+sets them for a block, :func:`worker_environment` gives a local worker its GPU
+and thread share. The roles themselves run in
+:mod:`nn_tuning.strategies.keras_tuner_workers`. This module imports nothing
+from the strategies.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ import os
 from collections.abc import Iterator
 
 from .exceptions import ConfigError
+from .scaleout import parse_address
 
-__all__ = ["dask_backend", "free_port", "kerastuner_role", "parse_address", "start_local_workers"]
+__all__ = ["dask_backend", "free_port", "kerastuner_role", "parse_address", "worker_environment"]
 
 logger = logging.getLogger("nn_tuning")
 
@@ -79,14 +80,6 @@ def dask_backend(scheduler: str, n_workers: int = 2) -> Iterator[object]:
 _KT_VARS = ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT")
 
 
-def parse_address(address: str, what: str = "chief address") -> tuple[str, int]:
-    """``"HOST:PORT"`` -> (host, port), or a one-line ConfigError."""
-    host, _, port = str(address).rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"{what} must be HOST:PORT such as 127.0.0.1:8000, got {address!r}")
-    return host, int(port)
-
-
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nobody listens on right now."""
     import socket
@@ -131,54 +124,3 @@ def worker_environment(index: int, n_workers: int, trials_per_gpu: int | None,
     env.setdefault("TF_NUM_INTRAOP_THREADS", threads)
     env.setdefault("TF_NUM_INTEROP_THREADS", threads)
     return env
-
-
-def _kt_worker_main(payload: dict, tuner_id: str, address: str, env: dict[str, str]) -> None:
-    """Entry point of a spawned keras-tuner worker process."""
-    os.environ.update(env)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from .store import TrialStore
-    from .strategies import SearchContext, get_strategy
-
-    store = TrialStore(payload.pop("store_path"), fingerprint=payload.pop("fingerprint"))
-    strategy = get_strategy(payload.pop("strategy"))
-    ctx = SearchContext(store=store, **payload)
-    ctx.options["worker_of"] = address
-    ctx.options["tuner_id"] = tuner_id
-    try:
-        strategy.run(ctx)
-    finally:
-        ctx.close()
-        store.close()
-
-
-def start_local_workers(ctx: object, strategy: str, address: str, n_workers: int,
-                        trials_per_gpu: int | None = None) -> list:
-    """Spawn ``n_workers`` keras-tuner worker processes for the chief at ``address``."""
-    import multiprocessing
-
-    from .devices import default_device_label
-
-    store = ctx.store  # type: ignore[attr-defined]
-    if store.path is None:
-        raise ConfigError("keras-tuner workers need a run folder for the shared trial store")
-    import tensorflow as tf
-
-    n_gpus = len(tf.config.list_physical_devices("GPU"))
-    payload = dict(
-        protocol=ctx.protocol, X=ctx.X, y=ctx.y, space=ctx.space,  # type: ignore[attr-defined]
-        max_trials=ctx.max_trials, seed=ctx.seed, workdir=ctx.workdir,  # type: ignore[attr-defined]
-        options={k: v for k, v in ctx.options.items() if k != "chief"},  # type: ignore[attr-defined]
-        device=default_device_label() if not n_gpus else "gpu", workers=1,
-        store_path=str(store.path), fingerprint=store.fingerprint, strategy=strategy,
-    )
-    spawn = multiprocessing.get_context("spawn")
-    procs = []
-    for i in range(n_workers):
-        env = worker_environment(i, n_workers, trials_per_gpu, n_gpus)
-        proc = spawn.Process(target=_kt_worker_main, args=(dict(payload), f"tuner{i}", address, env),
-                             name=f"nn-tuning-worker-{i}", daemon=True)
-        proc.start()
-        procs.append(proc)
-    logger.info("started %d keras-tuner workers for the chief at %s", n_workers, address)
-    return procs

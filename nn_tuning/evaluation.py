@@ -14,7 +14,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,7 @@ from sklearn.metrics import check_scoring, get_scorer_names
 from sklearn.model_selection import KFold, StratifiedKFold, cross_validate
 from sklearn.utils.multiclass import type_of_target
 
+from .checks import check_int
 from .exceptions import ConfigError, DataError
 from .result import Trial, TrialState
 from .space import SearchSpace
@@ -34,9 +35,15 @@ TASKS = ("regression", "classification")
 DEFAULT_SCORING = {"regression": "r2", "classification": "accuracy"}
 
 
-@dataclass
+@dataclass(frozen=True)
 class Protocol:
-    """Estimator, CV splits and scorer shared by every strategy of a run."""
+    """What every configuration of a run is trained and scored with.
+
+    An evaluator needs nothing else (besides ``X, y``): the builder and its
+    fixed arguments, the training settings (``epochs``, ``batch_size``,
+    ``seed``, ``fast``), the CV splits, the scorer and the task. ``estimator``
+    is the nn-tuning wrapper holding all of them, as scikit-learn clones it.
+    """
 
     estimator: Any
     splits: list[tuple[np.ndarray, np.ndarray]]
@@ -46,12 +53,27 @@ class Protocol:
     epochs: int
     batch_size: int
     seed: int
+    builder: Callable[..., Any] | None = None
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    fast: bool = True
 
     def estimator_for(self, params: Mapping[str, Any]) -> Any:
         """A fresh, unfitted estimator set to ``params``."""
         return clone(self.estimator).set_params(
             **{SearchSpace.param_key(k): v for k, v in params.items()}
         )
+
+    def with_epochs(self, epochs: int | None) -> Protocol:
+        """This protocol training ``epochs`` epochs (itself when ``None`` or unchanged)."""
+        if epochs is None or int(epochs) == self.epochs:
+            return self
+        return replace(self, estimator=self.estimator_for({"epochs": int(epochs)}),
+                       epochs=int(epochs))
+
+    def with_seed(self, seed: int) -> Protocol:
+        """This protocol with another training seed (same folds and scorer)."""
+        return replace(self, estimator=clone(self.estimator).set_params(random_state=int(seed)),
+                       seed=int(seed))
 
 
 def check_data(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -75,12 +97,6 @@ def check_data(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
         r = int(np.argwhere(~np.isfinite(y))[0][0])
         raise DataError(f"y contains NaN or infinite values (first at row {r})")
     return X, y
-
-
-def check_int(name: str, value: Any, low: int = 1) -> None:
-    """Raise a one-line ConfigError unless ``value`` is an integer >= ``low``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
 # A float target with more distinct values than this is a measurement, even
@@ -150,6 +166,7 @@ def make_protocol(
         estimator=estimator, splits=splits, scoring=scoring,
         scorer=check_scoring(estimator, scoring), task=task,
         epochs=int(epochs), batch_size=int(batch_size), seed=int(seed),
+        builder=builder, fixed=dict(fixed or {}), fast=bool(fast),
     )
 
 

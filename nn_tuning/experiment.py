@@ -1,28 +1,31 @@
-"""Experiment configs: a TOML file turned into data, builder, space and strategies.
+"""Experiment configs: a TOML file parsed into typed sections. Parsing only; runner.py runs them.
 
 A config has six parts (see ``experiments/*.toml``)::
 
     name = "advertising"            # names the default run folder
     description = "..."
 
-    [data]                          # dataset = "<bundled name>" or csv = "<path>"
-    [builder]                       # name = "mlp_regressor", args = {...} (not searched)
-    [space]                         # the search space, as in SearchSpace.from_dict
-    [training]                      # cv, scoring, epochs, batch_size, seed, device, workers
-    [strategies.<name>]             # one table per strategy with its budget
+    [data]                          # dataset = "<bundled name>" or csv = "<path>"     -> DataSection
+    [builder]                       # name = "mlp_regressor", args = {...}             -> BuilderSection
+    [space]                         # the search space, as in SearchSpace.from_dict   -> SearchSpace
+    [training]                      # cv, scoring, epochs, batch_size, seed, device,
+                                    # workers, engine                                  -> TrainingSection
+    [strategies.<name>]             # its budget and its options                       -> StrategySection
 
 Budgets: ``max_trials`` for random, Bayesian and Hyperband search (grid runs
 the whole grid, manual its ``configs``); ``max_seconds`` for any strategy, a
 wall-clock budget after which no new trial starts (see :func:`nn_tuning.tune`).
+A strategy's options are its own typed options class's fields
+(:attr:`nn_tuning.strategies.base.Strategy.Options`).
 
-Parsing is strict: an unknown key, builder, strategy or builder argument is a
-one-line :class:`~nn_tuning.exceptions.ConfigError` naming the file, the key
-and the value. Nothing is trained or written while a config is read.
+Parsing is strict: an unknown key, builder, strategy, option or builder
+argument is a one-line :class:`~nn_tuning.exceptions.ConfigError` naming the
+file, the key and the value. Nothing is trained or written while a config is read.
 """
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import inspect
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -33,33 +36,219 @@ from typing import Any
 
 import model_builders
 
+from .checks import check_int, check_seconds
 from .data import BUNDLED
 from .devices import DEVICES
 from .exceptions import ConfigError, NNTuningError
+from .scaleout import ENGINES
 from .space import SearchSpace
-from .strategies import STRATEGIES
+from .strategies import STRATEGIES, strategy_class
 
-__all__ = ["Experiment", "Overrides", "DEFAULT_CONFIG"]
+__all__ = ["BuilderSection", "DataSection", "DEFAULT_CONFIG", "Experiment", "Overrides",
+           "StrategySection", "TrainingSection"]
 
 #: The embedded default experiment (the Advertising study), shipped as package data.
 DEFAULT_CONFIG = "advertising.toml"
-
 _TOP = ("name", "description", "data", "builder", "space", "training", "strategies")
-_DATA = ("dataset", "csv", "target", "features", "test_size", "scale", "scale_target",
-         "split_seed")
-_BUILDER = ("name", "args")
-_TRAINING = ("cv", "scoring", "epochs", "batch_size", "seed", "device", "workers")
-_BUDGET = ("max_trials", "max_seconds")
-_STRATEGY_KEYS = {
-    "manual": ("configs", "max_seconds"),
-    "grid": ("max_seconds",),
-    "random": _BUDGET,
-    "bayesian": (*_BUDGET, "num_initial_points"),
-    "hyperband": (*_BUDGET, "factor", "hyperband_iterations"),
-}
-_TRAINING_DEFAULTS = {"cv": 5, "scoring": None, "epochs": 50, "batch_size": 32, "seed": 0,
-                      "device": "auto", "workers": 1}
-_DATA_DEFAULTS = {"test_size": 0.2, "scale": True, "scale_target": False}
+
+
+def _unknown(source: str, where: str, keys: Iterable[str], allowed: Iterable[str]) -> None:
+    allowed = list(allowed)
+    for key in keys:
+        if key not in allowed:
+            raise ConfigError(f"{source}: unknown key {where + key!r}; allowed: "
+                              f"{', '.join(allowed) or 'none'}")
+
+
+def _table(source: str, doc: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = doc.get(key, {})
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{source}: {key!r} must be a table ([{key}]), got {value!r}")
+    return dict(value)
+
+
+def _named(source: str, check: Any, *args: Any) -> Any:
+    """Run a shared check; its error names the file too."""
+    try:
+        return check(*args)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def _fields(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+@dataclass(frozen=True)
+class DataSection:
+    """``[data]``: a bundled dataset or a CSV file, and how it is split and scaled."""
+
+    dataset: str | None = None
+    csv: str | None = None
+    target: str | None = None
+    features: tuple[str, ...] | None = None
+    test_size: float = 0.2
+    scale: bool = True
+    scale_target: bool = False
+    split_seed: int | None = None
+
+    @classmethod
+    def parse(cls, source: str, table: dict[str, Any]) -> DataSection:
+        _unknown(source, "data.", table, _fields(cls))
+        if ("dataset" in table) == ("csv" in table):
+            raise ConfigError(f"{source}: [data] needs exactly one of 'dataset' (one of "
+                              f"{', '.join(BUNDLED)}) or 'csv' (a path)")
+        if "dataset" in table and table["dataset"] not in BUNDLED:
+            raise ConfigError(f"{source}: unknown data.dataset {table['dataset']!r}; choose one "
+                              f"of {', '.join(BUNDLED)}")
+        for key, what in (("csv", "a path string"), ("target", "a column name")):
+            if key in table and not isinstance(table[key], str):
+                raise ConfigError(f"{source}: data.{key} must be {what}, got {table[key]!r}")
+        feats = table.get("features")
+        if feats is not None and (not isinstance(feats, list) or not feats
+                                  or not all(isinstance(f, str) for f in feats)):
+            raise ConfigError(f"{source}: data.features must be a non-empty list of column "
+                              f"names, got {feats!r}")
+        ts = table.get("test_size", 0.2)
+        if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not 0 < ts < 1:
+            raise ConfigError(f"{source}: data.test_size must be a number in (0, 1), got {ts!r}")
+        for key in ("scale", "scale_target"):
+            if key in table and not isinstance(table[key], bool):
+                raise ConfigError(f"{source}: data.{key} must be true or false, got "
+                                  f"{table[key]!r}")
+        if "split_seed" in table:
+            _named(source, check_int, "data.split_seed", table["split_seed"], 0)
+        return cls(**{**table, "features": tuple(feats) if feats else None})
+
+
+@dataclass(frozen=True)
+class BuilderSection:
+    """``[builder]``: one of :mod:`model_builders` and its fixed (not searched) arguments."""
+
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def function(self) -> Any:
+        return getattr(model_builders, self.name)
+
+    @property
+    def parameters(self) -> list[str]:
+        """The builder's tunable arguments (not the ones scikeras fills in)."""
+        sig = inspect.signature(self.function)
+        return [n for n in sig.parameters if n not in ("input_dim", "n_classes", "meta")]
+
+    @classmethod
+    def parse(cls, source: str, table: dict[str, Any]) -> BuilderSection:
+        _unknown(source, "builder.", table, _fields(cls))
+        name = table.get("name")
+        if name not in model_builders.__all__:
+            raise ConfigError(f"{source}: unknown builder.name {name!r}; choose one of "
+                              f"{', '.join(model_builders.__all__)}")
+        args = table.get("args", {})
+        if not isinstance(args, Mapping):
+            raise ConfigError(f"{source}: builder.args must be a table, got {args!r}")
+        section = cls(name=name, args=dict(args))
+        _unknown(source, "builder.args.", args, section.parameters)
+        return section
+
+
+@dataclass(frozen=True)
+class TrainingSection:
+    """``[training]``: the protocol every strategy shares, and how it runs."""
+
+    cv: int = 5
+    scoring: str | None = None
+    epochs: int = 50
+    batch_size: int = 32
+    seed: int = 0
+    device: str = "auto"
+    workers: int = 1
+    engine: str = "auto"
+
+    @classmethod
+    def parse(cls, source: str, table: dict[str, Any]) -> TrainingSection:
+        from sklearn.metrics import get_scorer_names
+
+        _unknown(source, "training.", table, _fields(cls))
+        for key, low in (("cv", 2), ("epochs", 1), ("batch_size", 1), ("seed", 0), ("workers", 1)):
+            if key in table:
+                _named(source, check_int, f"training.{key}", table[key], low)
+        scoring = table.get("scoring")
+        if scoring is not None and scoring not in get_scorer_names():
+            raise ConfigError(f"{source}: training.scoring {scoring!r} is not a scikit-learn "
+                              "scorer name; use e.g. 'r2', 'neg_root_mean_squared_error', "
+                              "'accuracy' or 'f1_macro'")
+        for key, allowed in (("device", DEVICES), ("engine", ENGINES)):
+            if key in table and table[key] not in allowed:
+                raise ConfigError(f"{source}: training.{key} must be one of "
+                                  f"{', '.join(allowed)}, got {table[key]!r}")
+        return cls(**table)
+
+
+@dataclass(frozen=True)
+class StrategySection:
+    """``[strategies.<name>]``: a strategy's budget, manual configs and typed options."""
+
+    name: str
+    max_trials: int | None = None
+    max_seconds: float | None = None
+    configs: tuple[dict[str, Any], ...] | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, source: str, name: str, table: Any, space: SearchSpace | None,
+              builder: BuilderSection) -> StrategySection:
+        if name not in STRATEGIES:
+            raise ConfigError(f"{source}: unknown strategy 'strategies.{name}'; choose one of "
+                              f"{', '.join(STRATEGIES)}")
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{source}: strategies.{name} must be a table, got {table!r}")
+        strat = strategy_class(name)
+        where = f"strategies.{name}"
+        own = ["configs"] if name == "manual" else []
+        budget = ["max_seconds"] if name in ("manual", "grid") else ["max_trials", "max_seconds"]
+        _unknown(source, f"{where}.", table, [*own, *budget, *_fields(strat.Options)])
+        options = {k: v for k, v in table.items() if k not in ("configs", *budget)}
+        try:
+            strat.parse_options(options)  # checks each option's value
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {where}.{exc}") from None
+        if "max_trials" in table:
+            _named(source, check_int, f"{where}.max_trials", table["max_trials"])
+        if "max_seconds" in table:
+            _named(source, check_seconds, f"{where}.max_seconds", table["max_seconds"])
+        if strat.needs_max_trials and "max_trials" not in table:
+            raise ConfigError(f"{source}: {where}.max_trials is required (a trial budget)")
+        configs = None
+        if name == "manual":
+            configs = table.get("configs")
+            if not isinstance(configs, list) or not configs:
+                raise ConfigError(f"{source}: {where}.configs must be a non-empty list of "
+                                  f"tables of hyperparameters, got {configs!r}")
+            for i, config in enumerate(configs):
+                if not isinstance(config, Mapping) or not config:
+                    raise ConfigError(f"{source}: {where}.configs[{i}] must be a non-empty "
+                                      f"table, got {config!r}")
+                _unknown(source, f"{where}.configs[{i}].", config,
+                         [*builder.parameters, *SearchSpace.TRAINING_PARAMS])
+            configs = tuple(dict(c) for c in configs)
+        elif space is None:
+            raise ConfigError(f"{source}: strategy {name!r} needs a [space] table")
+        if name == "grid" and space is not None and space.grid_size is None:
+            raise ConfigError(f"{source}: strategies.grid needs grid points, but [space] has a "
+                              "continuous float entry; use a list of values or give it a step")
+        return cls(name=name, max_trials=table.get("max_trials"),
+                   max_seconds=table.get("max_seconds"), configs=configs, options=options)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The table as written in a config (what ``experiment.json`` records)."""
+        out: dict[str, Any] = {k: v for k, v in (("max_trials", self.max_trials),
+                                                   ("max_seconds", self.max_seconds))
+                               if v is not None}
+        if self.configs is not None:
+            out["configs"] = [dict(c) for c in self.configs]
+        return {**out, **self.options}
 
 
 @dataclass(frozen=True)
@@ -76,31 +265,7 @@ class Overrides:
     seed: int | None = None
     cv: int | None = None
     device: str | None = None
-
-
-def _unknown(source: str, where: str, keys: Iterable[str], allowed: Iterable[str]) -> None:
-    for key in keys:
-        if key not in allowed:
-            raise ConfigError(f"{source}: unknown key {where + key!r}; allowed: "
-                              f"{', '.join(allowed)}")
-
-
-def _table(source: str, doc: Mapping[str, Any], key: str) -> dict[str, Any]:
-    value = doc.get(key, {})
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{source}: {key!r} must be a table ([{key}]), got {value!r}")
-    return dict(value)
-
-
-def _int(source: str, key: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(f"{source}: {key} must be an integer >= {low}, got {value!r}")
-    return value
-
-
-def _builder_params(builder: Any) -> list[str]:
-    sig = inspect.signature(builder)
-    return [n for n in sig.parameters if n not in ("input_dim", "n_classes", "meta")]
+    engine: str | None = None
 
 
 @dataclass(frozen=True)
@@ -110,21 +275,21 @@ class Experiment:
     Examples
     --------
     >>> exp = Experiment.default()
-    >>> exp.name, exp.builder_name, exp.space.grid_size
-    ('advertising', 'mlp_regressor', 54)
+    >>> exp.name, exp.builder_name, exp.space.grid_size, exp.training.epochs
+    ('advertising', 'mlp_regressor', 54, 80)
     """
 
     name: str
     source: str
     text: str
-    data: dict[str, Any]
-    builder_name: str
-    builder_args: dict[str, Any]
+    data: DataSection
+    builder_section: BuilderSection
     space: SearchSpace | None
-    training: dict[str, Any]
-    strategies: dict[str, dict[str, Any]]
+    training: TrainingSection
+    strategies: dict[str, StrategySection]
     description: str = ""
     base_dir: Path = field(default_factory=Path.cwd)
+    grid_max_points: int | None = None  # --max-trials on grid search: a sub-grid
 
     # Construction ----------------------------------------------------------
     @classmethod
@@ -161,137 +326,47 @@ class Experiment:
         description = doc.get("description", "")
         if not isinstance(description, str):
             raise ConfigError(f"{source}: description must be a string, got {description!r}")
-
-        data = {**_DATA_DEFAULTS, **_table(source, doc, "data")}
-        _unknown(source, "data.", data, _DATA)
-        cls._check_data(source, data)
-
-        builder = _table(source, doc, "builder")
-        _unknown(source, "builder.", builder, _BUILDER)
-        builder_name = builder.get("name")
-        if builder_name not in model_builders.__all__:
-            raise ConfigError(f"{source}: unknown builder.name {builder_name!r}; choose one of "
-                              f"{', '.join(model_builders.__all__)}")
-        allowed = _builder_params(getattr(model_builders, builder_name))
-        args = builder.get("args", {})
-        if not isinstance(args, Mapping):
-            raise ConfigError(f"{source}: builder.args must be a table, got {args!r}")
-        _unknown(source, "builder.args.", args, allowed)
-
-        space = None
-        if "space" in doc:
-            raw = _table(source, doc, "space")
-            if not raw:
-                raise ConfigError(f"{source}: the [space] table is empty; give at least one "
-                                  "hyperparameter")
-            _unknown(source, "space.", raw, [*allowed, *SearchSpace.TRAINING_PARAMS])
-            try:
-                space = SearchSpace.from_dict(raw)
-            except NNTuningError as exc:
-                raise ConfigError(f"{source}: [space] {exc}") from None
-
-        training = {**_TRAINING_DEFAULTS, **_table(source, doc, "training")}
-        _unknown(source, "training.", training, _TRAINING)
-        cls._check_training(source, training)
-
-        strategies = _table(source, doc, "strategies")
-        if not strategies:
+        data = DataSection.parse(source, _table(source, doc, "data"))
+        builder = BuilderSection.parse(source, _table(source, doc, "builder"))
+        space = cls._parse_space(source, doc, builder)
+        training = TrainingSection.parse(source, _table(source, doc, "training"))
+        tables = _table(source, doc, "strategies")
+        if not tables:
             raise ConfigError(f"{source}: no [strategies.<name>] table; add one of "
                               f"{', '.join(STRATEGIES)}")
-        for sname, opts in strategies.items():
-            if sname not in STRATEGIES:
-                raise ConfigError(f"{source}: unknown strategy 'strategies.{sname}'; choose "
-                                  f"from {', '.join(STRATEGIES)}")
-            if not isinstance(opts, Mapping):
-                raise ConfigError(f"{source}: strategies.{sname} must be a table, got {opts!r}")
-            _unknown(source, f"strategies.{sname}.", opts, _STRATEGY_KEYS[sname])
-            cls._check_strategy(source, sname, dict(opts), space, allowed)
-        return cls(name=name, source=source, text=text, data=data, builder_name=builder_name,
-                   builder_args=dict(args), space=space, training=training,
-                   strategies={k: dict(v) for k, v in strategies.items()},
+        strategies = {n: StrategySection.parse(source, n, t, space, builder)
+                      for n, t in tables.items()}
+        return cls(name=name, source=source, text=text, data=data, builder_section=builder,
+                   space=space, training=training, strategies=strategies,
                    description=description, base_dir=base_dir or Path.cwd())
 
     @staticmethod
-    def _check_data(source: str, data: dict[str, Any]) -> None:
-        if ("dataset" in data) == ("csv" in data):
-            raise ConfigError(f"{source}: [data] needs exactly one of 'dataset' (one of "
-                              f"{', '.join(BUNDLED)}) or 'csv' (a path)")
-        if "dataset" in data and data["dataset"] not in BUNDLED:
-            raise ConfigError(f"{source}: unknown data.dataset {data['dataset']!r}; choose one "
-                              f"of {', '.join(BUNDLED)}")
-        if "csv" in data and not isinstance(data["csv"], str):
-            raise ConfigError(f"{source}: data.csv must be a path string, got {data['csv']!r}")
-        if "target" in data and not isinstance(data["target"], str):
-            raise ConfigError(f"{source}: data.target must be a column name, got "
-                              f"{data['target']!r}")
-        feats = data.get("features")
-        if feats is not None and (not isinstance(feats, list) or not feats
-                                  or not all(isinstance(f, str) for f in feats)):
-            raise ConfigError(f"{source}: data.features must be a non-empty list of column "
-                              f"names, got {feats!r}")
-        ts = data["test_size"]
-        if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not 0 < ts < 1:
-            raise ConfigError(f"{source}: data.test_size must be a number in (0, 1), got {ts!r}")
-        for key in ("scale", "scale_target"):
-            if not isinstance(data[key], bool):
-                raise ConfigError(f"{source}: data.{key} must be true or false, got "
-                                  f"{data[key]!r}")
-        if "split_seed" in data:
-            _int(source, "data.split_seed", data["split_seed"], 0)
-
-    @staticmethod
-    def _check_training(source: str, training: dict[str, Any]) -> None:
-        from sklearn.metrics import get_scorer_names
-
-        _int(source, "training.cv", training["cv"], 2)
-        _int(source, "training.epochs", training["epochs"], 1)
-        _int(source, "training.batch_size", training["batch_size"], 1)
-        _int(source, "training.seed", training["seed"], 0)
-        _int(source, "training.workers", training["workers"], 1)
-        scoring = training["scoring"]
-        if scoring is not None and scoring not in get_scorer_names():
-            raise ConfigError(f"{source}: training.scoring {scoring!r} is not a scikit-learn "
-                              "scorer name; use e.g. 'r2', 'neg_root_mean_squared_error', "
-                              "'accuracy' or 'f1_macro'")
-        if training["device"] not in DEVICES:
-            raise ConfigError(f"{source}: training.device must be one of "
-                              f"{', '.join(DEVICES)}, got {training['device']!r}")
-
-    @staticmethod
-    def _check_strategy(source: str, name: str, opts: dict[str, Any],
-                        space: SearchSpace | None, allowed: list[str]) -> None:
-        where = f"strategies.{name}"
-        for key in ("max_trials", "num_initial_points", "factor", "hyperband_iterations"):
-            if key in opts:
-                _int(source, f"{where}.{key}", opts[key], 2 if key == "factor" else 1)
-        if "max_seconds" in opts:
-            sec = opts["max_seconds"]
-            if isinstance(sec, bool) or not isinstance(sec, (int, float)) or sec <= 0:
-                raise ConfigError(f"{source}: {where}.max_seconds must be a number > 0, "
-                                  f"got {sec!r}")
-        if name in ("random", "bayesian") and "max_trials" not in opts:
-            raise ConfigError(f"{source}: {where}.max_trials is required (a trial budget)")
-        if name == "manual":
-            configs = opts.get("configs")
-            if not isinstance(configs, list) or not configs:
-                raise ConfigError(f"{source}: {where}.configs must be a non-empty list of "
-                                  f"tables of hyperparameters, got {configs!r}")
-            for i, config in enumerate(configs):
-                if not isinstance(config, Mapping) or not config:
-                    raise ConfigError(f"{source}: {where}.configs[{i}] must be a non-empty "
-                                      f"table, got {config!r}")
-                _unknown(source, f"{where}.configs[{i}].", config,
-                         [*allowed, *SearchSpace.TRAINING_PARAMS])
-        elif space is None:
-            raise ConfigError(f"{source}: strategy {name!r} needs a [space] table")
-        if name == "grid" and space is not None and space.grid_size is None:
-            raise ConfigError(f"{source}: strategies.grid needs grid points, but [space] has a "
-                              "continuous float entry; use a list of values or give it a step")
+    def _parse_space(source: str, doc: Mapping[str, Any],
+                     builder: BuilderSection) -> SearchSpace | None:
+        if "space" not in doc:
+            return None
+        raw = _table(source, doc, "space")
+        if not raw:
+            raise ConfigError(f"{source}: the [space] table is empty; give at least one "
+                              "hyperparameter")
+        _unknown(source, "space.", raw, [*builder.parameters, *SearchSpace.TRAINING_PARAMS])
+        try:
+            return SearchSpace.from_dict(raw)
+        except NNTuningError as exc:
+            raise ConfigError(f"{source}: [space] {exc}") from None
 
     # Derived values ------------------------------------------------------
     @property
     def builder(self) -> Any:
-        return getattr(model_builders, self.builder_name)
+        return self.builder_section.function
+
+    @property
+    def builder_name(self) -> str:
+        return self.builder_section.name
+
+    @property
+    def builder_args(self) -> dict[str, Any]:
+        return dict(self.builder_section.args)
 
     @property
     def task(self) -> str:
@@ -299,44 +374,48 @@ class Experiment:
 
     def csv_path(self) -> Path | None:
         """The data CSV, relative paths taken from the config file's folder."""
-        if "csv" not in self.data:
+        if self.data.csv is None:
             return None
-        path = Path(self.data["csv"]).expanduser()
+        path = Path(self.data.csv).expanduser()
         return path if path.is_absolute() else self.base_dir / path
 
     def with_overrides(self, overrides: Overrides | None) -> Experiment:
         """A copy with the command-line overrides applied."""
         if overrides is None:
             return self
-        training = dict(self.training)
-        strategies = copy.deepcopy(self.strategies)
-        for key in ("epochs", "seed", "cv"):
+        training = self.training
+        for key, low in (("epochs", 1), ("seed", 0), ("cv", 2)):
             value = getattr(overrides, key)
             if value is not None:
-                training[key] = _int("command line", f"--{key.replace('_', '-')}", value,
-                                     {"epochs": 1, "seed": 0, "cv": 2}[key])
-        if overrides.device is not None:
-            if overrides.device not in DEVICES:
-                raise ConfigError(f"command line: --device must be one of {', '.join(DEVICES)}, "
-                                  f"got {overrides.device!r}")
-            training["device"] = overrides.device
+                check = _named("command line", check_int, f"--{key}", value, low)
+                training = replace(training, **{key: check})
+        for key, allowed in (("device", DEVICES), ("engine", ENGINES)):
+            value = getattr(overrides, key)
+            if value is not None:
+                if value not in allowed:
+                    raise ConfigError(f"command line: --{key} must be one of "
+                                      f"{', '.join(allowed)}, got {value!r}")
+                training = replace(training, **{key: value})
+        strategies = dict(self.strategies)
         n = overrides.max_trials
+        grid_max = self.grid_max_points
         if n is not None:
-            _int("command line", "--max-trials", n, 1)
-            for name, opts in strategies.items():
+            _named("command line", check_int, "--max-trials", n)
+            for name, s in strategies.items():
                 if name == "manual":
-                    opts["configs"] = opts["configs"][:n]
+                    strategies[name] = replace(s, configs=s.configs[:n])
                 elif name != "grid":
-                    opts["max_trials"] = min(opts.get("max_trials", n), n)
-                    if "num_initial_points" in opts:
-                        opts["num_initial_points"] = min(opts["num_initial_points"], n)
-            if "grid" in strategies:
-                strategies["grid"]["max_trials"] = n
-        return replace(self, training=training, strategies=strategies)
+                    options = dict(s.options)
+                    if "num_initial_points" in options:
+                        options["num_initial_points"] = min(options["num_initial_points"], n)
+                    strategies[name] = replace(s, max_trials=min(s.max_trials or n, n),
+                                               options=options)
+            grid_max = n
+        return replace(self, training=training, strategies=strategies, grid_max_points=grid_max)
 
-    def grid_space(self, max_points: int | None) -> SearchSpace | None:
-        """The space grid search runs: all of it, or a sub-grid of at most ``max_points``."""
-        space = self.space
+    def grid_space(self) -> SearchSpace | None:
+        """The space grid search runs: all of it, or a sub-grid of at most ``--max-trials`` points."""
+        space, max_points = self.space, self.grid_max_points
         if space is None or max_points is None or (space.grid_size or 0) <= max_points:
             return space
         values = {n: e.grid_values(n) for n, e in space.items()}
@@ -347,22 +426,17 @@ class Experiment:
 
     def resolved(self) -> dict[str, Any]:
         """The config as run, as plain data (saved as ``experiment.json``)."""
+        data = {k: (list(v) if isinstance(v, tuple) else v)
+                for k, v in dataclasses.asdict(self.data).items() if v is not None}
+        strategies = {n: s.to_dict() for n, s in self.strategies.items()}
+        if self.grid_max_points is not None and "grid" in strategies:
+            strategies["grid"]["max_trials"] = self.grid_max_points
         return {
             "name": self.name, "description": self.description, "source": self.source,
-            "data": self.data, "builder": {"name": self.builder_name, "args": self.builder_args},
+            "data": data, "builder": {"name": self.builder_name, "args": self.builder_args},
             "task": self.task, "space": self.space.to_dict() if self.space else None,
-            "training": self.training, "strategies": self.strategies,
+            "training": dataclasses.asdict(self.training), "strategies": strategies,
         }
-
-    def run(self, out_dir: str | Path, strategies: list[str] | None = None, *,
-            overwrite: bool = False, progress: bool = True,
-            runtime: dict[str, Any] | None = None) -> Path:
-        """Run ``strategies`` (all configured ones by default) into ``out_dir``
-        and write the report. See :func:`nn_tuning.runner.run_experiment`."""
-        from .runner import run_experiment
-
-        return run_experiment(self, out_dir, strategies, overwrite=overwrite, progress=progress,
-                              runtime=runtime)
 
 
 def _prod(values: Iterable[int]) -> int:

@@ -164,9 +164,6 @@ def build_report(run_dir: str | Path) -> Path:
     Path
         ``run_dir / "report.md"``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
     run = Path(run_dir)
     runs = load_run(run)
     exp = _read_json(run / "experiment.json")

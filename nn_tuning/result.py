@@ -37,6 +37,7 @@ class Trial:
     number: int | None = None
     worker: str = "main"
     device: str = "cpu"
+    budget: int | None = None  # Hyperband: the epochs this trial trained (not a builder argument)
 
     @property
     def mean_score(self) -> float:
@@ -61,10 +62,13 @@ def write_atomic(path: Path, text: str) -> None:
 def trials_frame(trials: list[Trial], n_folds: int | None = None) -> pd.DataFrame:
     """One row per trial: hyperparameters, scores, per-fold scores, time and state."""
     rows = []
+    budgets = any(t.budget is not None for t in trials)
     for t in trials:
         row: dict[str, Any] = {"trial": t.number}
         row.update({k: (json.dumps(v) if isinstance(v, (list, tuple)) else v)
                     for k, v in t.params.items()})
+        if budgets:
+            row["budget"] = t.budget
         row.update(mean_score=t.mean_score, std_score=t.std_score)
         for i, s in enumerate(t.fold_scores):
             row[f"fold{i}_score"] = s

@@ -6,9 +6,11 @@ run folder is touched, so a bad config never damages an earlier run's results.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,19 +21,15 @@ from .devices import configure_devices
 from .exceptions import ConfigError, NNTuningError
 from .experiment import Experiment
 from .result import TuningResult, write_atomic
-from .strategies import KERAS_TUNER_STRATEGIES, STRATEGIES
-from .tune import tune
+from .scaleout import ScaleOut
+from .strategies import KERAS_TUNER_STRATEGIES, STRATEGIES, unknown_strategy
+from .tune import check_call, tune
 from .versions import package_versions
 
 __all__ = ["run_experiment", "run_worker", "test_metrics", "prepare_data", "select_strategies"]
 
-# How a run is executed (not what it computes): never part of the run's identity.
-RUNTIME_KEYS = ("workers", "gpus", "mixed_precision", "trials_per_gpu", "dask_scheduler",
-                "chief", "stability")
 
 logger = logging.getLogger("nn_tuning")
-
-_RUN_FILES = ("experiment.json", "config.toml", "versions.json", "data.json")
 
 
 def select_strategies(exp: Experiment, names: list[str] | None) -> list[str]:
@@ -40,7 +38,7 @@ def select_strategies(exp: Experiment, names: list[str] | None) -> list[str]:
         return list(exp.strategies)
     for name in names:
         if name not in STRATEGIES:
-            raise ConfigError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
+            raise unknown_strategy(name)
         if name not in exp.strategies:
             raise ConfigError(f"{exp.source}: strategy {name!r} has no [strategies.{name}] table; "
                               f"configured: {', '.join(exp.strategies)}")
@@ -52,10 +50,10 @@ def prepare_data(exp: Experiment) -> DataSplit:
     d = exp.data
     try:
         return load_data(
-            dataset=d.get("dataset"), csv=exp.csv_path(), target=d.get("target"),
-            features=d.get("features"), test_size=d["test_size"], scale=d["scale"],
-            scale_target=d["scale_target"], task=exp.task,
-            seed=d.get("split_seed", exp.training["seed"]),
+            dataset=d.dataset, csv=exp.csv_path(), target=d.target,
+            features=list(d.features) if d.features else None, test_size=d.test_size,
+            scale=d.scale, scale_target=d.scale_target, task=exp.task,
+            seed=exp.training.seed if d.split_seed is None else d.split_seed,
         )
     except NNTuningError as exc:
         raise type(exc)(f"{exp.source}: {exc}") from None
@@ -64,13 +62,13 @@ def prepare_data(exp: Experiment) -> DataSplit:
 def _prepare_folder(out: Path, exp: Experiment, overwrite: bool) -> None:
     marker = out / "experiment.json"
     if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {str(out)!r} is a file, not a folder")
+        raise ConfigError(f"out_dir {str(out)!r} is a file, not a folder")
     if out.is_dir() and any(out.iterdir()):
         if not marker.is_file():
-            raise ConfigError(f"--out {str(out)!r} is not empty and holds no nn-tune run; "
+            raise ConfigError(f"out_dir {str(out)!r} is not empty and holds no nn-tune run; "
                               "choose another folder")
         if overwrite:
-            logger.info("--overwrite: removing the earlier run in %s", out)
+            logger.info("overwrite: removing the earlier run in %s", out)
             shutil.rmtree(out)
         else:
             try:
@@ -79,16 +77,23 @@ def _prepare_folder(out: Path, exp: Experiment, overwrite: bool) -> None:
                 before = None
             now = json.loads(json.dumps(exp.resolved(), default=str))
             if not isinstance(before, dict) or _comparable(before) != _comparable(now):
-                raise ConfigError(f"--out {str(out)!r} holds a different run (another config or "
-                                  "overrides); pass --overwrite to replace it or choose another "
-                                  "--out")
+                raise ConfigError(f"out_dir {str(out)!r} holds a different run (another config or "
+                                  "overrides); pass overwrite=True to replace it or choose another "
+                                  "out_dir")
             logger.info("resuming the run in %s", out)
     out.mkdir(parents=True, exist_ok=True)
 
 
 def _comparable(resolved: dict[str, Any]) -> dict[str, Any]:
-    # Where the config was read from does not change the run.
-    return {k: v for k, v in resolved.items() if k not in ("source", "description")}
+    """The run's identity, as tune()'s store fingerprint sees it: what is computed.
+
+    Where the config was read from, and how it runs (device, workers), do not
+    change the run.
+    """
+    out = {k: v for k, v in resolved.items() if k not in ("source", "description")}
+    out["training"] = {k: v for k, v in dict(out.get("training") or {}).items()
+                       if k not in ("device", "workers")}
+    return out
 
 
 def test_metrics(result: TuningResult, data: DataSplit, task: str) -> dict[str, float]:
@@ -108,58 +113,61 @@ def test_metrics(result: TuningResult, data: DataSplit, task: str) -> dict[str, 
             "adjusted_r2": float(adj), "mae": float(mean_absolute_error(y_true, y_pred))}
 
 
-def _tune_kwargs(exp: Experiment, name: str, runtime: dict[str, Any]) -> dict[str, Any]:
-    """Arguments of tune() that say how to run, not what to compute."""
-    t = exp.training
-    kwargs: dict[str, Any] = dict(
-        workers=runtime.get("workers") or t["workers"], device=t["device"],
-        gpus=runtime.get("gpus"), mixed_precision=bool(runtime.get("mixed_precision")),
-        trials_per_gpu=runtime.get("trials_per_gpu"),
-    )
-    if runtime.get("dask_scheduler") and name in ("grid", "random"):
-        kwargs["dask_scheduler"] = runtime["dask_scheduler"]
-    if runtime.get("chief") and name in KERAS_TUNER_STRATEGIES:
-        kwargs["chief"] = runtime["chief"]
-    return kwargs
+def _tune_kwargs(exp: Experiment, name: str, scale: ScaleOut | None) -> dict[str, Any]:
+    """Arguments of tune() that say how to run, not what to compute.
+
+    The run's scale-out settings (the config's workers unless given), less
+    what strategy ``name`` cannot use: Dask is for the scikit-learn driven
+    strategies, a chief address for keras-tuner's.
+    """
+    scale = scale or ScaleOut(workers=exp.training.workers)
+    if name in KERAS_TUNER_STRATEGIES:
+        scale = replace(scale, dask_scheduler=None)
+    else:
+        scale = replace(scale, chief=None)
+    return dict(dataclasses.asdict(scale), device=exp.training.device)
 
 
 def _search_args(exp: Experiment, name: str, data: DataSplit) -> tuple[Any, dict[str, Any]]:
     """The space and the tune() arguments that define what strategy ``name`` computes."""
-    opts = exp.strategies[name]
+    section = exp.strategies[name]
     t = exp.training
-    space = exp.grid_space(opts.get("max_trials")) if name == "grid" else exp.space
-    options = {k: opts[k] for k in ("num_initial_points", "factor", "hyperband_iterations")
-               if k in opts}
+    space = exp.grid_space() if name == "grid" else exp.space
     return space, dict(
-        strategy=name, cv=t["cv"], scoring=t["scoring"], epochs=t["epochs"],
-        batch_size=t["batch_size"], max_trials=opts.get("max_trials") if name != "grid" else None,
-        seed=t["seed"], configs=opts.get("configs"), task=exp.task, fixed=exp.builder_args,
-        options=options,
+        strategy=name, cv=t.cv, scoring=t.scoring, epochs=t.epochs, batch_size=t.batch_size,
+        max_trials=section.max_trials, seed=t.seed,
+        configs=list(section.configs) if section.configs else None, task=exp.task,
+        fixed=exp.builder_args, options=section.options, engine=t.engine,
     )
 
 
 def _run_strategy(exp: Experiment, name: str, data: DataSplit, out: Path,
-                  progress: bool, runtime: dict[str, Any]) -> dict[str, Any]:
-    opts = exp.strategies[name]
+                  progress: bool, scale: ScaleOut | None,
+                  stability: int | None) -> dict[str, Any]:
+    section = exp.strategies[name]
     space, args = _search_args(exp, name, data)
     if name == "grid" and space is not exp.space:
-        logger.warning("grid: --max-trials %s runs a %d-point sub-grid of the %d-point grid",
-                       opts["max_trials"], space.grid_size, exp.space.grid_size)
+        logger.warning("grid: max_trials %s runs a %d-point sub-grid of the %d-point grid",
+                       exp.grid_max_points, space.grid_size, exp.space.grid_size)
     folder = out / name
     result = tune(exp.builder, space, data.X_train, data.y_train, directory=folder,
-                  progress=progress, max_seconds=opts.get("max_seconds"), **args,
-                  **_tune_kwargs(exp, name, runtime))
+                  progress=progress, max_seconds=section.max_seconds, **args,
+                  **_tune_kwargs(exp, name, scale))
     summary = result.summary()
+    budget = {k: v for k, v in (("max_trials", section.max_trials),
+                                ("max_seconds", section.max_seconds)) if v is not None}
+    if name == "grid" and exp.grid_max_points is not None:
+        budget["max_trials"] = exp.grid_max_points
     summary.update(
-        budget={k: opts[k] for k in ("max_trials", "max_seconds") if k in opts}
-        | ({"configs": len(opts["configs"])} if name == "manual" else {})
+        budget=budget
+        | ({"configs": len(section.configs)} if name == "manual" else {})
         | ({"grid_points": space.grid_size} if name == "grid" else {}),
         test_metrics=test_metrics(result, data, exp.task),
         target_scaled=data.y_scaler is not None,
         builder=exp.builder_name,
     )
-    if runtime.get("stability"):
-        summary["stability"] = _stability(exp, result, data, folder, int(runtime["stability"]))
+    if stability:
+        summary["stability"] = _stability(exp, result, data, folder, stability)
     write_atomic(folder / "summary.json", json.dumps(summary, indent=2, default=str))
     from .tensorboard_logs import write_hparams
 
@@ -177,10 +185,10 @@ def _stability(exp: Experiment, result: TuningResult, data: DataSplit, folder: P
     from .stability import check_stability
 
     t = exp.training
-    protocol = make_protocol(exp.builder, data.X_train, data.y_train, task=exp.task, cv=t["cv"],
-                             scoring=t["scoring"], epochs=t["epochs"],
-                             batch_size=t["batch_size"], seed=t["seed"], fixed=exp.builder_args)
-    seeds = [t["seed"] + k for k in (1, 2, 3)]
+    protocol = make_protocol(exp.builder, data.X_train, data.y_train, task=exp.task, cv=t.cv,
+                             scoring=t.scoring, epochs=t.epochs, batch_size=t.batch_size,
+                             seed=t.seed, fixed=exp.builder_args)
+    seeds = [t.seed + k for k in (1, 2, 3)]
     table = check_stability(protocol, data.X_train, data.y_train, result.trials,
                             result.trial_params, top_k=top_k, seeds=seeds)
     write_atomic(folder / "stability.csv", table.to_csv(index=False))
@@ -194,7 +202,7 @@ def _stability(exp: Experiment, result: TuningResult, data: DataSplit, folder: P
 
 
 def run_worker(exp: Experiment, out_dir: str | Path, strategy: str, chief: str,
-               runtime: dict[str, Any] | None = None) -> int:
+               scale: ScaleOut | None = None) -> int:
     """Serve as a keras-tuner worker of the chief at ``chief`` for ``strategy``.
 
     Trials go to the run folder's store (``out_dir/<strategy>/trials.db``), the
@@ -206,22 +214,26 @@ def run_worker(exp: Experiment, out_dir: str | Path, strategy: str, chief: str,
                           f"got {strategy!r}")
     select_strategies(exp, [strategy])
     data = prepare_data(exp)
-    runtime = dict(runtime or {}, chief=None, workers=1, dask_scheduler=None)
+    scale = replace(scale or ScaleOut(), chief=None, worker_of=chief, workers=1,
+                    dask_scheduler=None)
     space, args = _search_args(exp, strategy, data)
     result = tune(exp.builder, space, data.X_train, data.y_train,
-                  directory=Path(out_dir) / strategy, worker_of=chief, refit=False,
-                  **args, **_tune_kwargs(exp, strategy, runtime))
+                  directory=Path(out_dir) / strategy, refit=False,
+                  **args, **_tune_kwargs(exp, strategy, scale))
     return len(result.trials)
 
 
 def run_experiment(exp: Experiment, out_dir: str | Path, strategies: list[str] | None = None,
                    *, overwrite: bool = False, progress: bool = True,
-                   runtime: dict[str, Any] | None = None) -> Path:
+                   scale: ScaleOut | None = None, stability: int | None = None) -> Path:
     """Run ``strategies`` of ``exp`` into ``out_dir`` and write the report.
 
     Each strategy runs through :func:`nn_tuning.tune` in ``out_dir/<strategy>``
     with the same training data, seed (hence CV folds), epochs and batch size.
     The refit best model of each is scored on the held-out test split.
+    ``scale`` says how trials run (default: the config's ``workers``);
+    ``stability`` re-scores each strategy's top configurations with more seeds.
+    Every strategy's call is checked before ``out_dir`` is touched.
 
     Returns
     -------
@@ -233,19 +245,25 @@ def run_experiment(exp: Experiment, out_dir: str | Path, strategies: list[str] |
     # Devices are chosen once, before the run folder is touched; tune() repeats
     # the same (idempotent) choice per strategy and records it with each trial.
     try:
-        configure_devices(exp.training["device"], (runtime or {}).get("gpus"),
-                          mixed_precision=bool((runtime or {}).get("mixed_precision")))
+        configure_devices(exp.training.device, scale.gpus if scale else None,
+                          mixed_precision=bool(scale and scale.mixed_precision))
     except ConfigError as exc:
-        raise ConfigError(f"{exp.source}: training.device {exp.training['device']!r}: {exc}") \
+        raise ConfigError(f"{exp.source}: training.device {exp.training.device!r}: {exc}") \
             from None
     out = Path(out_dir)
+    # Every strategy's call is checked before the run folder is touched.
+    for name in names:
+        space, args = _search_args(exp, name, data)
+        check_call(exp.builder, space, data.X_train, data.y_train,
+                   max_seconds=exp.strategies[name].max_seconds, **args,
+                   **_tune_kwargs(exp, name, scale))
     _prepare_folder(out, exp, overwrite)
     write_atomic(out / "experiment.json", json.dumps(exp.resolved(), indent=2, default=str))
     write_atomic(out / "config.toml", exp.text)
     write_atomic(out / "versions.json", json.dumps(package_versions(), indent=2))
     write_atomic(out / "data.json", json.dumps(data.describe(), indent=2))
     for name in names:
-        _run_strategy(exp, name, data, out, progress, dict(runtime or {}))
+        _run_strategy(exp, name, data, out, progress, scale, stability)
     from .report import build_report
 
     return build_report(out)

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .evaluation import Protocol, evaluate
+from .checks import check_int
 from .exceptions import ConfigError
 from .result import TrialState
 
@@ -56,8 +56,7 @@ def check_stability(
         ``search_score``, ``seed_mean``, ``seed_std``, ``seed_scores``, ``rank``
         and ``stable`` (on the winner's row: False when it is not a stable winner).
     """
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise ConfigError(f"stability top_k must be an integer >= 1, got {top_k!r}")
+    check_int("top_k", top_k)
     if not seeds:
         raise ConfigError("stability needs at least one seed, got []")
     complete = trials.index[trials["state"] == TrialState.COMPLETE.value]
@@ -67,8 +66,7 @@ def check_stability(
         config = params[trials.index.get_loc(idx)]
         scores = []
         for seed in seeds:
-            seeded = replace(protocol, estimator=protocol.estimator_for({}).set_params(random_state=seed))
-            trial = evaluate(seeded, X, y, config)
+            trial = evaluate(protocol.with_seed(seed), X, y, config)
             scores.append(trial.mean_score if trial.state is TrialState.COMPLETE else np.nan)
         rows.append({
             "params": json.dumps(config, default=str),

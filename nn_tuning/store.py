@@ -34,10 +34,16 @@ CREATE TABLE IF NOT EXISTS trials (
     reason TEXT,
     worker TEXT NOT NULL,
     device TEXT NOT NULL,
-    finished_at REAL NOT NULL
+    finished_at REAL NOT NULL,
+    budget INTEGER
 );
 CREATE INDEX IF NOT EXISTS trials_key ON trials (config_key);
 """
+
+
+def _key(params: dict[str, Any], budget: int | None) -> str:
+    # A Hyperband configuration trained for another budget is another trial.
+    return config_key(params) if budget is None else f"{config_key(params)}@{int(budget)}"
 
 
 class TrialStore:
@@ -62,7 +68,7 @@ class TrialStore:
             stored = self._get_meta("fingerprint")
         except sqlite3.DatabaseError as exc:
             raise StoreError(
-                f"the trial store {target} is damaged ({exc}); move it away or rerun with --overwrite"
+                f"the trial store {target} is damaged ({exc}); move it away or pass overwrite=True"
             ) from None
         if fingerprint is not None:
             if stored is None:
@@ -70,7 +76,7 @@ class TrialStore:
             elif stored != fingerprint:
                 raise StoreError(
                     f"the trial store {target} belongs to a different run "
-                    "(another config, space, data or protocol); use a new folder or --overwrite"
+                    "(another config, space, data or protocol); use a new folder or pass overwrite=True"
                 )
         self.fingerprint = fingerprint or stored
 
@@ -91,21 +97,21 @@ class TrialStore:
         """Commit ``trial`` now and give it the next number."""
         cur = self._db.execute(
             "INSERT INTO trials (config_key, params, state, fold_scores, fit_seconds, reason,"
-            " worker, device, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " worker, device, finished_at, budget) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                config_key(trial.params), json.dumps(trial.params, default=str),
+                _key(trial.params, trial.budget), json.dumps(trial.params, default=str),
                 trial.state.value, json.dumps(trial.fold_scores), trial.fit_seconds,
-                trial.reason, trial.worker, trial.device, time.time(),
+                trial.reason, trial.worker, trial.device, time.time(), trial.budget,
             ),
         )
         trial.number = cur.lastrowid - 1
         return trial
 
-    def get(self, params: dict[str, Any]) -> Trial | None:
-        """The finished trial of this configuration, if any."""
+    def get(self, params: dict[str, Any], budget: int | None = None) -> Trial | None:
+        """The finished trial of this configuration (at this budget), if any."""
         row = self._db.execute(
             "SELECT * FROM trials WHERE config_key = ? ORDER BY number LIMIT 1",
-            (config_key(params),),
+            (_key(params, budget),),
         ).fetchone()
         return self._row_to_trial(row) if row else None
 
@@ -114,16 +120,16 @@ class TrialStore:
         return [self._row_to_trial(r) for r in rows]
 
     def _row_to_trial(self, row: tuple) -> Trial:
-        number, _key, params, state, folds, fit_seconds, reason, worker, device, _t = row
+        number, _k, params, state, folds, fit_seconds, reason, worker, device, _t, budget = row
         try:
             return Trial(
                 params=json.loads(params), state=TrialState(state),
                 fold_scores=[float("nan") if s is None else s for s in json.loads(folds)],
                 fit_seconds=fit_seconds, reason=reason, number=number - 1,
-                worker=worker, device=device,
+                worker=worker, device=device, budget=budget,
             )
         except (ValueError, TypeError) as exc:
             raise StoreError(
                 f"trial {number - 1} in the store {self.path or ':memory:'} is damaged ({exc}); "
-                "rerun with --overwrite"
+                "pass overwrite=True"
             ) from None

@@ -1,69 +1,43 @@
-"""``tune()``: pick a strategy, run it under the shared protocol, refit the best."""
+"""``tune()``: check, open the run folder and store, execute the strategy, pick and refit the best.
+
+Each step is a function (or a small class) that can be read and tested alone:
+
+1. :func:`check_call` (:func:`nn_tuning.plan.plan_run` and
+   :func:`nn_tuning.run_folder.check_run_folder`) checks every argument and the
+   folder, and fixes what the run computes (nothing is written);
+2. :func:`nn_tuning.evaluators.select_evaluator` (called by the plan) picks how
+   configurations train;
+3. :class:`nn_tuning.run_folder.RunFolder` creates the folder (or a scratch one);
+4. :func:`execute` runs the strategy against the trial store, with the
+   progress bar, ``trials.csv`` and the time budget;
+5. :func:`best_trial` and :func:`build_result` pick the best and refit it.
+
+The evaluator, the store and the scratch folder are released in every outcome.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
+import contextlib
 import logging
 import math
-import shutil
-import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from .devices import configure_devices, default_device_label
-from .distributed import dask_backend, parse_address
-from .evaluation import check_data, check_int, make_protocol
-from .exceptions import AllTrialsFailedError, ConfigError
-from .result import TrialState, TuningResult, trials_frame, write_atomic
+from .evaluators import Evaluator
+from .exceptions import AllTrialsFailedError
+from .plan import RunPlan, plan_run
+from .result import Trial, TrialState, TuningResult, trials_frame, write_atomic
+from .run_folder import RunFolder, check_run_folder
+from .scaleout import Role, ScaleOut
 from .space import SearchSpace
 from .store import TrialStore
-from .strategies import KERAS_TUNER_STRATEGIES, SearchContext, get_strategy
-from .strategies.manual import check_configs
+from .strategies.base import BudgetSpent, SearchContext
 
-__all__ = ["tune"]
-
-
-class _BudgetSpent(BaseException):
-    """Stops a strategy from the trial callback once ``max_seconds`` are spent.
-
-    A BaseException so that keras-tuner's ``except Exception`` lets it through.
-    """
-
+__all__ = ["tune", "check_call", "execute", "best_trial", "build_result"]
 
 logger = logging.getLogger("nn_tuning")
-
-
-def _fingerprint(strategy: str, space: SearchSpace | None, configs: Any, X: np.ndarray,
-                 y: np.ndarray, protocol_args: dict[str, Any]) -> str:
-    h = hashlib.sha256()
-    h.update(json.dumps([strategy, space.to_dict() if space else None, configs, protocol_args],
-                        sort_keys=True, default=str).encode())
-    h.update(np.ascontiguousarray(X).tobytes())
-    h.update(np.ascontiguousarray(y).astype("U").tobytes() if y.dtype.kind in "OUS"
-             else np.ascontiguousarray(y).tobytes())
-    return h.hexdigest()
-
-
-def _progress_bar(total: int | None, strategy: str) -> Callable | None:
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=total, desc=strategy, unit="trial", leave=True)
-    best = [-math.inf]
-
-    def update(trial: Any) -> None:
-        if trial.state is TrialState.COMPLETE and trial.mean_score > best[0]:
-            best[0] = trial.mean_score
-        bar.update(1)
-        if math.isfinite(best[0]):
-            bar.set_postfix(best=f"{best[0]:.4g}")
-
-    update.close = bar.close  # type: ignore[attr-defined]
-    return update
 
 
 def tune(
@@ -96,6 +70,7 @@ def tune(
     chief: str | None = None,
     worker_of: str | None = None,
     trials_per_gpu: int | None = None,
+    engine: str = "auto",
     max_seconds: float | None = None,
 ) -> TuningResult:
     """Tune ``builder``'s hyperparameters over ``space`` with one strategy.
@@ -135,9 +110,12 @@ def tune(
     directory : path, optional
         Run folder: the trial store ``trials.db`` and the saved results. A
         rerun on the same folder resumes; a different run there is refused
-        unless ``overwrite=True``.
+        unless ``overwrite=True``, which deletes only a folder holding an
+        nn-tuning run. Every argument is checked before the folder is
+        touched: a refused call leaves it as it was.
     workers : int, default=1
-        Parallel processes (grid and random search).
+        Configurations trained at once in worker processes (Bayesian and
+        Hyperband: keras-tuner workers).
     refit : bool, default=True
         Refit the best configuration on all of ``X, y``.
     progress : bool, default=False
@@ -145,8 +123,10 @@ def tune(
     fast : bool, default=True
         Use the fast trial path (:mod:`nn_tuning.fast_fit`).
     options : mapping, optional
-        Strategy options (``factor`` and ``hyperband_iterations`` for Hyperband,
-        ``num_initial_points`` for Bayesian search).
+        Strategy options, checked against the strategy's own options class
+        (an unknown name is a ConfigError): ``num_initial_points`` and
+        ``parallel_trials`` for Bayesian search; ``factor``,
+        ``hyperband_iterations`` and ``parallel_trials`` for Hyperband.
     device : {"auto", "cpu", "gpu"}, optional
         Choose TensorFlow's devices first (:func:`nn_tuning.devices.configure_devices`,
         GPU memory growth on); by default TensorFlow's own choice. The device
@@ -154,9 +134,10 @@ def tune(
     gpus : list of int, optional
         GPUs to use with ``device``.
     mixed_precision : bool, default=False
-        Train with Keras' ``mixed_float16`` policy.
+        Train with Keras' ``mixed_float16`` policy (the caller's policy is
+        restored when ``tune`` returns).
     dask_scheduler : str, optional
-        Grid and random search: run scikit-learn's joblib work on Dask,
+        Manual, grid and random search: train on Dask through scikit-learn's joblib,
         ``"local"`` (a local cluster of ``max(workers, 2)`` processes on
         127.0.0.1) or a scheduler address such as ``tcp://host:8786``.
     chief : str, optional
@@ -169,6 +150,9 @@ def tune(
     trials_per_gpu : int, optional
         Pack this many local workers onto each GPU (each pinned through
         ``CUDA_VISIBLE_DEVICES``).
+    engine : {"auto", "keras", "stacked"}, default="auto"
+        How configurations are trained: ``keras`` trains each as its own
+        model; ``auto`` picks. Part of the run's identity.
     max_seconds : float, optional
         Wall-clock budget: no new trial starts once it is spent (trials in
         flight finish and are kept).
@@ -188,123 +172,150 @@ def tune(
     ['neurons']
     """
     start = time.perf_counter()
-    strat = get_strategy(strategy)
-    if space is not None and not isinstance(space, SearchSpace):
-        space = SearchSpace(space)
-    if space is None and strat.needs_space:
-        raise ConfigError(f"strategy {strategy!r} needs a search space, got None")
-    if strategy == "manual":
-        configs = check_configs(configs)
-    if max_trials is not None:
-        check_int("max_trials", max_trials)
-    check_int("workers", workers)
-    if max_seconds is not None and (isinstance(max_seconds, bool) or
-                                    not isinstance(max_seconds, (int, float)) or max_seconds <= 0):
-        raise ConfigError(f"max_seconds must be a number > 0, got {max_seconds!r}")
-    if trials_per_gpu is not None:
-        check_int("trials_per_gpu", trials_per_gpu)
-    distributed = chief is not None or worker_of is not None or (
-        workers > 1 and strategy in KERAS_TUNER_STRATEGIES)
-    if (chief or worker_of) and strategy not in KERAS_TUNER_STRATEGIES:
-        raise ConfigError(f"chief/worker mode is keras-tuner's: use strategy bayesian or "
-                          f"hyperband, got {strategy!r} (grid and random scale out with Dask)")
-    for name, address in (("chief", chief), ("worker_of", worker_of)):
-        if address is not None:
-            parse_address(address, name)
-    if device is not None or mixed_precision:
-        device_label = configure_devices(device or "auto", gpus, mixed_precision=mixed_precision)
-    else:
-        device_label = default_device_label()
-    X, y = check_data(X, y)
-    protocol = make_protocol(builder, X, y, task=task, cv=cv, scoring=scoring, epochs=epochs,
-                             batch_size=batch_size, seed=seed, fixed=fixed, fast=fast)
+    with _restored_precision_policy():
+        plan = check_call(builder, space, X, y, strategy=strategy, cv=cv, scoring=scoring,
+                          epochs=epochs, batch_size=batch_size, max_trials=max_trials, seed=seed,
+                          configs=configs, task=task, fixed=fixed, fast=fast, options=options,
+                          device=device, engine=engine, max_seconds=max_seconds,
+                          directory=directory, overwrite=overwrite, workers=workers, gpus=gpus,
+                          trials_per_gpu=trials_per_gpu, mixed_precision=mixed_precision,
+                          dask_scheduler=dask_scheduler, chief=chief, worker_of=worker_of)
+        scale = plan.scale
+        with plan.evaluator() as evaluator, \
+                RunFolder(directory, overwrite=overwrite, scratch=plan.needs_shared_store) as folder, \
+                contextlib.closing(TrialStore(folder.store_path,
+                                              fingerprint=plan.fingerprint)) as store:
+            ctx = execute(plan, store, evaluator, folder.path, progress=progress, start=start)
+            trials = store.trials()
+        result = build_result(plan, trials, ctx, refit=refit and scale.role is not Role.WORKER,
+                              start=start)
+        if directory is not None and scale.role is not Role.WORKER:
+            result.save(directory)
+    return result
 
-    workdir = Path(directory) if directory is not None else None
-    scratch = None
-    if workdir is None and distributed:
-        # Workers share the trial store through a file.
-        scratch = tempfile.TemporaryDirectory(prefix="nn_tuning_")
-        workdir = Path(scratch.name)
-    if workdir is not None:
-        if overwrite and workdir.exists():
-            shutil.rmtree(workdir)
-        workdir.mkdir(parents=True, exist_ok=True)
-    fingerprint = _fingerprint(
-        strategy, space, configs, X, y,
-        dict(builder=getattr(builder, "__qualname__", repr(builder)), cv=repr(cv),
-             scoring=protocol.scoring, epochs=epochs, batch_size=batch_size, seed=seed,
-             max_trials=max_trials, fixed=dict(fixed or {}), task=protocol.task,
-             options=dict(options or {})),
-    )
-    store = TrialStore(workdir / "trials.db" if workdir else None, fingerprint=fingerprint)
-    if len(store):
-        logger.info("resuming %s in %s: %d trials already stored", strategy, workdir, len(store))
 
-    total = (space.grid_size if strategy == "grid" else
-             len(configs) if strategy == "manual" else max_trials)
-    bar = _progress_bar(total, strategy) if progress else None
-    csv_path = workdir / "trials.csv" if workdir else None
+def check_call(builder: Callable[..., Any], space: Any, X: Any, y: Any, *,
+               directory: str | Path | None = None, overwrite: bool = False, workers: int = 1,
+               gpus: Sequence[int] | None = None, trials_per_gpu: int | None = None,
+               mixed_precision: bool = False, dask_scheduler: str | None = None,
+               chief: str | None = None, worker_of: str | None = None,
+               **what: Any) -> RunPlan:
+    """Step 1 of :func:`tune`: check a call's arguments and run folder; write nothing.
 
-    def on_trial(trial: Any) -> None:
-        if bar is not None:
-            bar(trial)
-        if csv_path is not None:
-            write_atomic(csv_path, trials_frame(store.trials()).to_csv(index=False))
-        if max_seconds is not None and time.perf_counter() - start >= max_seconds:
-            raise _BudgetSpent
+    Takes :func:`tune`'s arguments (but ``refit`` and ``progress``) and returns
+    the :class:`~nn_tuning.plan.RunPlan`, or raises a one-line ConfigError.
+    """
+    scale = ScaleOut(workers=workers, gpus=None if gpus is None else tuple(gpus),
+                     trials_per_gpu=trials_per_gpu, mixed_precision=mixed_precision,
+                     dask_scheduler=dask_scheduler, chief=chief, worker_of=worker_of)
+    plan = plan_run(builder, space, X, y, scale=scale, **what)
+    check_run_folder(directory, overwrite=overwrite, fingerprint=plan.fingerprint)
+    return plan
 
-    ctx = SearchContext(
-        protocol=protocol, X=X, y=y, space=space, store=store, max_trials=max_trials,
-        seed=seed, workers=workers, configs=configs, workdir=workdir, progress=on_trial,
-        options=dict(options or {}), device=device_label,
-    )
-    ctx.options.update({k: v for k, v in (("chief", chief), ("worker_of", worker_of),
-                                          ("trials_per_gpu", trials_per_gpu)) if v is not None})
+
+@contextlib.contextmanager
+def _restored_precision_policy() -> Iterator[None]:
+    """Give Keras' global dtype policy back as it was (``mixed_precision`` sets it)."""
+    import keras
+
+    saved = keras.config.dtype_policy()
     try:
-        if dask_scheduler is not None:
-            with dask_backend(dask_scheduler, n_workers=max(workers, 2)) as client:
-                ctx.workers = max(workers, sum(client.nthreads().values()), 2)
-                ctx.options["dask"] = True
-                strat.run(ctx)
-        else:
-            strat.run(ctx)
-    except _BudgetSpent:
-        logger.info("%s: wall-clock budget of %s s spent after %d trials",
-                    strategy, max_seconds, len(store))
+        yield
     finally:
-        ctx.close()
-        if bar is not None:
-            bar.close()
+        if keras.config.dtype_policy() is not saved:
+            keras.config.set_dtype_policy(saved)
+
+
+class _TrialWatcher:
+    """After each trial: the progress bar, ``trials.csv`` in the run folder."""
+
+    def __init__(self, store: TrialStore, workdir: Path | None, total: int | None,
+                 label: str, progress: bool) -> None:
+        self.store = store
+        self.csv = workdir / "trials.csv" if workdir is not None else None
+        self.best = -math.inf
+        self.bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc=label, unit="trial", leave=True)
+
+    def __call__(self, trial: Trial) -> None:
+        if self.bar is not None:
+            if trial.state is TrialState.COMPLETE and trial.mean_score > self.best:
+                self.best = trial.mean_score
+            self.bar.update(1)
+            if math.isfinite(self.best):
+                self.bar.set_postfix(best=f"{self.best:.4g}")
+        if self.csv is not None:
+            write_atomic(self.csv, trials_frame(self.store.trials()).to_csv(index=False))
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def execute(plan: RunPlan, store: TrialStore, evaluator: Evaluator, workdir: Path | None, *,
+            progress: bool = False, start: float | None = None) -> SearchContext:
+    """Run the plan's strategy: its batches go to ``evaluator``, its trials to ``store``.
+
+    Stops quietly when ``max_seconds`` are spent. Returns the search context
+    (its ``resumed`` and ``repeats`` counts).
+    """
+    start = time.perf_counter() if start is None else start
+    if len(store):
+        logger.info("resuming %s in %s: %d trials already stored", plan.name, workdir, len(store))
+    ctx = SearchContext(
+        protocol=plan.protocol, X=plan.X, y=plan.y, space=plan.space, store=store,
+        evaluator=evaluator, options=plan.options, max_trials=plan.max_trials,
+        seed=plan.protocol.seed, configs=plan.configs, workdir=workdir, scale=plan.scale,
+        device=plan.device, engine=plan.engine,
+        deadline=None if plan.max_seconds is None else start + plan.max_seconds,
+    )
+    watcher = _TrialWatcher(store, workdir, plan.strategy.planned_trials(ctx), plan.name, progress)
+    ctx.on_trial = watcher
+    try:
+        plan.strategy.run(ctx)
+    except BudgetSpent:
+        logger.info("%s: wall-clock budget of %s s spent after %d trials",
+                    plan.name, plan.max_seconds, len(store))
+    finally:
+        watcher.close()
     if ctx.repeats:
         logger.info("%s: the oracle proposed already scored configurations %d times; they were "
-                    "not retrained", strategy, ctx.repeats)
+                    "not retrained", plan.name, ctx.repeats)
+    return ctx
 
-    trials = store.trials()
-    store.close()
+
+def best_trial(trials: Sequence[Trial]) -> Trial | None:
+    """The complete trial with the best mean score (the earliest among equals)."""
     complete = [t for t in trials if t.state is TrialState.COMPLETE]
-    if not complete and worker_of is None:
+    return max(complete, key=lambda t: (t.mean_score, -t.number)) if complete else None
+
+
+def build_result(plan: RunPlan, trials: list[Trial], ctx: SearchContext, *, refit: bool,
+                 start: float) -> TuningResult:
+    """The :class:`TuningResult`: the best trial, refit on all the data when asked."""
+    best = best_trial(trials)
+    if best is None and plan.scale.role is not Role.WORKER:
         reasons = {t.reason for t in trials if t.reason}
         raise AllTrialsFailedError(
-            f"all {len(trials)} trials of strategy {strategy!r} failed"
+            f"all {len(trials)} trials of strategy {plan.name!r} failed"
             + (f"; first reason: {sorted(reasons)[0]}" if reasons else "")
         )
-    best = max(complete, key=lambda t: (t.mean_score, -t.number)) if complete else None
+    best_params = dict(best.params) if best else {}
     best_estimator = best_model = None
-    if refit and best is not None and worker_of is None:
-        best_estimator = protocol.estimator_for(best.params).fit(X, y)
+    if refit and best is not None:
+        best_estimator = plan.protocol.estimator_for(best_params).fit(plan.X, plan.y)
         best_model = best_estimator.model_
-    result = TuningResult(
-        trials=trials_frame(trials), best_params=dict(best.params) if best else {},
+    p = plan.protocol
+    return TuningResult(
+        trials=trials_frame(trials), best_params=best_params,
         best_score=best.mean_score if best else math.nan,
-        best_model=best_model, best_estimator=best_estimator, strategy=strategy, space=space,
-        scoring=protocol.scoring, wall_seconds=time.perf_counter() - start,
+        best_model=best_model, best_estimator=best_estimator, strategy=plan.name,
+        space=plan.space, scoring=p.scoring, wall_seconds=time.perf_counter() - start,
         resumed_trials=ctx.resumed, trial_params=[dict(t.params) for t in trials],
-        extra={"task": protocol.task, "cv_folds": len(protocol.splits), "epochs": epochs,
-               "batch_size": batch_size, "seed": seed, "max_trials": max_trials,
-               "workers": workers, "device": device_label},
+        extra={"task": p.task, "cv_folds": len(p.splits), "epochs": p.epochs,
+               "batch_size": p.batch_size, "seed": p.seed, "max_trials": plan.max_trials,
+               "workers": plan.scale.workers, "device": plan.device, "engine": plan.engine},
     )
-    if directory is not None and worker_of is None:
-        result.save(workdir)
-    if scratch is not None:
-        scratch.cleanup()
-    return result

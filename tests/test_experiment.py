@@ -39,12 +39,12 @@ def test_default_is_the_advertising_study():
     assert exp.space["activation"].values == ("softmax", "relu", "linear")
     assert exp.space["neurons"].values == (5, 10, 15, 25, 35, 50)
     assert exp.space["optimizer"].values == ("SGD", "Adam", "Adamax")
-    assert exp.training["epochs"] == 80 and exp.training["batch_size"] == 40
-    assert exp.data["features"] == ["TV", "Radio", "Newspaper"] and exp.data["target"] == "Sales"
-    assert exp.data["test_size"] == 0.2
+    assert exp.training.epochs == 80 and exp.training.batch_size == 40
+    assert exp.data.features == ("TV", "Radio", "Newspaper") and exp.data.target == "Sales"
+    assert exp.data.test_size == 0.2
     for name in ("random", "bayesian", "hyperband"):
-        assert exp.strategies[name]["max_trials"] < 54
-    assert len(exp.strategies["manual"]["configs"]) >= 2
+        assert exp.strategies[name].max_trials < 54
+    assert len(exp.strategies["manual"].configs) >= 2
 
 
 def test_shipped_copy_matches_the_embedded_default():
@@ -72,19 +72,19 @@ def test_task_follows_the_builder():
 def test_overrides_cap_every_strategy():
     exp = Experiment.default().with_overrides(Overrides(max_trials=4, epochs=3, seed=7, cv=2,
                                                         device="cpu"))
-    assert exp.training["device"] == "cpu" and exp.training["epochs"] == 3
-    assert exp.training["seed"] == 7 and exp.training["cv"] == 2
-    assert len(exp.strategies["manual"]["configs"]) == 4
-    assert all(exp.strategies[s]["max_trials"] == 4 for s in ("random", "bayesian", "hyperband"))
-    sub = exp.grid_space(exp.strategies["grid"]["max_trials"])
+    assert exp.training.device == "cpu" and exp.training.epochs == 3
+    assert exp.training.seed == 7 and exp.training.cv == 2
+    assert len(exp.strategies["manual"].configs) == 4
+    assert all(exp.strategies[s].max_trials == 4 for s in ("random", "bayesian", "hyperband"))
+    sub = exp.grid_space()
     assert 1 <= sub.grid_size <= 4 and set(sub) == set(exp.space)
     # The original is untouched.
-    assert Experiment.default().strategies["random"]["max_trials"] == 15
+    assert Experiment.default().strategies["random"].max_trials == 15
 
 
 def test_no_overrides_keeps_the_full_grid():
     exp = Experiment.default().with_overrides(Overrides())
-    assert exp.grid_space(exp.strategies["grid"].get("max_trials")).grid_size == 54
+    assert exp.grid_space().grid_size == 54
 
 
 @pytest.mark.parametrize("edit, match", [

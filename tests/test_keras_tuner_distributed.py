@@ -16,7 +16,7 @@ def test_bayesian_with_a_chief_and_two_workers(tmp_path, advertising):
     trials = result.trials
     assert len(trials) == 4
     assert set(trials["state"]) == {"complete"}
-    assert set(trials["worker"]) <= {"tuner0", "tuner1"} and len(set(trials["worker"])) >= 1
+    assert set(trials["worker"]) <= {"tuner0", "tuner1"}  # trained by the workers, not the chief
     local = tune(mlp_regressor, SPACE, X, y, refit=False, **kwargs)
     assert list(trials.columns) == list(local.trials.columns)
     assert result.best_model is not None

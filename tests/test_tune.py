@@ -1,3 +1,4 @@
+import hashlib
 import json
 
 import keras
@@ -19,6 +20,14 @@ from nn_tuning import (
 )
 
 SPACE = SearchSpace(neurons=Choice([4, 8]))
+
+
+def folder_digest(folder):
+    """Names, sizes and contents of every file under ``folder`` (None if it does not exist)."""
+    if not folder.exists():
+        return None
+    return sorted((str(p.relative_to(folder)), hashlib.sha256(p.read_bytes()).hexdigest())
+                  for p in folder.rglob("*") if p.is_file())
 
 
 def fragile_builder(neurons=4, explode=False, meta=None):
@@ -140,8 +149,10 @@ def test_rerun_resumes_from_the_store_and_other_runs_are_refused(tmp_path, adver
     again = tune(mlp_regressor, SPACE, X, y, **kwargs)
     assert again.resumed_trials == 2 and len(again.trials) == 2
     pd.testing.assert_frame_equal(first.trials, again.trials)
-    with pytest.raises(StoreError, match="belongs to a different run"):
+    before = folder_digest(tmp_path / "r")
+    with pytest.raises(StoreError, match="holds a different run.*pass overwrite=True"):
         tune(mlp_regressor, SearchSpace(neurons=Choice([5])), X, y, **kwargs)
+    assert folder_digest(tmp_path / "r") == before
     fresh = tune(mlp_regressor, SearchSpace(neurons=Choice([5])), X, y, overwrite=True, **kwargs)
     assert fresh.resumed_trials == 0 and list(fresh.trials["neurons"]) == [5]
 
@@ -189,8 +200,14 @@ def test_stability_rescoring_of_the_top_configs(advertising):
     table = check_stability(protocol, X, y, result.trials, params, top_k=2, seeds=[1, 2])
     assert len(table) == 2
     assert json.loads(table["params"][0]) == result.best_params
-    assert (table["seed_std"] >= 0).all() and table["stable"][0] in (True, False)
-    assert len(json.loads(table["seed_scores"][0])) == 2
+    for _, row in table.iterrows():
+        scores = json.loads(row["seed_scores"])
+        assert len(scores) == 2
+        assert row["seed_mean"] == pytest.approx(np.mean(scores))
+        assert row["seed_std"] == pytest.approx(np.std(scores))
+    # The rule: a stable winner leads on the mean over seeds by more than its own spread.
+    lead = table["seed_mean"][0] - table["seed_mean"][1]
+    assert table["stable"][0] is bool(lead > 0 and table["seed_std"][0] <= lead)
 
 
 def test_bayesian_repeat_proposals_are_not_counted_as_resumed(advertising):

@@ -1,91 +1,77 @@
-"""What every strategy shares: the search context and the strategy interface."""
+"""What every strategy shares: the search context, the strategy interface, typed options.
+
+A strategy *chooses* configurations and hands them, in batches, to
+:meth:`SearchContext.evaluate`; the context skips the ones the store already
+holds (resume), sends the rest to the run's evaluator
+(:mod:`nn_tuning.evaluators`) and commits each trial to the store as it
+arrives.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import multiprocessing
-import pickle
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field, replace
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from ..evaluation import Protocol, evaluate
+from ..evaluation import Protocol
+from ..evaluators import Evaluator
+from ..exceptions import ConfigError, NNTuningError
 from ..result import Trial, TrialState
-from ..space import SearchSpace
+from ..scaleout import ScaleOut
+from ..space import SearchSpace, config_key
 from ..store import TrialStore
+
+__all__ = ["BudgetSpent", "NoOptions", "SearchContext", "Strategy"]
 
 logger = logging.getLogger("nn_tuning")
 
-# A keras-tuner worker (a spawned or `nn-tune worker` process that may run for
-# days) scores its first trials itself, then in a child process replaced after
-# every _TRIALS_PER_WORKER trials, so that memory a builder or TensorFlow leaks
-# cannot pile up. nn-tuning's own training path does not grow (fast_fit
-# unregisters what each trace leaves in TensorFlow's gradient registry), so a
-# search in the calling process stays there: no spawning, no pickling.
-_IN_PROCESS_TRIALS = 50
-_TRIALS_PER_WORKER = 100
+
+class BudgetSpent(BaseException):
+    """Stops a strategy once the run's ``max_seconds`` are spent.
+
+    A BaseException so that keras-tuner's ``except Exception`` lets it through.
+    """
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """A strategy without options."""
 
 
 @dataclass
 class SearchContext:
-    """Everything a strategy needs: the protocol, the data, the space, the store."""
+    """Everything a strategy needs: protocol, data, space, store, evaluator, settings."""
 
     protocol: Protocol
     X: np.ndarray
     y: np.ndarray
     space: SearchSpace | None
     store: TrialStore
+    evaluator: Evaluator
+    options: Any = field(default_factory=NoOptions)
     max_trials: int | None = None
     seed: int = 0
-    workers: int = 1
     configs: list[dict[str, Any]] | None = None
     workdir: Path | None = None
-    progress: Any = None
-    resumed: int = 0
+    scale: ScaleOut = field(default_factory=ScaleOut)
     device: str = "cpu"
-    options: dict[str, Any] = field(default_factory=dict)
-    evaluated: int = 0
+    tuner_id: str = "main"
+    engine: str = "auto"
+    on_trial: Callable[[Trial], None] | None = None
+    deadline: float | None = None  # time.perf_counter() after which no trial starts
+    resumed: int = 0
     repeats: int = 0
-    _pool: Any = field(default=None, repr=False)
     _seen: set[int] = field(default_factory=set, repr=False)  # trial numbers met this run
 
-    def _evaluate(self, protocol: Protocol, params: dict[str, Any]) -> Trial:
-        """Score ``params``: in this process, or in a worker's recycled child process."""
-        self.evaluated += 1
-        recycle = bool(self.options.get("worker_of"))
-        if not recycle or self.evaluated <= _IN_PROCESS_TRIALS or self._pool is False:
-            return evaluate(protocol, self.X, self.y, params)
-        if self._pool is None:
-            try:
-                pickle.dumps((protocol, params))
-            except Exception as exc:  # e.g. a builder defined in a notebook
-                logger.warning("trials stay in this process (%s cannot be sent to a worker "
-                               "process)", exc)
-                self._pool = False
-                return evaluate(protocol, self.X, self.y, params)
-            self._pool = ProcessPoolExecutor(
-                1, mp_context=multiprocessing.get_context("spawn"),
-                max_tasks_per_child=_TRIALS_PER_WORKER)
-        try:
-            return self._pool.submit(evaluate, protocol, self.X, self.y, params).result()
-        except BrokenProcessPool as exc:
-            self._pool = None
-            return Trial(dict(params), TrialState.FAILED,
-                         reason=f"the worker process died during the trial ({exc})")
-
-    def close(self) -> None:
-        """Stop the worker process, if one was started."""
-        if self._pool:
-            self._pool.shutdown()
-        self._pool = None
-
-    def finished(self, params: dict[str, Any]) -> Trial | None:
+    def finished(self, params: Mapping[str, Any], budget: int | None = None) -> Trial | None:
         """The stored trial of ``params``: resumed from an earlier run, or proposed again."""
-        trial = self.store.get(params)
+        trial = self.store.get(dict(params), budget)
         if trial is not None and trial.number in self._seen:
             # An oracle proposing a configuration this run already scored
             # (keras-tuner's Bayesian oracle does, on small discrete spaces).
@@ -101,7 +87,7 @@ class SearchContext:
     def record(self, trial: Trial) -> Trial:
         """Commit a finished trial to the store now."""
         trial.device = self.device
-        trial.worker = self.options.get("tuner_id", trial.worker)
+        trial.worker = self.tuner_id
         self.store.add(trial)
         self._seen.add(trial.number)
         if trial.state is TrialState.FAILED:
@@ -110,25 +96,93 @@ class SearchContext:
         return trial
 
     def _tick(self, trial: Trial) -> None:
-        if self.progress is not None:
-            self.progress(trial)
+        if self.on_trial is not None:
+            self.on_trial(trial)
 
-    def run_config(self, params: dict[str, Any], epochs: int | None = None) -> Trial:
-        """Score ``params`` on the shared folds, unless the store already has it."""
-        done = self.finished(params)
-        if done is not None:
-            return done
-        protocol = self.protocol
-        if epochs is not None and epochs != protocol.epochs:
-            protocol = replace(protocol, estimator=protocol.estimator_for({"epochs": epochs}))
-        return self.record(self._evaluate(protocol, params))
+    @property
+    def budget_spent(self) -> bool:
+        """``max_seconds`` are spent (never before this run's first trial ended)."""
+        return (self.deadline is not None and bool(self._seen)
+                and time.perf_counter() >= self.deadline)
+
+    def evaluate(self, batch: Sequence[Mapping[str, Any]], *,
+                 epochs: int | None = None) -> list[Trial]:
+        """Trials of ``batch``, in its order: stored ones taken, the others trained now.
+
+        ``epochs`` (Hyperband's budget) replaces the protocol's epochs and is
+        recorded as the trials' ``budget``, never in their ``params``.
+        Identical configurations in ``batch`` train once. Each new trial is
+        committed to the store as the evaluator yields it. Raises
+        :class:`BudgetSpent` once ``max_seconds`` are spent: no trial starts
+        after that (those in flight are kept), and at least one trial runs.
+        """
+        keys = [config_key(dict(p)) for p in batch]
+        done: dict[str, Trial] = {}
+        todo: dict[str, dict[str, Any]] = {}
+        for key, params in zip(keys, batch):
+            if key in done or key in todo:
+                continue
+            stored = self.finished(params, epochs)
+            if stored is not None:
+                done[key] = stored
+            else:
+                todo[key] = dict(params)
+        pending = list(todo.values())
+        limit = self.evaluator.batch_limit or len(pending) or 1
+        for start in range(0, len(pending), limit):
+            if self.budget_spent:
+                raise BudgetSpent
+            for trial in self.evaluator.evaluate(pending[start:start + limit], epochs=epochs):
+                trial.budget = epochs
+                done[config_key(trial.params)] = self.record(trial)
+                if self.budget_spent:
+                    self.evaluator.stop()
+        if self.budget_spent:
+            raise BudgetSpent
+        missing = [todo[k] for k in keys if k not in done]
+        if missing:
+            raise NNTuningError(f"the {self.evaluator.name} evaluator returned no trial for "
+                                f"{missing[0]}")
+        return [done[k] for k in keys]
 
 
 class Strategy:
-    """A way of choosing which configurations to evaluate."""
+    """A way of choosing which configurations to evaluate.
+
+    Subclasses set :attr:`name`, :attr:`Options` (a frozen dataclass of their
+    options; unknown names are refused) and implement :meth:`run`.
+    """
 
     name: ClassVar[str]
     needs_space: ClassVar[bool] = True
+    needs_max_trials: ClassVar[bool] = False
+    #: Whether keras-tuner's oracle proposes the trials (chief/worker mode).
+    keras_tuner: ClassVar[bool] = False
+    Options: ClassVar[type] = NoOptions
+
+    @classmethod
+    def parse_options(cls, options: Mapping[str, Any] | None) -> Any:
+        """``options`` as this strategy's :attr:`Options`, or a one-line ConfigError."""
+        options = dict(options or {})
+        allowed = [f.name for f in dataclasses.fields(cls.Options)]
+        for key in options:
+            if key not in allowed:
+                raise ConfigError(
+                    f"strategy {cls.name!r} has no option {key!r}; allowed: "
+                    f"{', '.join(allowed) or 'none'}")
+        return cls.Options(**options)
+
+    @classmethod
+    def check(cls, space: SearchSpace | None, max_trials: int | None) -> None:
+        """Refuse what the strategy cannot run with, before anything is written."""
+        if cls.needs_space and space is None:
+            raise ConfigError(f"strategy {cls.name!r} needs a search space, got None")
+        if cls.needs_max_trials and not max_trials:
+            raise ConfigError(f"strategy {cls.name!r} needs max_trials >= 1, got {max_trials!r}")
+
+    def planned_trials(self, ctx: SearchContext) -> int | None:
+        """How many trials the search will have, when known (for the progress bar)."""
+        return ctx.max_trials
 
     def run(self, ctx: SearchContext) -> None:
         raise NotImplementedError

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..evaluation import evaluate
 from ..exceptions import ConfigError
 from .base import SearchContext, Strategy
 
@@ -27,27 +26,16 @@ def check_configs(configs: object) -> list[dict]:
 class ManualSearch(Strategy):
     """Evaluate ``configs`` in order, as a person tuning by hand would.
 
-    With ``workers > 1`` the configurations run in parallel worker processes
-    (each scoring every fold of its configuration); each finished trial is
-    committed as it comes back.
+    The whole list is one batch: the evaluator decides how many train at
+    once (``workers`` processes, Dask, ...); each trial is committed as it
+    comes back.
     """
 
     name = "manual"
     needs_space = False
 
+    def planned_trials(self, ctx: SearchContext) -> int | None:
+        return len(ctx.configs or ())
+
     def run(self, ctx: SearchContext) -> None:
-        todo = [p for p in check_configs(ctx.configs) if ctx.finished(p) is None]
-        if ctx.workers <= 1 or len(todo) <= 1:
-            for params in todo:
-                ctx.run_config(params)
-            return
-        from joblib import Parallel, delayed
-
-        from ..parallel import fold_batches
-
-        with fold_batches(ctx.workers, n_splits=1):
-            trials = Parallel(n_jobs=ctx.workers, return_as="generator_unordered")(
-                delayed(evaluate)(ctx.protocol, ctx.X, ctx.y, params) for params in todo
-            )
-            for trial in trials:
-                ctx.record(trial)
+        ctx.evaluate(check_configs(ctx.configs))

@@ -31,10 +31,19 @@ def check_result(result, strategy, space, n_folds, scoring):
     np.testing.assert_allclose(done["mean_score"], done[fold_cols].mean(axis=1), rtol=1e-6)
     assert (trials["fit_seconds"] > 0).all()
     assert result.best_score == pytest.approx(done["mean_score"].max())
-    assert set(result.best_params) >= set(space) - {"epochs"}
+    # Exactly the builder's arguments: the space's keys (manual: its configs' keys).
+    best_row = trials.loc[trials["mean_score"].idxmax()]
+    expected_keys = set(space) if strategy != "manual" else set(result.trial_params[0])
+    assert set(result.best_params) == expected_keys
     for name, value in result.best_params.items():
-        if name in space and name != "epochs":
+        assert best_row[name] == value
+        if strategy != "manual":
             assert value in space[name].values
+    # Hyperband's epochs are its budget, in their own column; the refit trains the run's epochs.
+    assert ("budget" in trials.columns) == (strategy == "hyperband")
+    if strategy == "hyperband":
+        assert set(trials["budget"]) <= set(range(1, result.extra["epochs"] + 1))
+    assert result.best_estimator.epochs == result.extra["epochs"]
     assert isinstance(result.best_model, keras.Model)
     assert math.isfinite(result.best_score)
 
@@ -97,35 +106,3 @@ def test_manual_with_two_workers_matches_one(advertising):
     b = two.trials.sort_values(key).reset_index(drop=True)
     np.testing.assert_allclose(a["mean_score"], b["mean_score"], rtol=1e-5)
     assert set(b["state"]) == {"complete"}
-
-
-def test_a_keras_tuner_worker_moves_trials_to_recycled_processes_with_the_same_scores(
-        advertising, monkeypatch):
-    from concurrent.futures import ProcessPoolExecutor
-
-    import nn_tuning.strategies.base as base
-    from nn_tuning.evaluation import make_protocol
-    from nn_tuning.store import TrialStore
-
-    X, y = advertising
-    protocol = make_protocol(mlp_regressor, X, y, cv=2, epochs=3, batch_size=40, seed=0)
-    configs = [{"neurons": n, "activation": "relu", "learning_rate": 0.05} for n in (3, 4, 5, 6, 7)]
-    monkeypatch.setattr(base, "_IN_PROCESS_TRIALS", 2)
-    monkeypatch.setattr(base, "_TRIALS_PER_WORKER", 2)
-
-    def run(options):
-        ctx = base.SearchContext(protocol=protocol, X=X, y=y, space=None, store=TrialStore(),
-                                 options=options)
-        try:
-            trials = [ctx._evaluate(protocol, params) for params in configs]
-            return trials, ctx._pool
-        finally:
-            ctx.close()
-
-    in_process, pool = run({})
-    assert pool is None  # a search in the calling process never spawns
-    recycled, pool = run({"worker_of": "127.0.0.1:1"})
-    assert isinstance(pool, ProcessPoolExecutor)
-    assert [t.state for t in recycled] == [TrialState.COMPLETE] * len(configs)
-    np.testing.assert_allclose([t.mean_score for t in recycled],
-                               [t.mean_score for t in in_process], rtol=1e-6)

@@ -1,0 +1,34 @@
+"""The argument checks every layer shares: one wording, one place.
+
+A leaf module (it imports only :mod:`nn_tuning.exceptions`), so the CLI, the
+config parser and the library check integers and numbers the same way without
+importing TensorFlow. ``model_builders`` keeps its own checks: it imports
+nothing from nn-tuning.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+from .exceptions import ConfigError
+
+__all__ = ["check_int", "check_seconds"]
+
+
+def check_int(name: str, value: Any, low: int = 1) -> int:
+    """``value`` as an int, or a one-line ConfigError unless it is an integer >= ``low``.
+
+    >>> check_int("epochs", 3)
+    3
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def check_seconds(name: str, value: Any) -> float:
+    """``value`` as a float, or a one-line ConfigError unless it is a number > 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+        raise ConfigError(f"{name} must be a number > 0, got {value!r}")
+    return float(value)

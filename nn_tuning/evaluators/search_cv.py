@@ -1,0 +1,138 @@
+"""Train batches through scikit-learn's ``evaluate_candidates``: worker processes or Dask.
+
+scikit-learn's search classes already run (configuration, fold) fits in
+parallel with joblib, handle failing fits (``error_score``) and score with the
+protocol's scorer. :class:`_BatchSearchCV` is a search whose
+``_run_search(evaluate_candidates)`` (scikit-learn's documented extension
+point) evaluates exactly the batch it is given, so a batch from *any*
+strategy runs on scikit-learn's machinery:
+
+* :class:`WorkerProcessEvaluator`: joblib's process backend with each
+  configuration's folds in one process (:mod:`nn_tuning.parallel`);
+* :class:`DaskEvaluator`: joblib on a Dask cluster
+  (:func:`nn_tuning.distributed.dask_backend`).
+
+Trials come back when the batch ends; the search context cuts batches to
+:attr:`batch_limit` configurations so that few are lost to an interruption.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.exceptions import FitFailedWarning
+from sklearn.model_selection._search import BaseSearchCV
+
+from ..evaluation import Protocol, error_reason, trial_from_scores
+from ..parallel import fold_batches
+from ..result import Trial
+from ..space import SearchSpace
+from .base import Evaluator
+
+__all__ = ["DaskEvaluator", "WorkerProcessEvaluator"]
+
+_ALL_FAILED = "fits failed"
+# Configurations per batch, per worker: fewer wait on the slowest configuration
+# of a batch, more delay the commit to the store.
+_CANDIDATES_PER_WORKER = 2
+
+
+class _BatchSearchCV(BaseSearchCV):
+    """A scikit-learn search over exactly the ``candidates`` given."""
+
+    def __init__(self, estimator: Any, candidates: Sequence[dict[str, Any]] = (), *,
+                 scoring: Any = None, n_jobs: int | None = None, refit: bool = False,
+                 cv: Any = None, verbose: int = 0, pre_dispatch: str = "all",
+                 error_score: float = np.nan, return_train_score: bool = False) -> None:
+        super().__init__(estimator, scoring=scoring, n_jobs=n_jobs, refit=refit, cv=cv,
+                         verbose=verbose, pre_dispatch=pre_dispatch, error_score=error_score,
+                         return_train_score=return_train_score)
+        self.candidates = candidates
+
+    def _run_search(self, evaluate_candidates):
+        evaluate_candidates(list(self.candidates))
+
+
+class _SearchCVEvaluator(Evaluator):
+    """Batches through :class:`_BatchSearchCV` with ``n_jobs`` parallel fits."""
+
+    def __init__(self, protocol: Protocol, X: np.ndarray, y: np.ndarray, n_jobs: int) -> None:
+        super().__init__(protocol, X, y)
+        self.n_jobs = n_jobs
+        self.batch_limit = max(1, n_jobs) * _CANDIDATES_PER_WORKER
+
+    def _parallel(self) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()
+
+    def evaluate(self, batch: Sequence[Mapping[str, Any]], *,
+                 epochs: int | None = None) -> Iterator[Trial]:
+        if not batch or self.stopping:
+            return
+        p = self.protocol
+        extra = {} if epochs is None else {"epochs": int(epochs)}
+        candidates = [{**{SearchSpace.param_key(k): v for k, v in params.items()}, **extra}
+                      for params in batch]
+        search = _BatchSearchCV(p.estimator, candidates, scoring=p.scorer, cv=p.splits,
+                                n_jobs=self.n_jobs if self.n_jobs > 1 else None)
+        n_splits = len(p.splits)
+        with warnings.catch_warnings(record=True) as caught, self._parallel():
+            warnings.simplefilter("always", FitFailedWarning)
+            # Our trials carry the failures; scikit-learn's summary warnings would repeat them.
+            warnings.simplefilter("ignore", UserWarning)
+            try:
+                search.fit(self.X, self.y)
+            except ValueError as exc:
+                if _ALL_FAILED not in str(exc):
+                    raise
+                reason = error_reason(str(exc))
+                for params in batch:
+                    yield trial_from_scores(dict(params), [math.nan] * n_splits, 0.0, reason)
+                return
+        failures = [error_reason(str(w.message)) for w in caught
+                    if issubclass(w.category, FitFailedWarning)]
+        reason = " | ".join(dict.fromkeys(failures)) or None
+        results = search.cv_results_
+        for i, params in enumerate(batch):
+            scores = [float(results[f"split{k}_test_score"][i]) for k in range(n_splits)]
+            seconds = float(results["mean_fit_time"][i] + results["mean_score_time"][i]) * n_splits
+            yield trial_from_scores(dict(params), scores, seconds, reason)
+
+
+class WorkerProcessEvaluator(_SearchCVEvaluator):
+    """``workers`` processes, each training every fold of the configurations it gets.
+
+    joblib's process backend (loky) keeps its processes between batches;
+    TensorFlow's thread pools in each are sized to its share of the cores.
+    """
+
+    name = "worker-processes"
+
+    def __init__(self, protocol: Protocol, X: np.ndarray, y: np.ndarray, workers: int) -> None:
+        super().__init__(protocol, X, y, n_jobs=workers)
+        self.workers = workers
+
+    def _parallel(self) -> contextlib.AbstractContextManager:
+        return fold_batches(self.workers, len(self.protocol.splits))
+
+
+class DaskEvaluator(_SearchCVEvaluator):
+    """scikit-learn's joblib work on a Dask cluster: ``"local"`` or a scheduler address."""
+
+    name = "dask"
+
+    def __init__(self, protocol: Protocol, X: np.ndarray, y: np.ndarray, scheduler: str,
+                 workers: int = 1) -> None:
+        from ..distributed import dask_backend
+
+        self._stack = contextlib.ExitStack()
+        client = self._stack.enter_context(dask_backend(scheduler, n_workers=max(workers, 2)))
+        super().__init__(protocol, X, y,
+                         n_jobs=max(workers, sum(client.nthreads().values()), 2))
+
+    def close(self) -> None:
+        self._stack.close()

@@ -1,0 +1,123 @@
+"""How a run is executed, never what it computes: one frozen value.
+
+:class:`ScaleOut` groups the settings that say where and how many trials
+train at once (processes, GPUs, Dask, keras-tuner's chief/worker roles). They
+are checked when the value is made, travel together from ``tune()`` to the
+evaluator chooser and the strategies, and are never part of a run's identity:
+a run resumed with more workers or on another device is the same run.
+
+A leaf module: it imports only the shared checks, so the CLI and the config
+parser use it without importing TensorFlow.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .checks import check_int
+from .exceptions import ConfigError
+
+__all__ = ["ENGINES", "Role", "ScaleOut", "check_engine", "parse_address"]
+
+#: Training engines: ``auto`` picks one, ``keras`` trains each configuration
+#: as its own model, ``stacked`` trains a batch of configurations as one model.
+ENGINES = ("auto", "keras", "stacked")
+
+
+class Role(str, enum.Enum):
+    """This process's part in keras-tuner's chief/worker mode."""
+
+    LOCAL = "local"    # proposes and trains (optionally with local worker processes)
+    CHIEF = "chief"    # serves the oracle; workers started elsewhere train
+    WORKER = "worker"  # asks a chief for trials and trains them
+
+
+def parse_address(address: object, what: str = "chief") -> tuple[str, int]:
+    """``"HOST:PORT"`` -> (host, port), or a one-line ConfigError."""
+    host, _, port = str(address).rpartition(":")
+    if not isinstance(address, str) or not host or not port.isdigit() \
+            or not 0 < int(port) < 65536:
+        raise ConfigError(f"{what} must be HOST:PORT such as 127.0.0.1:8000, got {address!r}")
+    return host, int(port)
+
+
+def check_engine(engine: object) -> str:
+    """``engine`` if it is one of :data:`ENGINES`, else a one-line ConfigError."""
+    if engine not in ENGINES:
+        raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    return str(engine)
+
+
+@dataclass(frozen=True)
+class ScaleOut:
+    """Where and how many trials train at once.
+
+    Parameters
+    ----------
+    workers : int, default=1
+        Configurations trained at once in separate processes.
+    gpus : tuple of int, optional
+        GPUs to use (all TensorFlow sees when omitted).
+    trials_per_gpu : int, optional
+        keras-tuner workers packed onto each GPU.
+    mixed_precision : bool, default=False
+        Train with Keras' ``mixed_float16`` policy (restored after the run).
+    dask_scheduler : str, optional
+        ``"local"`` or the address of a Dask scheduler (``tcp://host:8786``).
+    chief : str, optional
+        Serve keras-tuner's oracle at ``HOST:PORT``.
+    worker_of : str, optional
+        Act as a keras-tuner worker of the chief at ``HOST:PORT``.
+    """
+
+    workers: int = 1
+    gpus: tuple[int, ...] | None = None
+    trials_per_gpu: int | None = None
+    mixed_precision: bool = False
+    dask_scheduler: str | None = None
+    chief: str | None = None
+    worker_of: str | None = None
+
+    def __post_init__(self) -> None:
+        check_int("workers", self.workers)
+        if self.trials_per_gpu is not None:
+            check_int("trials_per_gpu", self.trials_per_gpu)
+        if self.gpus is not None:
+            gpus = self.gpus
+            if isinstance(gpus, (str, bytes)) or not isinstance(gpus, Sequence) or not gpus \
+                    or not all(isinstance(g, int) and not isinstance(g, bool) and g >= 0
+                               for g in gpus):
+                raise ConfigError(f"gpus must be a list of GPU indices such as [0, 1], got {gpus!r}")
+            object.__setattr__(self, "gpus", tuple(gpus))
+        if not isinstance(self.mixed_precision, bool):
+            raise ConfigError(f"mixed_precision must be True or False, got {self.mixed_precision!r}")
+        if self.dask_scheduler is not None and (
+                not isinstance(self.dask_scheduler, str)
+                or not (self.dask_scheduler == "local" or "://" in self.dask_scheduler)):
+            raise ConfigError(f"dask_scheduler must be 'local' or an address like "
+                              f"tcp://host:8786, got {self.dask_scheduler!r}")
+        for name in ("chief", "worker_of"):
+            if getattr(self, name) is not None:
+                parse_address(getattr(self, name), name)
+        if self.chief is not None and self.worker_of is not None:
+            raise ConfigError(f"chief and worker_of exclude each other, got chief={self.chief!r} "
+                              f"and worker_of={self.worker_of!r}")
+
+    @property
+    def role(self) -> Role:
+        """This process's keras-tuner role."""
+        if self.worker_of is not None:
+            return Role.WORKER
+        return Role.CHIEF if self.chief is not None else Role.LOCAL
+
+    def check_strategy(self, strategy: str, keras_tuner: bool) -> None:
+        """Refuse settings the strategy cannot use, naming the argument."""
+        if not keras_tuner and (self.chief or self.worker_of):
+            raise ConfigError(f"chief/worker mode is keras-tuner's: use strategy bayesian or "
+                              f"hyperband, got {strategy!r} (grid and random scale out with Dask)")
+        if keras_tuner and self.dask_scheduler is not None:
+            raise ConfigError(f"dask_scheduler runs grid, random and manual search, got "
+                              f"strategy {strategy!r} (bayesian and hyperband scale out with "
+                              "workers or chief)")

@@ -1,0 +1,120 @@
+"""The package's shape: no import cycles, layers import downward, a facade without side effects."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import nn_tuning
+
+PACKAGE = Path(nn_tuning.__file__).parent
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    return isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
+
+
+def _imports(path: Path) -> set[str]:
+    """Every nn_tuning module ``path`` imports, at module level or inside functions."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    tree = ast.parse(path.read_text())
+    skip = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and _is_type_checking(node)
+            for n in ast.walk(node)}
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("nn_tuning")}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if not target.startswith("nn_tuning"):
+                continue
+            for alias in node.names:
+                candidate = f"{target}.{alias.name}"
+                folder = PACKAGE.parent / candidate.replace(".", "/")
+                if folder.with_suffix(".py").exists() or (folder / "__init__.py").exists():
+                    found.add(candidate)  # ``from . import module``: the module, not the package
+                else:
+                    found.add(target)
+    found.discard(name)
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    return {_module_name(p): _imports(p) for p in PACKAGE.rglob("*.py")}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_no_import_cycles_in_nn_tuning():
+    graph = import_graph()
+    assert "nn_tuning.strategies.keras_tuner_workers" in graph
+    assert "nn_tuning.strategies" in graph["nn_tuning.strategies.keras_tuner_workers"]
+    cycle = find_cycle(graph)
+    assert cycle is None, " -> ".join(cycle)
+
+
+def test_lower_layers_do_not_import_upper_ones():
+    graph = import_graph()
+    upper = {"nn_tuning.tune", "nn_tuning.runner", "nn_tuning.cli", "nn_tuning.experiment",
+             "nn_tuning.plan"}
+    for module in ("nn_tuning.evaluators", "nn_tuning.evaluators.base", "nn_tuning.evaluation",
+                   "nn_tuning.distributed", "nn_tuning.store", "nn_tuning.scaleout"):
+        assert not graph[module] & upper, module
+    for module, imported in graph.items():
+        if module.startswith("nn_tuning.evaluators"):
+            assert not any(m.startswith("nn_tuning.strategies") for m in imported), module
+
+
+def _fresh_import(code: str) -> str:
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, check=True)
+    return out.stdout.strip()
+
+
+def test_importing_nn_tuning_imports_neither_tensorflow_nor_scikeras():
+    loaded = _fresh_import(
+        "import sys, nn_tuning; from nn_tuning import SearchSpace, Choice, STRATEGIES; "
+        "list(STRATEGIES); "
+        "print(sorted(m for m in ('tensorflow', 'keras', 'scikeras', 'keras_tuner') "
+        "if m in sys.modules))")
+    assert loaded == "[]"
+    assert _fresh_import("from nn_tuning import tune, KerasRegressor; print(callable(tune))") \
+        == "True"

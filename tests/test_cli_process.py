@@ -1,0 +1,97 @@
+"""nn-tune as a user runs it, in its own process: quiet start-up, Ctrl-C, report without TensorFlow."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli import TINY, _write
+
+ROOT = Path(__file__).resolve().parents[1]
+# This checkout's nn_tuning, whatever copy is installed; TensorFlow's own settings left alone.
+ENV = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+ENV["PYTHONPATH"] = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+NN_TUNE = [sys.executable, "-m", "nn_tuning.cli"]
+# What TensorFlow's C++ start-up prints (absl, oneDNN, CUDA stubs, cuDNN/cuBLAS factories).
+TF_NOISE = re.compile(r"I0000|W0000|E0000|absl::InitializeLog|oneDNN|cudart_stub|"
+                      r"cuda_(dnn|blas|fft)|computation placer|TF-TRT")
+
+
+def test_nn_tune_run_shows_no_tensorflow_start_up_lines(tmp_path):
+    config = _write(tmp_path / "tiny.toml", TINY)
+    proc = subprocess.run([*NN_TUNE, "run", str(config), "--strategy", "manual", "--quiet",
+                           "--out", str(tmp_path / "run")], capture_output=True, text=True,
+                          env=ENV, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    noise = [line for line in proc.stderr.splitlines() if TF_NOISE.search(line)]
+    assert noise == []
+    assert "report:" in proc.stdout
+
+
+def test_nn_tune_report_does_not_import_tensorflow(tmp_path):
+    config = _write(tmp_path / "tiny.toml", TINY)
+    run = tmp_path / "run"
+    subprocess.run([*NN_TUNE, "run", str(config), "--strategy", "manual", "--quiet",
+                    "--out", str(run)], check=True, capture_output=True, env=ENV, cwd=ROOT,
+                   timeout=300)
+    (run / "report.md").unlink()
+    # The caller's matplotlib backend is theirs: the report saves its figures without switching it.
+    code = ("import sys, matplotlib; matplotlib.use('svg'); from nn_tuning.cli import main; "
+            "code = main(['report', sys.argv[1]]); "
+            "print(code, sorted(m for m in ('tensorflow', 'keras', 'keras_tuner', 'scikeras') "
+            "if m in sys.modules), matplotlib.get_backend())")
+    proc = subprocess.run([sys.executable, "-c", code, str(run)], capture_output=True, text=True,
+                          env=ENV, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "0 [] svg"
+    assert (run / "report.md").is_file() and (run / "best_so_far.png").is_file()
+
+
+def _stored(db: Path) -> list[tuple[str, str]]:
+    if not db.exists():
+        return []
+    try:
+        with sqlite3.connect(db, timeout=1) as con:
+            return con.execute("SELECT params, state FROM trials ORDER BY number").fetchall()
+    except sqlite3.OperationalError:
+        return []
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_every_finished_trial_and_says_how_to_resume(tmp_path):
+    text = TINY.replace("neurons = [4]", "neurons = [2, 3, 4, 5, 6, 7, 8, 9]").replace(
+        "epochs = 2", "epochs = 30")
+    config = _write(tmp_path / "tiny.toml", text)
+    out = tmp_path / "run"
+    argv = [*NN_TUNE, "run", str(config), "--strategy", "grid", "--quiet", "--out", str(out)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=ENV, cwd=ROOT)
+    db = out / "grid" / "trials.db"
+    deadline = time.monotonic() + 300
+    while len(_stored(db)) < 2:
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-2000:]
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert lines[-1] == (f"nn-tune: interrupted; every finished trial is kept in {out}: "
+                         "rerun the same command to resume")
+    kept = _stored(db)
+    assert len(kept) >= 2 and {state for _, state in kept} == {"complete"}
+    # The rerun resumes: the kept trials are not trained again, the grid is completed.
+    done = subprocess.run(argv, capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads((out / "grid" / "summary.json").read_text())
+    assert summary["resumed_trials"] == len(kept) and summary["trials_run"] == 16
+    assert _stored(db)[: len(kept)] == kept
