@@ -5,6 +5,9 @@
 :class:`WorkerProcessEvaluator` ``workers`` processes (scikit-learn/joblib)
 :class:`DaskEvaluator`         scikit-learn's joblib work on a Dask cluster
 :class:`RecycledProcessEvaluator` keras-tuner workers: a recycled child process
+:class:`StackedEvaluator`      many configurations x folds as one model
+                               (:mod:`nn_tuning.stacked`), the rest through
+                               one of the above
 =============================  =============================================
 
 :func:`select_evaluator` is the one place that picks one from the run's
@@ -20,7 +23,6 @@ from functools import partial
 import numpy as np
 
 from ..evaluation import Protocol
-from ..exceptions import ConfigError
 from ..scaleout import Role, ScaleOut, check_engine
 from .base import Evaluator
 from .in_process import InProcessEvaluator
@@ -65,9 +67,44 @@ def select_evaluator(engine: str, scale: ScaleOut) -> Callable[[Protocol, np.nda
 
 def choose_evaluator(engine: str, scale: ScaleOut, protocol: Protocol, X: np.ndarray,
                      y: np.ndarray) -> Evaluator:
-    """The evaluator of a run (see :func:`select_evaluator`), made for ``protocol, X, y``.
+    """The evaluator of a run, from its engine and scale-out settings.
 
-    Processes start on first use; a Dask cluster starts here. ``close()`` (or
-    a ``with`` block) releases them.
+    Parameters
+    ----------
+    engine : {"auto", "keras", "stacked"}
+        ``stacked`` trains stackable configurations (MLPs of Dense, Dropout
+        and Activation layers) as stacks and the rest one at a time;
+        ``keras`` trains each configuration as its own model; ``auto`` is
+        ``stacked`` except on Dask and in a keras-tuner worker, where the
+        user chose how configurations spread over processes and machines.
+    scale : ScaleOut
+        ``worker_of`` -> a recycled child process (a long-lived keras-tuner
+        worker); ``dask_scheduler`` -> Dask; ``workers > 1`` -> worker
+        processes; otherwise this process. For the stacked engine this is
+        where the configurations that cannot stack train.
+    protocol, X, y
+        What every configuration is trained and scored with.
+
+    Returns
+    -------
+    Evaluator
+        Not yet started: processes and clusters start on first use or here
+        (Dask), and are released by ``close()``.
     """
-    return select_evaluator(engine, scale)(protocol, X, y)
+    engine = check_engine(engine)
+    per_configuration = _per_configuration(scale, protocol, X, y)
+    spread = scale.role is Role.WORKER or scale.dask_scheduler is not None
+    if engine == "keras" or (engine == "auto" and spread):
+        return per_configuration
+    return StackedEvaluator(protocol, X, y, fallback=per_configuration)
+
+
+def _per_configuration(scale: ScaleOut, protocol: Protocol, X: np.ndarray,
+                       y: np.ndarray) -> Evaluator:
+    if scale.role is Role.WORKER:
+        return RecycledProcessEvaluator(protocol, X, y)
+    if scale.dask_scheduler is not None:
+        return DaskEvaluator(protocol, X, y, scale.dask_scheduler, workers=scale.workers)
+    if scale.workers > 1:
+        return WorkerProcessEvaluator(protocol, X, y, workers=scale.workers)
+    return InProcessEvaluator(protocol, X, y)
