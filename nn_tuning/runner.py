@@ -27,7 +27,7 @@ __all__ = ["run_experiment", "run_worker", "test_metrics", "prepare_data", "sele
 
 # How a run is executed (not what it computes): never part of the run's identity.
 RUNTIME_KEYS = ("workers", "gpus", "mixed_precision", "trials_per_gpu", "dask_scheduler",
-                "chief", "stability")
+                "chief", "stability", "refit")
 
 logger = logging.getLogger("nn_tuning")
 
@@ -147,7 +147,8 @@ def _run_strategy(exp: Experiment, name: str, data: DataSplit, out: Path,
                        opts["max_trials"], space.grid_size, exp.space.grid_size)
     folder = out / name
     result = tune(exp.builder, space, data.X_train, data.y_train, directory=folder,
-                  progress=progress, max_seconds=opts.get("max_seconds"), **args,
+                  progress=progress, max_seconds=opts.get("max_seconds"),
+                  refit=runtime.get("refit") or True, **args,
                   **_tune_kwargs(exp, name, runtime))
     summary = result.summary()
     summary.update(

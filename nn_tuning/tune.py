@@ -85,7 +85,7 @@ def tune(
     directory: str | Path | None = None,
     overwrite: bool = False,
     workers: int = 1,
-    refit: bool = True,
+    refit: bool | str = True,
     progress: bool = False,
     fast: bool = True,
     options: Mapping[str, Any] | None = None,
@@ -138,8 +138,10 @@ def tune(
         unless ``overwrite=True``.
     workers : int, default=1
         Parallel processes (grid and random search).
-    refit : bool, default=True
-        Refit the best configuration on all of ``X, y``.
+    refit : bool or {"best", "simplest"}, default=True
+        Refit the best configuration on all of ``X, y`` (True or ``"best"``),
+        or the smallest good one (``"simplest"``: ``TuningResult.simplest``,
+        the one-standard-error rule over trainable parameters).
     progress : bool, default=False
         Show a progress bar.
     fast : bool, default=True
@@ -197,6 +199,8 @@ def tune(
         configs = check_configs(configs)
     if max_trials is not None:
         check_int("max_trials", max_trials)
+    if not (isinstance(refit, bool) or refit in ("best", "simplest")):
+        raise ConfigError(f"refit must be True, False, 'best' or 'simplest', got {refit!r}")
     check_int("workers", workers)
     if max_seconds is not None and (isinstance(max_seconds, bool) or
                                     not isinstance(max_seconds, (int, float)) or max_seconds <= 0):
@@ -290,8 +294,11 @@ def tune(
         )
     best = max(complete, key=lambda t: (t.mean_score, -t.number)) if complete else None
     best_estimator = best_model = None
-    if refit and best is not None and worker_of is None:
-        best_estimator = protocol.estimator_for(best.params).fit(X, y)
+    chosen, choice = best, "best"
+    if refit == "simplest" and best is not None:
+        chosen, choice = _simplest_trial(trials, strategy, epochs, best)
+    if refit and chosen is not None and worker_of is None:
+        best_estimator = protocol.estimator_for(chosen.params).fit(X, y)
         best_model = best_estimator.model_
     result = TuningResult(
         trials=trials_frame(trials), best_params=dict(best.params) if best else {},
@@ -299,6 +306,7 @@ def tune(
         best_model=best_model, best_estimator=best_estimator, strategy=strategy, space=space,
         scoring=protocol.scoring, wall_seconds=time.perf_counter() - start,
         resumed_trials=ctx.resumed, trial_params=[dict(t.params) for t in trials],
+        refit_choice=choice,
         extra={"task": protocol.task, "cv_folds": len(protocol.splits), "epochs": epochs,
                "batch_size": batch_size, "seed": seed, "max_trials": max_trials,
                "workers": workers, "device": device_label},
@@ -308,3 +316,15 @@ def tune(
     if scratch is not None:
         scratch.cleanup()
     return result
+
+
+def _simplest_trial(trials: list[Any], strategy: str, epochs: int, best: Any) -> tuple[Any, str]:
+    """The one-standard-error choice among ``trials``, or ``best`` when no size is known."""
+    from .result import one_standard_error
+
+    choice = one_standard_error(trials_frame(trials), epochs if strategy == "hyperband" else None)
+    if choice is None:
+        logger.warning("refit='simplest': no trial has a trainable-parameter count (stored by an "
+                       "earlier version); refitting the best configuration instead")
+        return best, "best"
+    return trials[choice["row"]], "simplest"

@@ -26,6 +26,7 @@ from sklearn.model_selection import GridSearchCV, ParameterGrid, ParameterSample
 
 from ..evaluation import error_reason, trial_from_scores
 from ..exceptions import ConfigError
+from ..model_size import count_for
 from ..parallel import fold_batches
 from ..space import SearchSpace
 from .base import SearchContext, Strategy
@@ -90,7 +91,9 @@ class _StoredSearchMixin:
         for i, (_, params) in enumerate(batch, start=first):
             scores = [float(results[f"split{k}_test_score"][i]) for k in range(n_splits)]
             seconds = float(results["mean_fit_time"][i] + results["mean_score_time"][i]) * n_splits
-            self.ctx.record(trial_from_scores(params, scores, seconds, reason))
+            trial = trial_from_scores(params, scores, seconds, reason)
+            trial.n_params = count_for(self.ctx.protocol, params, self.ctx.X, self.ctx.y)
+            self.ctx.record(trial)
 
 
 class _StoredGridSearchCV(_StoredSearchMixin, GridSearchCV):
