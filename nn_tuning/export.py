@@ -28,6 +28,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from .exceptions import ConfigError
 from .space import Choice, Fixed, Float, Int, SearchSpace
 
@@ -141,8 +143,7 @@ def frozen_trials(strategy: StrategyTrials, distributions: Mapping[str, Any]) ->
         attrs = {"nn_tune_trial": int(row["trial"]) if "trial" in row else i,
                  "fold_scores": [s if math.isfinite(s) else None for s in folds],
                  "fit_seconds": seconds,
-                 "n_params": None if n_params is None or n_params != n_params
-                 else int(n_params),
+                 "n_params": None if n_params is None or pd.isna(n_params) else int(n_params),
                  "worker": str(row.get("worker", "")), "device": str(row.get("device", ""))}
         if not complete:
             reason = row.get("reason")
