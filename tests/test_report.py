@@ -320,3 +320,13 @@ def test_report_html_renders_in_headless_chromium(store_run, tmp_path):
     assert drawn.mean() > 0.005, f"the plots add only {drawn.mean():.3%} of the page's ink"
     rows = np.flatnonzero(drawn.sum(axis=1) > 10)
     assert len(rows) > 1000 and rows.max() - rows.min() > 2500, (len(rows), rows.min(), rows.max())
+
+
+def test_report_facade():
+    import types
+
+    import nn_tuning.report as report
+
+    public = {n for n, v in vars(report).items() if not n.startswith("_")
+              and not isinstance(v, types.ModuleType) and n != "annotations"}
+    assert sorted(report.__all__) == sorted(public)
