@@ -1,20 +1,19 @@
 """How big a configuration's network is: its number of trainable parameters.
 
-Counted once, when a configuration is trained, and kept with its trial in the
-store, so that reports (score against size, the smallest good network) never
-need TensorFlow or a model.
+Counted when a configuration is trained, from the model it trained, and kept
+with its trial in the store, so that reports (score against size, the
+smallest good network) never need TensorFlow or a model. scikit-learn's
+searches discard their fitted estimators, so there the count travels as a
+second "score" of each fold (scikit-learn's multi-metric scoring), computed
+on the fitted model where it was trained: no extra model is built.
 """
 
 from __future__ import annotations
 
-import logging
 import math
-from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["trainable_params", "configuration_params", "count_for"]
-
-logger = logging.getLogger("nn_tuning")
+__all__ = ["trainable_params", "SIZE_SCORING", "size_from_results"]
 
 
 def trainable_params(model: Any) -> int:
@@ -22,25 +21,18 @@ def trainable_params(model: Any) -> int:
     return int(sum(math.prod(w.shape) for w in model.trainable_weights))
 
 
-def configuration_params(estimator: Any, X: Any, y: Any) -> int | None:
-    """Trainable parameters of ``estimator``'s model, built without training.
+def _size_scorer(estimator: Any, X: Any, y: Any) -> float:
+    return float(trainable_params(estimator.model_))
 
-    ``estimator`` is an unfitted nn-tuning wrapper set to one configuration;
-    scikeras' ``initialize`` builds its model for the shapes of ``X`` and
-    ``y``. None (unknown) when building fails: the trial's own training
-    reports that failure.
-    """
-    try:
-        return trainable_params(estimator.initialize(X, y).model_)
-    except Exception as exc:  # a broken configuration fails its trial, not the count
-        logger.debug("cannot count the parameters of %s: %s", estimator, exc)
+
+#: Extra ``scoring`` entry for scikit-learn's searches: the fitted model's size.
+SIZE_SCORING = {"n_params": _size_scorer}
+
+
+def size_from_results(results: dict[str, Any], index: int) -> int | None:
+    """The size of candidate ``index`` from a search's ``cv_results_``; None if unknown."""
+    column = results.get("split0_test_n_params")
+    if column is None:
         return None
-
-
-def count_for(protocol: Any, params: Mapping[str, Any], X: Any, y: Any) -> int | None:
-    """Trainable parameters of configuration ``params`` of ``protocol``."""
-    try:
-        estimator = protocol.estimator_for(params)
-    except Exception:  # unknown parameter names: the trial itself fails on them
-        return None
-    return configuration_params(estimator, X, y)
+    value = float(column[index])
+    return int(value) if math.isfinite(value) else None

@@ -26,7 +26,7 @@ from sklearn.model_selection import GridSearchCV, ParameterGrid, ParameterSample
 
 from ..evaluation import error_reason, trial_from_scores
 from ..exceptions import ConfigError
-from ..model_size import count_for
+from ..model_size import SIZE_SCORING, size_from_results
 from ..parallel import fold_batches
 from ..space import SearchSpace
 from .base import SearchContext, Strategy
@@ -92,7 +92,7 @@ class _StoredSearchMixin:
             scores = [float(results[f"split{k}_test_score"][i]) for k in range(n_splits)]
             seconds = float(results["mean_fit_time"][i] + results["mean_score_time"][i]) * n_splits
             trial = trial_from_scores(params, scores, seconds, reason)
-            trial.n_params = count_for(self.ctx.protocol, params, self.ctx.X, self.ctx.y)
+            trial.n_params = size_from_results(results, i)
             self.ctx.record(trial)
 
 
@@ -127,7 +127,7 @@ def _run(search: Any, ctx: SearchContext) -> None:
 
 def _search_kwargs(ctx: SearchContext) -> dict[str, Any]:
     p = ctx.protocol
-    return dict(scoring=p.scorer, cv=p.splits, refit=False, error_score=np.nan,
+    return dict(scoring={"score": p.scorer, **SIZE_SCORING}, cv=p.splits, refit=False, error_score=np.nan,
                 n_jobs=ctx.workers if ctx.workers > 1 else None,
                 # Every task up front, so joblib cuts them into whole configurations.
                 pre_dispatch="all")
