@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     wrk.add_argument("--device", choices=("auto", "cpu", "gpu"))
     wrk.add_argument("--gpus", type=_gpu_list, metavar="LIST")
     wrk.add_argument("--quiet", action="store_true")
-    rep = sub.add_parser("report", help="rebuild the report of a finished run")
+    rep = sub.add_parser("report", help="rebuild the report of a run (finished, going or killed)")
     rep.add_argument("run_dir", metavar="DIR", help="the run folder")
     _add_export_parser(sub)
     sub.add_parser("doctor", help="check the environment")

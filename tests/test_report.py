@@ -330,3 +330,59 @@ def test_report_facade():
     public = {n for n, v in vars(report).items() if not n.startswith("_")
               and not isinstance(v, types.ModuleType) and n != "annotations"}
     assert sorted(report.__all__) == sorted(public)
+
+
+_WRITER = """
+import sys, time
+sys.path.insert(0, sys.argv[2])
+from run_folders import _trials
+import numpy as np
+from nn_tuning.store import TrialStore
+store = TrialStore(sys.argv[1], fingerprint="live")
+for trial in _trials("random", 25, np.random.default_rng(0), True):
+    store.add(trial)
+print("ready", flush=True)
+time.sleep(120)
+"""
+
+
+def test_report_of_a_run_going_on_in_another_process_then_killed(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    run = tmp_path / "run"
+    (run / "random").mkdir(parents=True)
+    (run / "experiment.json").write_text(json.dumps(
+        {"name": "live", "training": {"scoring": "r2", "epochs": 6, "cv": 3}}))
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(run / "random" / "trials.db"),
+         str(Path(__file__).parent)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "ready"
+        text = build_report(run).read_text()  # the writer still holds the store open
+        assert "| random | **partial** | 25 | 1 |" in text
+        assert (run / "best_so_far.png").is_file() and (run / "report.html").is_file()
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+    (run / "report.md").unlink()
+    text = build_report(run).read_text()  # killed: whatever SQLite left behind is read
+    assert "| random | **partial** | 25 | 1 |" in text
+    assert load_run(run)["random"]["elapsed"] is not None
+
+
+def test_a_strategy_killed_before_its_first_trial(tmp_path):
+    from run_folders import make_run
+
+    from nn_tuning.store import TrialStore
+
+    run = make_run(tmp_path / "run", {"random": 6})
+    (run / "bayesian").mkdir()
+    TrialStore(run / "bayesian" / "trials.db", fingerprint="fp").close()
+    text = build_report(run).read_text()
+    assert "| bayesian | **partial** | 0 | 0 |" in text
+    assert "- **bayesian** (budget {}): no complete trial yet" in text
+    assert "| bayesian | – | – | – | no complete trial yet | – |" in text
+    assert "counts are unknown" not in text

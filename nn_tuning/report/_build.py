@@ -99,6 +99,10 @@ def _simplest_section(runs: dict[str, dict[str, Any]], study: dict[str, Any] | N
         c = data["simplest"]
         if c is None:
             counts = data["trials"].get("n_params")
+            complete = data["trials"].get("state", pd.Series(dtype=str)) == "complete"
+            if not complete.any():
+                lines.append(_row([name, "–", "–", "–", "no complete trial yet", "–"]))
+                continue
             if counts is None or counts.isna().all():
                 unknown.append(name)
             lines.append(_row([name, "–", "–", "–", "unknown", "–"]))
@@ -229,8 +233,9 @@ def build_report(run_dir: str | Path) -> Path:
              + " refit on all training rows and scored once on the held-out test rows.", "",
              "## Best configurations", ""]
     for name, r in runs.items():
+        best = r["summary"].get("best_params")
         lines.append(f"- **{name}** (budget {json.dumps(r['summary'].get('budget', {}))}): "
-                     f"{_config(r['summary'].get('best_params', {}))}")
+                     + (_config(best) if best else "no complete trial yet"))
     lines += ["", *_simplest_section(runs, study), *_importance_section(found)]
     if _plots.plot_importance(found, run / "importance.png"):
         lines += ["![hyperparameter importance](importance.png)", ""]
