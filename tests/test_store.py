@@ -83,14 +83,14 @@ def test_sessions_measure_real_time(tmp_path):
     time.sleep(0.2)
     store.add(Trial({"n": 1}, TrialState.COMPLETE, [1.0], 0.1))
     store.close()
-    time.sleep(0.6)  # stopped: not counted
+    time.sleep(1.5)  # stopped: not counted
     store = TrialStore(path, fingerprint="fp")
     time.sleep(0.2)
     store.add(Trial({"n": 2}, TrialState.COMPLETE, [1.0], 0.1))
     store.close()
     first, second = TrialStore(path, readonly=True).elapsed_seconds()
-    assert 0.2 <= first < 0.4
-    assert 0.4 <= second < 0.7
+    assert 0.2 <= first < 0.8
+    assert 0.4 <= second < 1.5  # >= 1.9 if the 1.5 s stop were counted
 
 
 def test_old_store_reads_with_unknown_sizes_and_readonly_leaves_it_alone(tmp_path):
