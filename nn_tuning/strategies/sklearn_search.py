@@ -127,7 +127,9 @@ def _run(search: Any, ctx: SearchContext) -> None:
 
 def _search_kwargs(ctx: SearchContext) -> dict[str, Any]:
     p = ctx.protocol
-    return dict(scoring={"score": p.scorer, **SIZE_SCORING}, cv=p.splits, refit=False, error_score=np.nan,
+    # The trained model's size travels as a second score (scikit-learn's multi-metric scoring).
+    return dict(scoring={"score": p.scorer, **SIZE_SCORING}, cv=p.splits, refit=False,
+                error_score=np.nan,
                 n_jobs=ctx.workers if ctx.workers > 1 else None,
                 # Every task up front, so joblib cuts them into whole configurations.
                 pre_dispatch="all")
