@@ -113,7 +113,8 @@ def _partial_summary(name: str, trials: pd.DataFrame, params: list[dict[str, Any
 def _strategy(folder: Path, experiment: dict[str, Any]) -> dict[str, Any] | None:
     summary = read_json(folder / "summary.json") if (folder / "summary.json").is_file() else None
     data = None
-    for source, reader in ((folder / "trials.db", _from_store), (folder / "trials.csv", _from_csv)):
+    sources = ((folder / "trials.db", _from_store), (folder / "trials.csv", _from_csv))
+    for source, reader in sources:
         if source.is_file():
             try:
                 data = reader(source)
@@ -167,7 +168,7 @@ def load_run(run_dir: str | Path) -> dict[str, dict[str, Any]]:
         if data is not None:
             found[data["summary"].get("strategy", sub.name)] = data
     if not found:
-        raise ConfigError(f"run folder {str(run)!r} holds no strategy results "
-                          "(no <strategy>/trials.db or summary.json); is it an nn-tune run folder?")
+        raise ConfigError(f"run folder {str(run)!r} holds no strategy results (no "
+                          "<strategy>/trials.db or summary.json); is it an nn-tune run folder?")
     order = {name: i for i, name in enumerate(STRATEGY_ORDER)}
     return dict(sorted(found.items(), key=lambda kv: (order.get(kv[0], 99), kv[0])))
