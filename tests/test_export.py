@@ -159,3 +159,31 @@ def test_cli_export_of_a_real_run(tmp_path, capsys):
     assert cli.main(["export", str(out), "--optuna", url]) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert not math.isnan(runs["random"]["summary"]["best_cv_score"])
+
+
+def test_optuna_dashboard_serves_the_export(run, tmp_path):
+    dashboard = pytest.importorskip(
+        "optuna_dashboard", reason="optuna-dashboard is not installed (pip install -e "
+                                   "'.[dashboard]')")
+    from wsgiref.util import setup_testing_defaults
+
+    url = _url(tmp_path / "study.db")
+    export_optuna(run, url)
+    app = dashboard.wsgi(url)
+
+    def get(path):
+        environ = {"PATH_INFO": path, "QUERY_STRING": "after=0"}
+        setup_testing_defaults(environ)
+        status = []
+        body = b"".join(app(environ, lambda s, headers, exc=None: status.append(s)))
+        assert status == ["200 OK"], (path, status, body[:300])
+        return json.loads(body)
+
+    studies = {s["study_name"]: s["study_id"] for s in get("/api/studies")["study_summaries"]}
+    assert set(studies) == {"demo-manual", "demo-random", "demo-hyperband"}
+    runs = load_run(run)
+    for strategy, data in runs.items():
+        study = get(f"/api/studies/{studies[f'demo-{strategy}']}")
+        assert len(study["trials"]) == len(data["trials"])
+        states = [t["state"] for t in study["trials"]]
+        assert states.count("Fail") == int((data["trials"]["state"] == "failed").sum())
