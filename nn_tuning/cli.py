@@ -60,6 +60,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="no progress bar, warnings only")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an earlier run in the run folder instead of resuming it")
+    p.add_argument("--refit", choices=("best", "simplest"),
+                   help="which configuration becomes best_model.keras: the best CV score "
+                        "(default) or the smallest network within one standard error of it")
 
 
 def _gpu_list(text: str) -> list[int]:
@@ -139,8 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     wrk.add_argument("--device", choices=("auto", "cpu", "gpu"))
     wrk.add_argument("--gpus", type=_gpu_list, metavar="LIST")
     wrk.add_argument("--quiet", action="store_true")
-    rep = sub.add_parser("report", help="rebuild the report of a finished run")
+    rep = sub.add_parser("report", help="rebuild the report of a run (finished, going or killed)")
     rep.add_argument("run_dir", metavar="DIR", help="the run folder")
+    _add_export_parser(sub)
     sub.add_parser("doctor", help="check the environment")
     return parser
 
@@ -195,7 +199,7 @@ def _run(args: argparse.Namespace) -> int:
     report = run_experiment(exp, out, names, overwrite=args.overwrite,
                             progress=not args.quiet,
                             scale=_scale(args, exp.training.workers),
-                            stability=args.stability)
+                            stability=args.stability, refit=args.refit or True)
     print(_summary_table(report.parent))
     print(f"report: {report}")
     return 0
@@ -231,6 +235,27 @@ def _report(args: argparse.Namespace) -> int:
     from .report import build_report
 
     print(f"report: {build_report(args.run_dir)}")
+    return 0
+
+
+def _add_export_parser(sub: argparse._SubParsersAction) -> None:
+    exp = sub.add_parser(
+        "export", help="export a run's trials to an Optuna storage",
+        description="Write each strategy's trials of run folder DIR as an Optuna study named "
+                    "<run>-<strategy>, for `optuna-dashboard URL`.")
+    exp.add_argument("run_dir", metavar="DIR", help="the run folder (finished or not)")
+    exp.add_argument("--optuna", metavar="URL", required=True,
+                     help="Optuna storage URL, e.g. sqlite:///study.db")
+    exp.add_argument("--overwrite", action="store_true",
+                     help="replace studies of the same names in the storage")
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .export import export_optuna
+
+    for name in export_optuna(args.run_dir, args.optuna, overwrite=args.overwrite):
+        print(f"optuna study: {name}")
+    print(f"browse: optuna-dashboard {args.optuna}")
     return 0
 
 
@@ -304,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     _configure_logging(getattr(args, "quiet", False))
     handler = {"run": _run, "compare": _run, "worker": _worker, "report": _report,
-               "doctor": _doctor}[args.command]
+               "doctor": _doctor, "export": _export}[args.command]
     try:
         if args.command in ("run", "compare", "worker", "doctor"):
             _start_tensorflow_quietly()

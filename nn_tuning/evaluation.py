@@ -25,6 +25,7 @@ from sklearn.utils.multiclass import type_of_target
 
 from .checks import check_int
 from .exceptions import ConfigError, DataError
+from .model_size import trainable_params
 from .result import Trial, TrialState
 from .space import SearchSpace
 from .wrappers import KerasClassifier, KerasRegressor
@@ -194,13 +195,17 @@ def evaluate(protocol: Protocol, X: np.ndarray, y: np.ndarray, params: Mapping[s
     start = time.perf_counter()
     try:
         estimator = protocol.estimator_for(params)
-        scores = cross_validate(
-            estimator, X, y, cv=protocol.splits, scoring=protocol.scorer, error_score="raise"
-        )["test_score"]
+        cv = cross_validate(
+            estimator, X, y, cv=protocol.splits, scoring=protocol.scorer, error_score="raise",
+            return_estimator=True,
+        )
     except Exception as exc:  # a trial that fails is recorded, the search goes on
         return Trial(params, TrialState.FAILED, fit_seconds=time.perf_counter() - start,
                      reason=error_reason(exc))
-    return trial_from_scores(params, list(map(float, scores)), time.perf_counter() - start)
+    trial = trial_from_scores(params, list(map(float, cv["test_score"])),
+                              time.perf_counter() - start)
+    trial.n_params = trainable_params(cv["estimator"][0].model_)
+    return trial
 
 
 def trial_from_scores(params: dict[str, Any], scores: list[float], seconds: float,

@@ -15,7 +15,7 @@ import pandas as pd
 
 from .space import SearchSpace
 
-__all__ = ["TrialState", "Trial", "TuningResult", "write_atomic"]
+__all__ = ["TrialState", "Trial", "TuningResult", "write_atomic", "one_standard_error"]
 
 
 class TrialState(str, enum.Enum):
@@ -38,6 +38,8 @@ class Trial:
     worker: str = "main"
     device: str = "cpu"
     budget: int | None = None  # Hyperband: the epochs this trial trained (not a builder argument)
+    n_params: int | None = None  # trainable parameters of the trained model; None: unknown
+    engine: str = "keras"  # "stacked": trained in a stack, fit_seconds its share of the stack
 
     @property
     def mean_score(self) -> float:
@@ -60,7 +62,13 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def trials_frame(trials: list[Trial], n_folds: int | None = None) -> pd.DataFrame:
-    """One row per trial: hyperparameters, scores, per-fold scores, time and state."""
+    """One row per trial: hyperparameters, scores, per-fold scores, time, size and state.
+
+    ``n_params`` (trainable parameters) is empty where it is unknown. ``engine``
+    says how the trial trained: ``keras`` (its own model per fold) or
+    ``stacked`` (with others as one model; ``fit_seconds`` is then its share of
+    its stack's time).
+    """
     rows = []
     budgets = any(t.budget is not None for t in trials)
     for t in trials:
@@ -72,10 +80,84 @@ def trials_frame(trials: list[Trial], n_folds: int | None = None) -> pd.DataFram
         row.update(mean_score=t.mean_score, std_score=t.std_score)
         for i, s in enumerate(t.fold_scores):
             row[f"fold{i}_score"] = s
-        row.update(fit_seconds=t.fit_seconds, state=t.state.value, reason=t.reason,
-                   worker=t.worker, device=t.device)
+        row.update(fit_seconds=t.fit_seconds, engine=t.engine, n_params=t.n_params,
+                   state=t.state.value, reason=t.reason, worker=t.worker, device=t.device)
         rows.append(row)
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    if "n_params" in frame:
+        frame["n_params"] = frame["n_params"].astype("Int64")
+    return frame
+
+
+def fold_score_columns(trials: pd.DataFrame) -> list[str]:
+    """The ``fold{i}_score`` columns of a trials table, in fold order."""
+    cols = [c for c in trials.columns if c.startswith("fold") and c.endswith("_score")
+            and c[4:-6].isdigit()]
+    return sorted(cols, key=lambda c: int(c[4:-6]))
+
+
+def one_standard_error(trials: pd.DataFrame, budget_epochs: int | None = None
+                       ) -> dict[str, Any] | None:
+    """The smallest good network: the one-standard-error rule over trainable parameters.
+
+    Among complete trials, take the best mean CV score and its standard error
+    (the standard deviation of its fold scores with ``ddof=1`` over the square
+    root of the number of folds). The choice is the trial with the fewest
+    trainable parameters whose mean score is at least ``best - SE``; ties go
+    to the higher score, then the earlier trial. This is scikit-learn's
+    ``refit=callable`` example, with size as the measure of simplicity.
+
+    Parameters
+    ----------
+    trials : pandas.DataFrame
+        A trials table (``TuningResult.trials`` or ``trials.csv``), with
+        ``n_params`` and ``fold{i}_score`` columns.
+    budget_epochs : int, optional
+        Hyperband's full budget: trials whose ``budget`` column is smaller were
+        trained on part of it and are left out.
+
+    Returns
+    -------
+    dict or None
+        ``trial`` (its row's ``trial`` number), ``row`` (position in
+        ``trials``), ``score``, ``n_params``, ``best_trial``, ``best_score``,
+        ``std_error``, ``threshold``. None when no complete full-budget trial
+        has a known parameter count.
+
+    Examples
+    --------
+    >>> table = pd.DataFrame({"trial": [0, 1], "mean_score": [0.90, 0.89],
+    ...     "fold0_score": [0.95, 0.88], "fold1_score": [0.85, 0.90],
+    ...     "n_params": [1000, 50], "state": ["complete", "complete"]})
+    >>> one_standard_error(table)["trial"]
+    1
+    """
+    if trials is None or not len(trials) or "n_params" not in trials:
+        return None
+    score = pd.to_numeric(trials["mean_score"], errors="coerce")
+    ok = (trials["state"] == TrialState.COMPLETE.value).to_numpy() & np.isfinite(score.to_numpy())
+    if budget_epochs is not None and "budget" in trials:
+        budget = pd.to_numeric(trials["budget"], errors="coerce")
+        ok &= ~(budget < budget_epochs).to_numpy()
+    size = pd.to_numeric(trials["n_params"], errors="coerce").to_numpy(dtype=float)
+    known = ok & np.isfinite(size)
+    if not known.any():
+        return None
+    pos = np.flatnonzero(ok)
+    best = pos[np.argmax(score.to_numpy()[pos])]  # the first of equal bests
+    folds = trials.iloc[best][fold_score_columns(trials)].to_numpy(dtype=float)
+    folds = folds[np.isfinite(folds)]
+    se = float(np.std(folds, ddof=1) / math.sqrt(len(folds))) if len(folds) > 1 else 0.0
+    threshold = float(score.iloc[best]) - se
+    good = np.flatnonzero(known & (score.to_numpy() >= threshold))
+    if not len(good):  # the best itself has no count
+        return None
+    chosen = min(good, key=lambda i: (size[i], -score.iloc[i], i))
+    number = trials["trial"].iloc[chosen] if "trial" in trials else chosen
+    best_number = trials["trial"].iloc[best] if "trial" in trials else best
+    return {"trial": int(number), "row": int(chosen), "score": float(score.iloc[chosen]),
+            "n_params": int(size[chosen]), "best_trial": int(best_number),
+            "best_score": float(score.iloc[best]), "std_error": se, "threshold": threshold}
 
 
 @dataclass
@@ -103,6 +185,14 @@ class TuningResult:
         Trials taken from the store of an earlier run instead of trained.
     trial_params : list of dict
         The hyperparameters of each row of ``trials``, as the builder gets them.
+    simplest : dict or None
+        The smallest good network (:func:`one_standard_error`): ``params``,
+        ``score``, ``n_params``, ``trial``, ``std_error`` and the best it was
+        measured against; None when no parameter count is known.
+    simplest_params : dict or None
+        Its hyperparameters.
+    refit_choice : {"best", "simplest"}
+        Which of the two ``best_model`` is.
     """
 
     trials: pd.DataFrame
@@ -117,6 +207,23 @@ class TuningResult:
     resumed_trials: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
     trial_params: list[dict[str, Any]] = field(default_factory=list)
+    refit_choice: str = "best"
+
+    @property
+    def simplest(self) -> dict[str, Any] | None:
+        budget = self.extra.get("epochs") if self.strategy == "hyperband" else None
+        choice = one_standard_error(self.trials, budget)
+        if choice is None:
+            return None
+        row = choice.pop("row")
+        params = (dict(self.trial_params[row]) if row < len(self.trial_params)
+                  else {k: self.trials.iloc[row][k] for k in self.best_params})
+        return {"params": params, **choice}
+
+    @property
+    def simplest_params(self) -> dict[str, Any] | None:
+        simplest = self.simplest
+        return simplest["params"] if simplest else None
 
     @property
     def n_trials(self) -> int:
@@ -136,6 +243,8 @@ class TuningResult:
             "resumed_trials": self.resumed_trials,
             "best_cv_score": self.best_score,
             "best_params": self.best_params,
+            "simplest": self.simplest,
+            "refit": self.refit_choice,
             "wall_seconds": round(self.wall_seconds, 3),
             **self.extra,
         }

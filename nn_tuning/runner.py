@@ -23,7 +23,7 @@ from .experiment import Experiment
 from .result import TuningResult, write_atomic
 from .scaleout import ScaleOut
 from .strategies import KERAS_TUNER_STRATEGIES, STRATEGIES, unknown_strategy
-from .tune import check_call, tune
+from .tune import check_call, check_refit, tune
 from .versions import package_versions
 
 __all__ = ["run_experiment", "run_worker", "test_metrics", "prepare_data", "select_strategies"]
@@ -143,7 +143,7 @@ def _search_args(exp: Experiment, name: str, data: DataSplit) -> tuple[Any, dict
 
 def _run_strategy(exp: Experiment, name: str, data: DataSplit, out: Path,
                   progress: bool, scale: ScaleOut | None,
-                  stability: int | None) -> dict[str, Any]:
+                  stability: int | None, refit: bool | str = True) -> dict[str, Any]:
     section = exp.strategies[name]
     space, args = _search_args(exp, name, data)
     if name == "grid" and space is not exp.space:
@@ -151,7 +151,7 @@ def _run_strategy(exp: Experiment, name: str, data: DataSplit, out: Path,
                        exp.grid_max_points, space.grid_size, exp.space.grid_size)
     folder = out / name
     result = tune(exp.builder, space, data.X_train, data.y_train, directory=folder,
-                  progress=progress, max_seconds=section.max_seconds, **args,
+                  progress=progress, max_seconds=section.max_seconds, refit=refit, **args,
                   **_tune_kwargs(exp, name, scale))
     summary = result.summary()
     budget = {k: v for k, v in (("max_trials", section.max_trials),
@@ -225,7 +225,8 @@ def run_worker(exp: Experiment, out_dir: str | Path, strategy: str, chief: str,
 
 def run_experiment(exp: Experiment, out_dir: str | Path, strategies: list[str] | None = None,
                    *, overwrite: bool = False, progress: bool = True,
-                   scale: ScaleOut | None = None, stability: int | None = None) -> Path:
+                   scale: ScaleOut | None = None, stability: int | None = None,
+                   refit: bool | str = True) -> Path:
     """Run ``strategies`` of ``exp`` into ``out_dir`` and write the report.
 
     Each strategy runs through :func:`nn_tuning.tune` in ``out_dir/<strategy>``
@@ -233,6 +234,8 @@ def run_experiment(exp: Experiment, out_dir: str | Path, strategies: list[str] |
     The refit best model of each is scored on the held-out test split.
     ``scale`` says how trials run (default: the config's ``workers``);
     ``stability`` re-scores each strategy's top configurations with more seeds.
+    ``refit`` says which configuration becomes each strategy's best model
+    (``"simplest"``: the smallest within one standard error of the best).
     Every strategy's call is checked before ``out_dir`` is touched.
 
     Returns
@@ -240,6 +243,7 @@ def run_experiment(exp: Experiment, out_dir: str | Path, strategies: list[str] |
     Path
         The report file.
     """
+    check_refit(refit)
     names = select_strategies(exp, strategies)
     data = prepare_data(exp)
     # Devices are chosen once, before the run folder is touched; tune() repeats
@@ -263,7 +267,7 @@ def run_experiment(exp: Experiment, out_dir: str | Path, strategies: list[str] |
     write_atomic(out / "versions.json", json.dumps(package_versions(), indent=2))
     write_atomic(out / "data.json", json.dumps(data.describe(), indent=2))
     for name in names:
-        _run_strategy(exp, name, data, out, progress, scale, stability)
+        _run_strategy(exp, name, data, out, progress, scale, stability, refit)
     from .report import build_report
 
     return build_report(out)

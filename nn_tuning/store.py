@@ -3,12 +3,21 @@
 Each trial is committed the moment it finishes, so a run killed anywhere
 loses at most the trials in flight. A store records the fingerprint of the run
 that created it; opening it for a different run is refused.
+
+Every opening for a run (the first one and each resume) is recorded as a
+session with its start and, when the store is closed, its end, so that
+:meth:`TrialStore.elapsed_seconds` gives each trial's finish time in wall
+seconds of running, leaving out the time the run was stopped. Each trial
+keeps its trainable-parameter count (``n_params``) and the engine that
+trained it; stores written before these were recorded read back with
+``None`` (unknown) and ``"keras"``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import sqlite3
 import time
 from pathlib import Path
@@ -18,7 +27,7 @@ from .exceptions import StoreError
 from .result import Trial, TrialState
 from .space import config_key
 
-__all__ = ["TrialStore"]
+__all__ = ["TrialStore", "active_seconds"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +44,23 @@ CREATE TABLE IF NOT EXISTS trials (
     worker TEXT NOT NULL,
     device TEXT NOT NULL,
     finished_at REAL NOT NULL,
-    budget INTEGER
+    budget INTEGER,
+    n_params INTEGER,
+    engine TEXT
 );
 CREATE INDEX IF NOT EXISTS trials_key ON trials (config_key);
+CREATE TABLE IF NOT EXISTS sessions (
+    id INTEGER PRIMARY KEY,
+    started_at REAL NOT NULL,
+    ended_at REAL
+);
 """
+
+_COLUMNS = ("number", "params", "state", "fold_scores", "fit_seconds", "reason", "worker",
+            "device", "finished_at")
+# Columns added after the first version: Hyperband's budget, the trainable-parameter
+# count and the engine that trained the trial; an older store reads them as NULL.
+_OPTIONAL_COLUMNS = (("budget", "INTEGER"), ("n_params", "INTEGER"), ("engine", "TEXT"))
 
 
 def _key(params: dict[str, Any], budget: int | None) -> str:
@@ -55,21 +77,41 @@ class TrialStore:
         The database file; in memory when omitted.
     fingerprint : str, optional
         Identifies the run (strategy, space, data, protocol). An existing store
-        with another fingerprint raises :class:`StoreError`.
+        with another fingerprint raises :class:`StoreError`. Opening with a
+        fingerprint starts a session (see :meth:`sessions`).
+    readonly : bool, default=False
+        Only read an existing store (a report of a run that may still be
+        going): nothing is written, an old store is not upgraded.
     """
 
-    def __init__(self, path: str | Path | None = None, fingerprint: str | None = None) -> None:
+    def __init__(self, path: str | Path | None = None, fingerprint: str | None = None,
+                 *, readonly: bool = False) -> None:
         self.path = Path(path) if path is not None else None
         target = str(self.path) if self.path is not None else ":memory:"
+        self._session: int | None = None
+        self.readonly = readonly
         try:
-            self._db = sqlite3.connect(target, timeout=30, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(_SCHEMA)
+            if readonly:
+                if self.path is None or not self.path.is_file():
+                    raise StoreError(f"no trial store at {target}")
+                self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
+                                           timeout=30, isolation_level=None)
+            else:
+                self._db = sqlite3.connect(target, timeout=30, isolation_level=None)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.executescript(_SCHEMA)
+                self._upgrade()
+            self._tables = {r[0] for r in self._db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            self._columns = {r[1] for r in self._db.execute("PRAGMA table_info(trials)")}
             stored = self._get_meta("fingerprint")
         except sqlite3.DatabaseError as exc:
             raise StoreError(
                 f"the trial store {target} is damaged ({exc}); move it away or pass overwrite=True"
             ) from None
+        if readonly:
+            self.fingerprint = stored
+            return
         if fingerprint is not None:
             if stored is None:
                 self._set_meta("fingerprint", fingerprint)
@@ -79,6 +121,16 @@ class TrialStore:
                     "(another config, space, data or protocol); use a new folder or pass overwrite=True"
                 )
         self.fingerprint = fingerprint or stored
+        if fingerprint is not None:
+            self._session = self._db.execute(
+                "INSERT INTO sessions (started_at) VALUES (?)", (time.time(),)).lastrowid
+
+    def _upgrade(self) -> None:
+        """Add the columns stores written by earlier versions lack (their trials keep NULL)."""
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(trials)")}
+        for name, kind in _OPTIONAL_COLUMNS:
+            if name not in columns:
+                self._db.execute(f"ALTER TABLE trials ADD COLUMN {name} {kind}")
 
     def _get_meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -88,6 +140,14 @@ class TrialStore:
         self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     def close(self) -> None:
+        """End this session (if the store was opened for a run) and close the database."""
+        if self._session is not None:
+            try:
+                self._db.execute("UPDATE sessions SET ended_at = ? WHERE id = ?",
+                                 (time.time(), self._session))
+            except sqlite3.Error:  # closing must not hide the error that got us here
+                logger.warning("could not record the end of the session in %s", self.path)
+            self._session = None
         self._db.close()
 
     def __len__(self) -> int:
@@ -97,11 +157,13 @@ class TrialStore:
         """Commit ``trial`` now and give it the next number."""
         cur = self._db.execute(
             "INSERT INTO trials (config_key, params, state, fold_scores, fit_seconds, reason,"
-            " worker, device, finished_at, budget) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " worker, device, finished_at, budget, n_params, engine)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 _key(trial.params, trial.budget), json.dumps(trial.params, default=str),
                 trial.state.value, json.dumps(trial.fold_scores), trial.fit_seconds,
                 trial.reason, trial.worker, trial.device, time.time(), trial.budget,
+                None if trial.n_params is None else int(trial.n_params), trial.engine,
             ),
         )
         trial.number = cur.lastrowid - 1
@@ -110,26 +172,85 @@ class TrialStore:
     def get(self, params: dict[str, Any], budget: int | None = None) -> Trial | None:
         """The finished trial of this configuration (at this budget), if any."""
         row = self._db.execute(
-            "SELECT * FROM trials WHERE config_key = ? ORDER BY number LIMIT 1",
+            f"SELECT {self._select} FROM trials WHERE config_key = ? ORDER BY number LIMIT 1",
             (_key(params, budget),),
         ).fetchone()
         return self._row_to_trial(row) if row else None
 
+    @property
+    def _select(self) -> str:
+        return ", ".join(_COLUMNS + tuple(name if name in self._columns else "NULL"
+                                          for name, _ in _OPTIONAL_COLUMNS))
+
     def trials(self) -> list[Trial]:
-        rows = self._db.execute("SELECT * FROM trials ORDER BY number").fetchall()
+        """Every stored trial, in the order they finished."""
+        rows = self._db.execute(f"SELECT {self._select} FROM trials ORDER BY number").fetchall()
         return [self._row_to_trial(r) for r in rows]
 
+    def finished_at(self) -> list[float]:
+        """The Unix time each trial of :meth:`trials` was committed."""
+        return [r[0] for r in self._db.execute("SELECT finished_at FROM trials ORDER BY number")]
+
+    def sessions(self) -> list[tuple[float, float | None]]:
+        """``(started_at, ended_at)`` of each run on this store; ``ended_at`` is None for a
+        run still going or killed. Empty for stores written before sessions were recorded."""
+        if "sessions" not in self._tables:
+            return []
+        return [(a, b) for a, b in self._db.execute(
+            "SELECT started_at, ended_at FROM sessions ORDER BY started_at")]
+
+    def elapsed_seconds(self) -> list[float] | None:
+        """Wall seconds of running from the first start to each trial's finish.
+
+        Time between sessions (the run stopped, then resumed) is not counted.
+        None when the store has no session records (written by an earlier version).
+        """
+        return active_seconds(self.sessions(), self.finished_at())
+
     def _row_to_trial(self, row: tuple) -> Trial:
-        number, _k, params, state, folds, fit_seconds, reason, worker, device, _t, budget = row
+        (number, params, state, folds, fit_seconds, reason, worker, device, _t, budget,
+         n_params, engine) = row
         try:
             return Trial(
                 params=json.loads(params), state=TrialState(state),
                 fold_scores=[float("nan") if s is None else s for s in json.loads(folds)],
                 fit_seconds=fit_seconds, reason=reason, number=number - 1,
                 worker=worker, device=device, budget=budget,
+                n_params=None if n_params is None else int(n_params), engine=engine or "keras",
             )
         except (ValueError, TypeError) as exc:
             raise StoreError(
                 f"trial {number - 1} in the store {self.path or ':memory:'} is damaged ({exc}); "
                 "pass overwrite=True"
             ) from None
+
+
+def active_seconds(sessions: list[tuple[float, float | None]],
+                   finished: list[float]) -> list[float] | None:
+    """Seconds of running up to each time in ``finished``, over the union of sessions.
+
+    A session without an end (a run killed, or still going) is taken to last
+    until the last trial that finished before the next session started (or
+    until now for the last session). Sessions that overlap (keras-tuner
+    workers opening the store beside their chief) count once.
+    """
+    starts = sorted(sessions)
+    if not starts or (finished and min(finished) < starts[0][0]):
+        return None  # trials from before sessions were recorded: their time is unknown
+    spans = []
+    for i, (start, end) in enumerate(starts):
+        if end is None:
+            following = starts[i + 1][0] if i + 1 < len(starts) else math.inf
+            inside = [f for f in finished if start <= f <= following]
+            end = max(inside, default=start)
+        spans.append((start, max(start, end)))
+    merged: list[list[float]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    out = []
+    for f in finished:
+        out.append(sum(max(0.0, min(f, end) - start) for start, end in merged if start <= f))
+    return out

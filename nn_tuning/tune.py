@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from .evaluators import Evaluator
-from .exceptions import AllTrialsFailedError
+from .exceptions import AllTrialsFailedError, ConfigError
 from .plan import RunPlan, plan_run
-from .result import Trial, TrialState, TuningResult, trials_frame, write_atomic
+from .result import Trial, TrialState, TuningResult, one_standard_error, trials_frame, write_atomic
 from .run_folder import RunFolder, check_run_folder
 from .scaleout import Role, ScaleOut
 from .space import SearchSpace
@@ -59,7 +59,7 @@ def tune(
     directory: str | Path | None = None,
     overwrite: bool = False,
     workers: int = 1,
-    refit: bool = True,
+    refit: bool | str = True,
     progress: bool = False,
     fast: bool = True,
     options: Mapping[str, Any] | None = None,
@@ -116,8 +116,10 @@ def tune(
     workers : int, default=1
         Configurations trained at once in worker processes (Bayesian and
         Hyperband: keras-tuner workers).
-    refit : bool, default=True
-        Refit the best configuration on all of ``X, y``.
+    refit : bool or {"best", "simplest"}, default=True
+        Refit the best configuration on all of ``X, y`` (True or ``"best"``),
+        or the smallest good one (``"simplest"``: ``TuningResult.simplest``,
+        the one-standard-error rule over trainable parameters).
     progress : bool, default=False
         Show a progress bar.
     fast : bool, default=True
@@ -172,6 +174,7 @@ def tune(
     ['neurons']
     """
     start = time.perf_counter()
+    check_refit(refit)
     with _restored_precision_policy():
         plan = check_call(builder, space, X, y, strategy=strategy, cv=cv, scoring=scoring,
                           epochs=epochs, batch_size=batch_size, max_trials=max_trials, seed=seed,
@@ -187,11 +190,17 @@ def tune(
                                               fingerprint=plan.fingerprint)) as store:
             ctx = execute(plan, store, evaluator, folder.path, progress=progress, start=start)
             trials = store.trials()
-        result = build_result(plan, trials, ctx, refit=refit and scale.role is not Role.WORKER,
-                              start=start)
+        result = build_result(plan, trials, ctx, start=start,
+                              refit=refit if scale.role is not Role.WORKER else False)
         if directory is not None and scale.role is not Role.WORKER:
             result.save(directory)
     return result
+
+
+def check_refit(refit: Any) -> None:
+    """A one-line ConfigError unless ``refit`` is True, False, "best" or "simplest"."""
+    if not (isinstance(refit, bool) or refit in ("best", "simplest")):
+        raise ConfigError(f"refit must be True, False, 'best' or 'simplest', got {refit!r}")
 
 
 def check_call(builder: Callable[..., Any], space: Any, X: Any, y: Any, *,
@@ -293,7 +302,7 @@ def best_trial(trials: Sequence[Trial]) -> Trial | None:
     return max(complete, key=lambda t: (t.mean_score, -t.number)) if complete else None
 
 
-def build_result(plan: RunPlan, trials: list[Trial], ctx: SearchContext, *, refit: bool,
+def build_result(plan: RunPlan, trials: list[Trial], ctx: SearchContext, *, refit: bool | str,
                  start: float) -> TuningResult:
     """The :class:`TuningResult`: the best trial, refit on all the data when asked."""
     best = best_trial(trials)
@@ -305,8 +314,11 @@ def build_result(plan: RunPlan, trials: list[Trial], ctx: SearchContext, *, refi
         )
     best_params = dict(best.params) if best else {}
     best_estimator = best_model = None
-    if refit and best is not None:
-        best_estimator = plan.protocol.estimator_for(best_params).fit(plan.X, plan.y)
+    chosen, choice = best, "best"
+    if refit == "simplest" and best is not None:
+        chosen, choice = _simplest_trial(trials, plan, best)
+    if refit and chosen is not None:
+        best_estimator = plan.protocol.estimator_for(chosen.params).fit(plan.X, plan.y)
         best_model = best_estimator.model_
     p = plan.protocol
     return TuningResult(
@@ -315,7 +327,19 @@ def build_result(plan: RunPlan, trials: list[Trial], ctx: SearchContext, *, refi
         best_model=best_model, best_estimator=best_estimator, strategy=plan.name,
         space=plan.space, scoring=p.scoring, wall_seconds=time.perf_counter() - start,
         resumed_trials=ctx.resumed, trial_params=[dict(t.params) for t in trials],
+        refit_choice=choice,
         extra={"task": p.task, "cv_folds": len(p.splits), "epochs": p.epochs,
                "batch_size": p.batch_size, "seed": p.seed, "max_trials": plan.max_trials,
                "workers": plan.scale.workers, "device": plan.device, "engine": plan.engine},
     )
+
+
+def _simplest_trial(trials: list[Trial], plan: RunPlan, best: Trial) -> tuple[Trial, str]:
+    """The one-standard-error choice among ``trials``, or ``best`` when no size is known."""
+    choice = one_standard_error(trials_frame(trials),
+                                plan.protocol.epochs if plan.name == "hyperband" else None)
+    if choice is None:
+        logger.warning("refit='simplest': no trial has a trainable-parameter count (stored by an "
+                       "earlier version); refitting the best configuration instead")
+        return best, "best"
+    return trials[choice["row"]], "simplest"

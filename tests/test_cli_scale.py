@@ -83,7 +83,7 @@ def test_chief_and_an_external_worker_through_the_cli(tmp_path):
         (["--chief", "nowhere", "--strategy", "bayesian"], "--chief must be HOST:PORT"),
         (["--dask-scheduler", "nowhere", "--strategy", "grid"],
          "--dask-scheduler must be 'local' or an address"),
-        (["--engine", "stacked", "--strategy", "grid"], "engine 'stacked' is not available"),
+        (["--engine", "fused", "--strategy", "grid"], "invalid choice: 'fused'"),
         (["--stability", "-1"], "expected an integer >= 1, got '-1'"),
     ],
 )

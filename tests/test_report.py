@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -75,9 +76,10 @@ def test_report_tables_every_strategy(run_dir):
     header = next(line for line in text.splitlines() if line.startswith("| strategy"))
     for col in ("trials run", "best CV score", "test RMSE", "test R²", "test adj. R²", "wall s"):
         assert col in header
-    rows = [line for line in text.splitlines() if line.startswith("| random")
+    table = text[text.index("| strategy"):text.index("## Best configurations")]
+    rows = [line for line in table.splitlines() if line.startswith("| random")
             or line.startswith("| bayesian")]
-    assert len(rows) == 2 and "| 6 | 1 |" in rows[0]
+    assert len(rows) == 2 and "| finished | 6 | 1 |" in rows[0]
     assert text.index("| random") < text.index("| bayesian")  # strategy order, not alphabetical
     assert "standardised" in text and "160 training / 40 test rows" in text
 
@@ -146,3 +148,241 @@ def test_hparams_logs_read_back_with_tensorboard(tmp_path):
 
 def test_hparams_without_a_space(tmp_path):
     assert write_hparams(_trials(2, seed=2), None, "r2", tmp_path / "tb") == 2
+
+
+# --- run folders written through the real trial store (tests/run_folders.py) -------------
+
+_PLOTS = ("best_so_far.png", "score_by_hyperparameter.png", "importance.png",
+          "parallel_coordinates.png", "score_vs_size.png")
+
+
+def _section(text: str, title: str) -> str:
+    start = text.index(f"## {title}")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end > 0 else None]
+
+
+@pytest.fixture
+def store_run(tmp_path):
+    from run_folders import make_run
+
+    return make_run(tmp_path / "run", {"manual": 3, "random": 40, "hyperband": 12})
+
+
+def test_report_of_a_finished_run_has_every_plot(store_run):
+    text = build_report(store_run).read_text()
+    for name in _PLOTS:
+        data = (store_run / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, name
+        assert f"]({name})" in text
+    assert "Partial results" not in text
+    assert (store_run / "report.html").is_file()
+
+
+def test_importance_finds_the_hyperparameter_that_matters(store_run):
+    from nn_tuning.report._importance import STUDY, importances
+
+    found = importances(load_run(store_run))
+    assert set(found) == {"manual", "random", "hyperband", STUDY}
+    random = found["random"]
+    assert random["reliable"] and random["note"] == ""
+    assert max(random["importances"], key=random["importances"].get) == "learning_rate"
+    assert sum(random["importances"].values()) == pytest.approx(1.0)
+    study = found[STUDY]
+    assert max(study["importances"], key=study["importances"].get) == "learning_rate"
+    # 10 complete Hyperband trials over 5 hyperparameters (its epochs budget included).
+    hyperband = found["hyperband"]
+    assert not hyperband["reliable"] and "epochs" in hyperband["params"]
+    assert hyperband["note"].startswith("unreliable: 11 complete trials")
+    assert found["manual"]["note"].startswith("unreliable") or \
+        found["manual"]["note"].startswith("not computed")
+    text = _section(build_report(store_run).read_text(), "Hyperparameter importance")
+    assert "| learning_rate |" in text and "whole study" in text
+    assert "**hyperband**: unreliable" in text
+
+
+def test_smallest_good_network_in_the_report(store_run):
+    from nn_tuning.result import one_standard_error
+
+    runs = load_run(store_run)
+    text = _section(build_report(store_run).read_text(), "Smallest good network")
+    random = runs["random"]
+    expected = one_standard_error(random["trials"])
+    assert random["simplest"]["n_params"] == expected["n_params"]
+    row = next(line for line in text.splitlines() if line.startswith("| random"))
+    assert f"| {expected['n_params']:,} |" in row
+    # Hyperband's partial-budget (2-epoch) trials are left out.
+    hb = runs["hyperband"]
+    assert hb["simplest"]["params"]["epochs"] == 6
+    assert "**Whole study:**" in text
+
+
+def test_report_of_a_killed_run_from_the_store_alone(tmp_path):
+    from run_folders import make_run
+
+    run = make_run(tmp_path / "run", {"random": 30, "bayesian": 8}, unfinished=("bayesian",))
+    (run / "random" / "trials.csv").unlink()  # the store is enough
+    runs = load_run(run)
+    assert runs["bayesian"]["partial"] and not runs["random"]["partial"]
+    partial = runs["bayesian"]["summary"]
+    assert partial["trials_run"] == 8 and partial["trials_failed"] == 1
+    assert runs["bayesian"]["elapsed"] is not None  # wall-clock time from the sessions
+    text = build_report(run).read_text()
+    assert "> **Partial results.** Still running or stopped before the end: bayesian " \
+           "(8 trials so far)" in text
+    assert "| bayesian | **partial** | 8 | 1 |" in text
+    for name in _PLOTS:
+        assert (run / name).is_file(), name
+    html = (run / "report.html").read_text()
+    assert "Partial results" in html
+
+
+def test_report_of_a_run_with_no_summaries_at_all(tmp_path):
+    from run_folders import make_run
+
+    run = make_run(tmp_path / "run", {"grid": 6}, unfinished=("grid",))
+    text = build_report(run).read_text()
+    assert "| grid | **partial** | 6 | 1 |" in text
+
+
+def test_old_run_folders_say_sizes_are_unknown(tmp_path):
+    from run_folders import make_run
+
+    run = make_run(tmp_path / "run", {"random": 10}, known_sizes=False)
+    for path in run.glob("*/trials.db"):
+        path.unlink()  # as an older version left it: trials.csv only, no counts
+    text = build_report(run).read_text()
+    assert "| random | – | – | – | unknown | – |" in text
+    assert "counts are unknown for random" in text
+    assert not (run / "score_vs_size.png").exists()
+    assert "summed trial time" in text
+
+
+def test_report_html_is_self_contained(store_run):
+    import base64
+    import re
+
+    build_report(store_run)
+    html = (store_run / "report.html").read_text()
+    sources = re.findall(r'<img [^>]*src="([^"]+)"', html)
+    assert len(sources) == len(_PLOTS)
+    for src in sources:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "<table>" in html and "http://" not in html and "https://" not in html
+
+
+def _chromium() -> str | None:
+    import shutil
+
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(_chromium() is None, reason="headless Chromium is not installed (Debian: "
+                    "apt-get install chromium; .ci/run installs it)")
+def test_report_html_renders_in_headless_chromium(store_run, tmp_path):
+    import subprocess
+
+    from PIL import Image
+
+    build_report(store_run)
+    alone = tmp_path / "alone"  # the page alone, away from its PNGs: nothing else to load
+    alone.mkdir()
+    probe = ("<script>window.addEventListener('load', () => {document.body.setAttribute("
+             "'data-images', JSON.stringify(Array.from(document.images, i => "
+             "[i.complete, i.naturalWidth, i.naturalHeight])));});</script>")
+    page = (store_run / "report.html").read_text().replace("</body>", probe + "</body>")
+    (alone / "report.html").write_text(page)
+    flags = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--hide-scrollbars", "--virtual-time-budget=10000"]
+    url = (alone / "report.html").as_uri()
+    dom = subprocess.run([*flags, f"--user-data-dir={tmp_path / 'profile1'}", "--dump-dom", url],
+                         capture_output=True, text=True, timeout=180)
+    found = re.search(r'data-images="([^"]*)"', dom.stdout)
+    assert found, f"no DOM from Chromium: {dom.stderr[-2000:]}"
+    images = json.loads(found.group(1).replace("&quot;", '"'))
+    assert len(images) == len(_PLOTS)
+    assert all(done and w > 300 and h > 200 for done, w, h in images), images
+    hidden = alone / "hidden.html"  # the same page with its images hidden
+    hidden.write_text(page.replace("</head>", "<style>img {visibility: hidden}</style></head>"))
+    shots = []
+    for i, target in enumerate((url, hidden.as_uri())):
+        shot = tmp_path / f"shot{i}.png"
+        subprocess.run([*flags, f"--user-data-dir={tmp_path / f'profile{i + 2}'}",
+                        f"--screenshot={shot}", "--window-size=1280,9000", target],
+                       capture_output=True, timeout=180)
+        shots.append(np.asarray(Image.open(shot).convert("L"), dtype=int))
+    page_px, blank_px = shots
+    assert page_px.shape[0] >= 9000 * 0.9
+    ink = page_px < 200  # text, axes, lines, bars and dots
+    drawn = ink & ~(blank_px < 200)  # ... that only the images put there
+    assert drawn.mean() > 0.005, f"the plots add only {drawn.mean():.3%} of the page's ink"
+    rows = np.flatnonzero(drawn.sum(axis=1) > 10)
+    assert len(rows) > 1000 and rows.max() - rows.min() > 2500, (len(rows), rows.min(), rows.max())
+
+
+def test_report_facade():
+    import types
+
+    import nn_tuning.report as report
+
+    public = {n for n, v in vars(report).items() if not n.startswith("_")
+              and not isinstance(v, types.ModuleType) and n != "annotations"}
+    assert sorted(report.__all__) == sorted(public)
+
+
+_WRITER = """
+import sys, time
+sys.path.insert(0, sys.argv[2])
+from run_folders import _trials
+import numpy as np
+from nn_tuning.store import TrialStore
+store = TrialStore(sys.argv[1], fingerprint="live")
+for trial in _trials("random", 25, np.random.default_rng(0), True):
+    store.add(trial)
+print("ready", flush=True)
+time.sleep(120)
+"""
+
+
+def test_report_of_a_run_going_on_in_another_process_then_killed(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    run = tmp_path / "run"
+    (run / "random").mkdir(parents=True)
+    (run / "experiment.json").write_text(json.dumps(
+        {"name": "live", "training": {"scoring": "r2", "epochs": 6, "cv": 3}}))
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(run / "random" / "trials.db"),
+         str(Path(__file__).parent)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "ready"
+        text = build_report(run).read_text()  # the writer still holds the store open
+        assert "| random | **partial** | 25 | 1 |" in text
+        assert (run / "best_so_far.png").is_file() and (run / "report.html").is_file()
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+    (run / "report.md").unlink()
+    text = build_report(run).read_text()  # killed: whatever SQLite left behind is read
+    assert "| random | **partial** | 25 | 1 |" in text
+    assert load_run(run)["random"]["elapsed"] is not None
+
+
+def test_a_strategy_killed_before_its_first_trial(tmp_path):
+    from run_folders import make_run
+
+    from nn_tuning.store import TrialStore
+
+    run = make_run(tmp_path / "run", {"random": 6})
+    (run / "bayesian").mkdir()
+    TrialStore(run / "bayesian" / "trials.db", fingerprint="fp").close()
+    text = build_report(run).read_text()
+    assert "| bayesian | **partial** | 0 | 0 |" in text
+    assert "- **bayesian** (budget {}): no complete trial yet" in text
+    assert "| bayesian | – | – | – | no complete trial yet | – |" in text
+    assert "counts are unknown" not in text

@@ -28,46 +28,15 @@ from .base import Evaluator
 from .in_process import InProcessEvaluator
 from .recycled import RecycledProcessEvaluator
 from .search_cv import DaskEvaluator, WorkerProcessEvaluator
+from .stacked import StackedEvaluator
 
 __all__ = ["DaskEvaluator", "Evaluator", "InProcessEvaluator", "RecycledProcessEvaluator",
-           "WorkerProcessEvaluator", "choose_evaluator", "select_evaluator"]
+           "StackedEvaluator", "WorkerProcessEvaluator", "choose_evaluator", "select_evaluator"]
 
 
 def select_evaluator(engine: str, scale: ScaleOut) -> Callable[[Protocol, np.ndarray, np.ndarray],
                                                               Evaluator]:
     """Which evaluator a run gets, from its engine and scale-out settings; starts nothing.
-
-    Parameters
-    ----------
-    engine : {"auto", "keras", "stacked"}
-        ``auto`` and ``keras`` train each configuration as its own model.
-    scale : ScaleOut
-        ``worker_of`` -> a recycled child process (a long-lived keras-tuner
-        worker); ``dask_scheduler`` -> Dask; ``workers > 1`` -> worker
-        processes; otherwise this process.
-
-    Returns
-    -------
-    callable
-        ``make(protocol, X, y) -> Evaluator``. An engine that cannot serve
-        these settings is refused here, before a run writes anything.
-    """
-    engine = check_engine(engine)
-    if engine == "stacked":
-        raise ConfigError("engine 'stacked' is not available in this version; "
-                          "use engine 'auto' or 'keras'")
-    if scale.role is Role.WORKER:
-        return RecycledProcessEvaluator
-    if scale.dask_scheduler is not None:
-        return partial(DaskEvaluator, scheduler=scale.dask_scheduler, workers=scale.workers)
-    if scale.workers > 1:
-        return partial(WorkerProcessEvaluator, workers=scale.workers)
-    return InProcessEvaluator
-
-
-def choose_evaluator(engine: str, scale: ScaleOut, protocol: Protocol, X: np.ndarray,
-                     y: np.ndarray) -> Evaluator:
-    """The evaluator of a run, from its engine and scale-out settings.
 
     Parameters
     ----------
@@ -80,31 +49,40 @@ def choose_evaluator(engine: str, scale: ScaleOut, protocol: Protocol, X: np.nda
     scale : ScaleOut
         ``worker_of`` -> a recycled child process (a long-lived keras-tuner
         worker); ``dask_scheduler`` -> Dask; ``workers > 1`` -> worker
-        processes; otherwise this process. For the stacked engine this is
+        processes; otherwise this process. Under the stacked engine this is
         where the configurations that cannot stack train.
-    protocol, X, y
-        What every configuration is trained and scored with.
 
     Returns
     -------
-    Evaluator
-        Not yet started: processes and clusters start on first use or here
-        (Dask), and are released by ``close()``.
+    callable
+        ``make(protocol, X, y) -> Evaluator``. An engine that cannot serve
+        these settings is refused here, before a run writes anything.
     """
     engine = check_engine(engine)
-    per_configuration = _per_configuration(scale, protocol, X, y)
+    per_configuration = _per_configuration(scale)
     spread = scale.role is Role.WORKER or scale.dask_scheduler is not None
     if engine == "keras" or (engine == "auto" and spread):
         return per_configuration
-    return StackedEvaluator(protocol, X, y, fallback=per_configuration)
+    return partial(_stacked, fallback=per_configuration)
 
 
-def _per_configuration(scale: ScaleOut, protocol: Protocol, X: np.ndarray,
-                       y: np.ndarray) -> Evaluator:
+def _per_configuration(scale: ScaleOut) -> Callable[[Protocol, np.ndarray, np.ndarray],
+                                                   Evaluator]:
     if scale.role is Role.WORKER:
-        return RecycledProcessEvaluator(protocol, X, y)
+        return RecycledProcessEvaluator
     if scale.dask_scheduler is not None:
-        return DaskEvaluator(protocol, X, y, scale.dask_scheduler, workers=scale.workers)
+        return partial(DaskEvaluator, scheduler=scale.dask_scheduler, workers=scale.workers)
     if scale.workers > 1:
-        return WorkerProcessEvaluator(protocol, X, y, workers=scale.workers)
-    return InProcessEvaluator(protocol, X, y)
+        return partial(WorkerProcessEvaluator, workers=scale.workers)
+    return InProcessEvaluator
+
+
+def _stacked(protocol: Protocol, X: np.ndarray, y: np.ndarray, *,
+             fallback: Callable[[Protocol, np.ndarray, np.ndarray], Evaluator]) -> Evaluator:
+    return StackedEvaluator(protocol, X, y, fallback=fallback(protocol, X, y))
+
+
+def choose_evaluator(engine: str, scale: ScaleOut, protocol: Protocol, X: np.ndarray,
+                     y: np.ndarray) -> Evaluator:
+    """The evaluator of a run (:func:`select_evaluator`), made for ``protocol, X, y``."""
+    return select_evaluator(engine, scale)(protocol, X, y)

@@ -29,6 +29,7 @@ from sklearn.exceptions import FitFailedWarning
 from sklearn.model_selection._search import BaseSearchCV
 
 from ..evaluation import Protocol, error_reason, trial_from_scores
+from ..model_size import SIZE_SCORING, size_from_results
 from ..parallel import fold_batches
 from ..result import Trial
 from ..space import SearchSpace
@@ -77,7 +78,9 @@ class _SearchCVEvaluator(Evaluator):
         extra = {} if epochs is None else {"epochs": int(epochs)}
         candidates = [{**{SearchSpace.param_key(k): v for k, v in params.items()}, **extra}
                       for params in batch]
-        search = _BatchSearchCV(p.estimator, candidates, scoring=p.scorer, cv=p.splits,
+        # The trained model's size travels as a second score (scikit-learn's multi-metric scoring).
+        search = _BatchSearchCV(p.estimator, candidates, scoring={"score": p.scorer, **SIZE_SCORING},
+                                cv=p.splits, refit=False,
                                 n_jobs=self.n_jobs if self.n_jobs > 1 else None)
         n_splits = len(p.splits)
         with warnings.catch_warnings(record=True) as caught, self._parallel():
@@ -100,7 +103,9 @@ class _SearchCVEvaluator(Evaluator):
         for i, params in enumerate(batch):
             scores = [float(results[f"split{k}_test_score"][i]) for k in range(n_splits)]
             seconds = float(results["mean_fit_time"][i] + results["mean_score_time"][i]) * n_splits
-            yield trial_from_scores(dict(params), scores, seconds, reason)
+            trial = trial_from_scores(dict(params), scores, seconds, reason)
+            trial.n_params = size_from_results(results, i)
+            yield trial
 
 
 class WorkerProcessEvaluator(_SearchCVEvaluator):

@@ -13,6 +13,7 @@ from nn_tuning.evaluators import (
     Evaluator,
     InProcessEvaluator,
     RecycledProcessEvaluator,
+    StackedEvaluator,
     WorkerProcessEvaluator,
     choose_evaluator,
 )
@@ -32,13 +33,16 @@ def protocol(advertising):
 def test_the_chooser_picks_from_the_run_settings(protocol, advertising):
     X, y = advertising
     pick = lambda engine, **scale: choose_evaluator(engine, ScaleOut(**scale), protocol, X, y)  # noqa: E731
-    assert type(pick("auto")) is InProcessEvaluator
     assert type(pick("keras")) is InProcessEvaluator
-    assert type(pick("auto", workers=2)) is WorkerProcessEvaluator
+    assert type(pick("keras", workers=2)) is WorkerProcessEvaluator
+    for engine in ("auto", "stacked"):  # the stacked engine, falling back to the same choice
+        assert type(pick(engine)) is StackedEvaluator
+        assert type(pick(engine).fallback) is InProcessEvaluator
+        assert type(pick(engine, workers=2).fallback) is WorkerProcessEvaluator
+    # A keras-tuner worker keeps one configuration at a time, unless asked to stack.
     assert type(pick("auto", worker_of="127.0.0.1:1")) is RecycledProcessEvaluator
+    assert type(pick("stacked", worker_of="127.0.0.1:1").fallback) is RecycledProcessEvaluator
     assert issubclass(DaskEvaluator, Evaluator)
-    with pytest.raises(ConfigError, match="engine 'stacked' is not available"):
-        pick("stacked")
     with pytest.raises(ConfigError, match="engine must be one of auto, keras, stacked, got 'fused'"):
         pick("fused")
 

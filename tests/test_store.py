@@ -1,0 +1,117 @@
+"""The trial store: sizes, sessions and wall-clock time, read-only reading, old stores."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+
+import pytest
+
+from nn_tuning import StoreError, Trial, TrialState
+from nn_tuning.store import TrialStore, active_seconds
+
+# The schema before trainable-parameter counts and sessions were recorded.
+_OLD_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE trials (
+    number INTEGER PRIMARY KEY, config_key TEXT NOT NULL, params TEXT NOT NULL,
+    state TEXT NOT NULL, fold_scores TEXT NOT NULL, fit_seconds REAL NOT NULL, reason TEXT,
+    worker TEXT NOT NULL, device TEXT NOT NULL, finished_at REAL NOT NULL);
+"""
+
+
+def _old_store(path):
+    db = sqlite3.connect(path)
+    db.executescript(_OLD_SCHEMA)
+    db.execute("INSERT INTO meta VALUES ('fingerprint', 'fp')")
+    db.execute("INSERT INTO trials (config_key, params, state, fold_scores, fit_seconds, reason,"
+               " worker, device, finished_at) VALUES (?, ?, 'complete', '[0.5, 0.7]', 1.0, NULL,"
+               " 'main', 'cpu', 1000.0)", (json.dumps({"neurons": 4}), json.dumps({"neurons": 4})))
+    db.commit()
+    db.close()
+
+
+def _digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_trainable_parameter_count_round_trips(tmp_path):
+    store = TrialStore(tmp_path / "trials.db", fingerprint="fp")
+    store.add(Trial({"neurons": 4}, TrialState.COMPLETE, [0.5, 0.6], 1.0, n_params=21))
+    store.add(Trial({"neurons": 8}, TrialState.FAILED, reason="boom"))
+    store.close()
+    trials = TrialStore(tmp_path / "trials.db", readonly=True).trials()
+    assert [t.n_params for t in trials] == [21, None]
+
+
+def test_each_opening_is_a_session_and_close_ends_it(tmp_path):
+    path = tmp_path / "trials.db"
+    for _ in range(2):
+        store = TrialStore(path, fingerprint="fp")
+        store.add(Trial({"n": len(store)}, TrialState.COMPLETE, [1.0], 0.1))
+        store.close()
+    killed = TrialStore(path, fingerprint="fp")  # a run killed: never closed
+    killed.add(Trial({"n": 9}, TrialState.COMPLETE, [1.0], 0.1))
+    reader = TrialStore(path, readonly=True)
+    sessions = reader.sessions()
+    assert len(sessions) == 3
+    assert all(end is not None and end >= start for start, end in sessions[:2])
+    assert sessions[2][1] is None
+    elapsed = reader.elapsed_seconds()
+    assert len(elapsed) == 3 and elapsed == sorted(elapsed)
+    killed.close()
+
+
+def test_time_stopped_between_sessions_is_not_counted():
+    # Run 1 from t=100 to 110 (trials at 104 and 109), stopped for 1000 s,
+    # resumed at 1110, killed after its trial at 1113 (no end recorded).
+    sessions = [(100.0, 110.0), (1110.0, None)]
+    assert active_seconds(sessions, [104.0, 109.0, 1113.0]) == [4.0, 9.0, 13.0]
+    # keras-tuner workers open the store beside their chief: overlaps count once.
+    overlapping = [(100.0, 120.0), (102.0, 119.0), (103.0, 121.0)]
+    assert active_seconds(overlapping, [110.0, 121.0]) == [10.0, 21.0]
+    assert active_seconds([], [1.0]) is None
+    # Trials from before sessions were recorded (an upgraded old store): unknown.
+    assert active_seconds([(500.0, None)], [100.0, 600.0]) is None
+
+
+def test_sessions_measure_real_time(tmp_path):
+    path = tmp_path / "trials.db"
+    store = TrialStore(path, fingerprint="fp")
+    time.sleep(0.2)
+    store.add(Trial({"n": 1}, TrialState.COMPLETE, [1.0], 0.1))
+    store.close()
+    time.sleep(1.5)  # stopped: not counted
+    store = TrialStore(path, fingerprint="fp")
+    time.sleep(0.2)
+    store.add(Trial({"n": 2}, TrialState.COMPLETE, [1.0], 0.1))
+    store.close()
+    first, second = TrialStore(path, readonly=True).elapsed_seconds()
+    assert 0.2 <= first < 0.8
+    assert 0.4 <= second < 1.5  # >= 1.9 if the 1.5 s stop were counted
+
+
+def test_old_store_reads_with_unknown_sizes_and_readonly_leaves_it_alone(tmp_path):
+    path = tmp_path / "trials.db"
+    _old_store(path)
+    before = _digest(path)
+    reader = TrialStore(path, readonly=True)
+    (trial,) = reader.trials()
+    assert trial.params == {"neurons": 4} and trial.n_params is None
+    assert reader.sessions() == [] and reader.elapsed_seconds() is None
+    reader.close()
+    assert _digest(path) == before
+    # Resumed by this version: upgraded in place, new trials keep their size.
+    store = TrialStore(path, fingerprint="fp")
+    store.add(Trial({"neurons": 8}, TrialState.COMPLETE, [0.4, 0.5], 1.0, n_params=41))
+    assert [t.n_params for t in store.trials()] == [None, 41]
+    assert store.elapsed_seconds() is None  # the old trial's time is unknown
+    store.close()
+
+
+def test_readonly_needs_an_existing_store(tmp_path):
+    with pytest.raises(StoreError, match="no trial store at"):
+        TrialStore(tmp_path / "missing.db", readonly=True)
+    assert not (tmp_path / "missing.db").exists()
