@@ -137,8 +137,6 @@ class _Engine:
         self.signature = _signature(model)
         self.optimizer_variables = _optimizer_variables(model)
 
-        # A closure per engine: tf.function counts retraces per Python function,
-        # and every engine's bound ``train_step`` is the same function.
         def train_step(data: Any) -> Any:
             return model.train_step(data)
 
@@ -171,6 +169,21 @@ class _Engine:
             return {name: array.stack() for name, array in logs.items()}
 
         self.run = run
+        for function in (step, run):
+            _count_retracing_per_engine(function, self)
+
+
+def _count_retracing_per_engine(function: Any, engine: _Engine) -> None:
+    """Make TensorFlow's retracing warning count this engine's traces alone.
+
+    TensorFlow counts a ``tf.function``'s traces per Python code object, so
+    the one trace each new engine makes (every configuration, by design)
+    would add up to a "triggered tf.function retracing" warning after five
+    configurations. Keyed by the engine instead, a warning still means what it
+    says: one engine retraced again and again.
+    """
+    if hasattr(function, "_key_for_call_stats"):
+        function._key_for_call_stats = engine  # a weakly referenced key
 
 
 def _gradient_registry() -> dict:
