@@ -68,17 +68,32 @@ class _FastWrapperMixin:
         return int(state) if isinstance(state, (int, np.integer)) else None
 
     def _build_keras_model(self) -> keras.Model:
-        # Keras 3 also draws from its own global seed generator, which scikeras'
-        # seeding leaves alone; scoped_seed seeds it too, and puts everything back.
         with scoped_seed(self._seed()):
+            return self._build_in_scope()
+
+    def _build_in_scope(self) -> keras.Model:
+        """scikeras' build, seeded by the caller's :func:`scoped_seed` instead of scikeras' own.
+
+        scoped_seed also seeds Keras' global seed generator, which scikeras'
+        seeding leaves alone, and puts everything back. scikeras' scope would
+        also reset TensorFlow's seed twice, and each reset clears TensorFlow's
+        kernel cache, which costs every later eager op and the next traced
+        run (about 60 ms of a 200 ms fit); Keras' initializers and layers draw
+        from Python's ``random`` and stateless ops, which scoped_seed seeds.
+        """
+        state = self._random_state
+        self._random_state = None if self._seed() is not None else state
+        try:
             return super()._build_keras_model()
+        finally:
+            self._random_state = state
 
     def _build_engine_model(self) -> keras.Model:
         """A new model of this configuration, compiled as ``model_`` was: the fast path's engine."""
         # The builder sees the meta parameters model_'s builder saw (model_ was not set yet).
         model = self.__dict__.pop("model_")
         try:
-            engine = super()._build_keras_model()
+            engine = self._build_in_scope()  # inside the fit's scoped_seed
         finally:
             self.model_ = model
         if not engine.compiled:
