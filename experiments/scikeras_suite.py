@@ -62,7 +62,8 @@ def run_suite(tests: Path, ours: bool, files: list[str], k: str | None,
     ignore = [] if files else [f"--ignore={tests / f}" for f in SKIPPED_FILES]
     with tempfile.TemporaryDirectory() as tmp:
         xml = Path(tmp) / "junit.xml"
-        cmd = [sys.executable, "-m", "pytest", "-p", "scikeras_suite", "-q", "-p", "no:cacheprovider",
+        cmd = [sys.executable, "-m", "pytest", "-p", "scikeras_suite", "-q",
+               "-p", "no:cacheprovider",
                f"--rootdir={tests.parent}", "-o", "addopts=", f"--junitxml={xml}",
                *ignore, *targets]
         if k:
@@ -101,7 +102,8 @@ def _pytest_id(name: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("tests", type=Path, help="a local copy of scikeras' tests/ folder")
-    parser.add_argument("files", nargs="*", help="test files to run (default: all but the two left out)")
+    parser.add_argument("files", nargs="*",
+                        help="test files to run (default: all but the two left out)")
     parser.add_argument("-k", help="pytest -k expression")
     parser.add_argument("--only", choices=("scikeras", "ours"), help="run one side only")
     parser.add_argument("--reruns", type=int, default=2,
@@ -121,7 +123,8 @@ def main() -> None:
         counts = {o: sum(v == o for v in results[side].values())
                   for o in ("passed", "failed", "error", "skipped")}
         print(f"{side:9s}: {counts['passed']} passed, {counts['failed']} failed, "
-              f"{counts['error']} errors, {counts['skipped']} skipped ({seconds:.0f} s)", flush=True)
+              f"{counts['error']} errors, {counts['skipped']} skipped ({seconds:.0f} s)",
+              flush=True)
         if args.only:
             for name, outcome in sorted(results[side].items()):
                 if outcome in ("failed", "error"):

@@ -44,7 +44,8 @@ from typing import Any, Callable
 import numpy as np
 
 __all__ = [
-    "NotFastError", "clear_engines", "engine_cache_info", "fit_all_epochs", "forget_traced_gradients",
+    "NotFastError", "clear_engines", "engine_cache_info", "fit_all_epochs",
+    "forget_traced_gradients",
 ]
 
 _MAX_ENGINES = 4
@@ -222,7 +223,8 @@ def _custom_gradient_names() -> set[str]:
 
 
 def _epochs_dataset(tf: Any, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int,
-                    shuffle: bool, seed: int | None, sample_weight: np.ndarray | None = None) -> Any:
+                    shuffle: bool, seed: int | None,
+                    sample_weight: np.ndarray | None = None) -> Any:
     """Every epoch's batches, in the order ``model.fit(data, epochs=epochs)`` trains on them.
 
     ``data`` is ``from_tensor_slices((x, y)).shuffle(len(x), seed,

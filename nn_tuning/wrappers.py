@@ -81,7 +81,7 @@ class _FastWrapperMixin:
         run (about 60 ms of a 200 ms fit); Keras' initializers and layers draw
         from Python's ``random`` and stateless ops, which scoped_seed seeds.
         """
-        state = self._random_state
+        state = getattr(self, "_random_state", None)
         self._random_state = None if self._seed() is not None else state
         try:
             return super()._build_keras_model()
@@ -124,7 +124,8 @@ class _FastWrapperMixin:
         for name, value in fit_args.items():
             if name in _FAST_FIT_ARGS or name in ("epochs", "initial_epoch"):
                 continue
-            if name.startswith("callbacks") or value is None or (isinstance(value, (int, float)) and value == 0):
+            unset = value is None or (isinstance(value, (int, float)) and value == 0)
+            if unset or name.startswith("callbacks"):
                 continue
             return False  # validation_split, class_weight, validation_steps...
         if not isinstance(fit_args.get("shuffle", True), bool):
@@ -168,7 +169,8 @@ class _FastWrapperMixin:
             batch_size = len(X)
         # model.fit trains on floats of Keras' floatx.
         floatx = keras.backend.floatx()
-        X, y = (a.astype(floatx) if a.dtype.kind == "f" and a.dtype != floatx else a for a in (X, y))
+        X, y = (a.astype(floatx) if a.dtype.kind == "f" and a.dtype != floatx else a
+                for a in (X, y))
         if sample_weight is not None:
             sample_weight = sample_weight.astype(floatx)
         try:
