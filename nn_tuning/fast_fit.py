@@ -12,6 +12,9 @@ milliseconds of FLOPs). Three things remove that overhead:
   from_tensor_slices((x, y)).shuffle(len(x), seed,
   reshuffle_each_iteration=True).batch(batch_size)``: the learned weights are
   identical (see :func:`_epochs_dataset` for how Keras draws its shuffles).
+  As ``model.fit`` does, metrics are reset at each epoch's start and read at
+  its end, so the run returns ``model.fit``'s history: the loss and every
+  compiled metric, one value per epoch. Sample weights go with the rows.
 * **One trace per configuration.** A process keeps a few *engines*: a compiled
   model per configuration whose training loop is already traced. A new fit of
   the same configuration (the next CV fold) copies the freshly built model's
