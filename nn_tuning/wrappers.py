@@ -215,9 +215,10 @@ class KerasRegressor(_FastWrapperMixin, _SKRegressor):
 
     Parameters
     ----------
-    model : callable
-        A function returning a compiled ``keras.Model`` (``model__*`` arguments
-        are routed to it, with scikeras' ``meta``).
+    model : callable or keras.Model
+        A function returning a ``keras.Model`` (``model__*`` arguments are
+        routed to it, with scikeras' ``meta``), compiled, or compiled here
+        from ``loss``, ``optimizer`` and ``metrics``, as in scikeras.
     fast : bool, default=True
         Train through :mod:`nn_tuning.fast_fit` where it honours everything
         asked (else scikeras' own ``model.fit`` path trains that fit).
@@ -247,8 +248,8 @@ class KerasClassifier(_FastWrapperMixin, _SKClassifier):
 
     Parameters
     ----------
-    model : callable
-        A function returning a compiled ``keras.Model``.
+    model : callable or keras.Model
+        As for :class:`KerasRegressor`.
     fast : bool, default=True
         Train through :mod:`nn_tuning.fast_fit` where it honours everything
         asked (else scikeras' own ``model.fit`` path trains that fit).
