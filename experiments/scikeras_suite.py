@@ -13,7 +13,7 @@ if it fails every time.
 
     git --git-dir=<scikeras mirror> archive e92a7dc466cef81b041740978cc047594fea6b4d tests \\
         | tar -x -C /tmp/sk
-    python experiments/scikeras_suite.py /tmp/sk/tests                 # ~25 min on 2 cores
+    python experiments/scikeras_suite.py /tmp/sk/tests                 # ~10 min on 2 cores
     python experiments/scikeras_suite.py /tmp/sk/tests -k partial_fit  # a subset
     python experiments/scikeras_suite.py /tmp/sk/tests --only ours test_api.py
 
