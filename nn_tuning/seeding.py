@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -49,7 +50,15 @@ __all__ = ["scoped_seed"]
 _lock = threading.RLock()
 
 
+def _tensorflow_loaded() -> bool:
+    # TensorFlow's seeds matter only once it is imported (always, on Keras'
+    # TensorFlow backend); under JAX or PyTorch it may not even be installed.
+    return "tensorflow" in sys.modules
+
+
 def _tf_context() -> Any:
+    if not _tensorflow_loaded():
+        return None
     try:
         from tensorflow.python.eager import context
     except ImportError:  # pragma: no cover - a TensorFlow without this module
@@ -63,14 +72,12 @@ def _capture() -> dict[str, Any]:
     from keras.src.random import seed_generator
     from keras.src.utils import rng_utils
 
-    from tensorflow.python.framework import config
-
     ctx = _tf_context()
     rng = getattr(ctx, "_rng", None)
     return {
         # Asked first, before any TF_DETERMINISTIC_OPS=1 (which scikeras sets
         # in its scopes) can make TensorFlow report determinism as already on.
-        "determinism": config.is_op_determinism_enabled(),
+        "determinism": _determinism(),
         "env": os.environ.get("TF_DETERMINISTIC_OPS"),
         "python": random.getstate(),
         "numpy": np.random.get_state(),
@@ -86,13 +93,13 @@ def _restore(saved: dict[str, Any]) -> None:
     from keras.src.random import seed_generator
     from keras.src.utils import rng_utils
 
-    from tensorflow.python.framework import config
-
     if saved["env"] is None:
         os.environ.pop("TF_DETERMINISTIC_OPS", None)
     else:
         os.environ["TF_DETERMINISTIC_OPS"] = saved["env"]
-    if config.is_op_determinism_enabled() != saved["determinism"]:
+    if saved["determinism"] is not None and _determinism() != saved["determinism"]:
+        from tensorflow.python.framework import config
+
         (config.enable_op_determinism if saved["determinism"] else config.disable_op_determinism)()
     random.setstate(saved["python"])
     np.random.set_state(saved["numpy"])
@@ -104,6 +111,15 @@ def _restore(saved: dict[str, Any]) -> None:
                                       saved["keras_generator"])
 
 
+def _determinism() -> bool | None:
+    """TensorFlow's op-determinism switch; None when TensorFlow is not loaded."""
+    if not _tensorflow_loaded():
+        return None
+    from tensorflow.python.framework import config
+
+    return config.is_op_determinism_enabled()
+
+
 def _set_tf_seed(seed: int | None) -> None:
     """TensorFlow's global seed, as ``tf.random.set_seed`` sets it, but keeping its kernel cache.
 
@@ -113,6 +129,8 @@ def _set_tf_seed(seed: int | None) -> None:
     Every eager op after a clear re-creates its kernel: with four seed changes
     per fit that cost about 10% of a small configuration's CV run.
     """
+    if not _tensorflow_loaded():
+        return
     ctx = _tf_context()
     if ctx is None or not hasattr(ctx, "_seed"):  # pragma: no cover - another TensorFlow
         import tensorflow as tf

@@ -115,6 +115,8 @@ class _FastWrapperMixin:
     def _fast_path_ok(self, X: Any, y: Any, sample_weight: Any, kwargs: dict) -> bool:
         if not getattr(self, "fast", True) or kwargs:
             return False
+        if keras.backend.backend() != "tensorflow":  # fast_fit runs TensorFlow's train_step
+            return False
         if sample_weight is not None and not (
                 _is_plain_array(sample_weight) and sample_weight.shape == (len(X),)):
             return False
