@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-trials", type=int, default=8)
     parser.add_argument("--splits", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--engine", default=None, help="auto (default), stacked or keras")
+    parser.add_argument("--max-seconds", type=float, default=None,
+                        help="wall-clock budget per split: as many trials as fit")
     args = parser.parse_args(argv)
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
@@ -55,7 +58,12 @@ def main(argv: list[str] | None = None) -> int:
         for split in range(args.splits):
             exp = dataclasses.replace(base, data=dataclasses.replace(base.data, split_seed=split))
             exp = exp.with_overrides(Overrides(max_trials=args.max_trials, epochs=args.epochs,
-                                               seed=split))
+                                               seed=split, engine=args.engine))
+            if args.max_seconds is not None:
+                section = dataclasses.replace(exp.strategies[args.strategy],
+                                              max_seconds=args.max_seconds)
+                exp = dataclasses.replace(exp, strategies={**exp.strategies,
+                                                           args.strategy: section})
             out = Path(tmp) / f"split{split}"
             run_experiment(exp, out, [args.strategy], progress=False)
             summary = json.loads((out / args.strategy / "summary.json").read_text())
@@ -66,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"({summary['trials_run']} trials, {summary['wall_seconds']:.0f} s)",
                   flush=True)
     median = statistics.median(rmses)
-    print(f"{base.name} / {args.strategy} / {args.max_trials} trials: median test RMSE over "
+    budget = f"{args.max_trials} trials" + (f" or {args.max_seconds:g} s" if args.max_seconds else "")
+    print(f"{base.name} / {args.strategy} / {budget} / engine {args.engine or 'auto'}: "
+          f"median test RMSE over "
           f"{len(rmses)} splits = {median:.3f} (target <= 0.60); "
           f"{time.perf_counter() - start:.0f} s in all")
     return 0
