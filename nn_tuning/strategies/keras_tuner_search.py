@@ -109,13 +109,14 @@ def _project_dir(ctx: SearchContext, name: str) -> tuple[str, Any]:
     return tmp.name, tmp
 
 
-def _parallel_trials(value: int) -> int:
-    return check_int("parallel_trials", value)
+def _parallel_trials(value: int | None) -> int | None:
+    return None if value is None else check_int("parallel_trials", value)
 
 
 class _KerasTunerStrategy(Strategy):
     uses_epochs = False
     keras_tuner = True
+    stacked_parallel_trials = 1
 
     def make_oracle(self, ctx: SearchContext) -> Any:
         raise NotImplementedError
@@ -156,7 +157,8 @@ class _KerasTunerStrategy(Strategy):
     def ask_evaluate_tell(self, tuner: _CVTuner, ctx: SearchContext) -> None:
         """Until the oracle stops: ask up to ``parallel_trials`` trials, train them, report."""
         oracle = tuner.oracle
-        n = ctx.options.parallel_trials
+        n = ctx.options.parallel_trials or (
+            self.stacked_parallel_trials if ctx.evaluator.name == "stacked" else 1)
         slots = [ctx.tuner_id if n == 1 else f"{ctx.tuner_id}-{i}" for i in range(n)]
         idle_rounds = 0
         while True:
@@ -230,12 +232,14 @@ class BayesianOptions:
     num_initial_points : int, optional
         Random proposals before the Gaussian process takes over
         (keras-tuner's default: 3 per hyperparameter).
-    parallel_trials : int, default=1
-        Trials asked of the oracle and trained as one batch.
+    parallel_trials : int, optional
+        Trials asked of the oracle and trained as one batch; by default
+        ``BayesianSearch.stacked_parallel_trials`` under the stacked engine
+        (one stack per batch), else 1 (each proposal knows every result before it).
     """
 
     num_initial_points: int | None = None
-    parallel_trials: int = 1
+    parallel_trials: int | None = None
 
     def __post_init__(self) -> None:
         if self.num_initial_points is not None:
@@ -253,13 +257,16 @@ class HyperbandOptions:
         Reduction factor of each bracket's rounds.
     hyperband_iterations : int, default=1
         Times the whole Hyperband algorithm runs.
-    parallel_trials : int, default=1
-        Trials asked of the oracle and trained as one batch.
+    parallel_trials : int, optional
+        Trials asked of the oracle and trained as one batch (the oracle hands
+        out at most what the current round holds); by default
+        ``HyperbandSearch.stacked_parallel_trials`` under the stacked engine
+        (a whole round per stack), else 1.
     """
 
     factor: int = 3
     hyperband_iterations: int = 1
-    parallel_trials: int = 1
+    parallel_trials: int | None = None
 
     def __post_init__(self) -> None:
         check_int("factor", self.factor, 2)
@@ -273,6 +280,10 @@ class BayesianSearch(_KerasTunerStrategy):
     name = "bayesian"
     needs_max_trials = True
     Options = BayesianOptions
+    # Proposals per batch under the stacked engine, from experiments/bench_bayesian_batch.py
+    # (README, Performance): the trade between proposals that know every earlier
+    # result and fewer, larger stacks.
+    stacked_parallel_trials = 8
 
     def make_oracle(self, ctx: SearchContext) -> Any:
         return kt.oracles.BayesianOptimizationOracle(
@@ -288,6 +299,9 @@ class HyperbandSearch(_KerasTunerStrategy):
     name = "hyperband"
     uses_epochs = True
     Options = HyperbandOptions
+    # Hyperband's proposals within a round do not depend on each other's
+    # results: ask for the whole round (the oracle hands out at most that).
+    stacked_parallel_trials = 256
 
     @classmethod
     def check(cls, space: Any, max_trials: int | None) -> None:
