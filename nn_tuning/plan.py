@@ -66,10 +66,17 @@ class RunPlan:
 
 def run_fingerprint(strategy: str, space: SearchSpace | None, configs: Any, X: np.ndarray,
                     y: np.ndarray, settings: Mapping[str, Any]) -> str:
-    """The identity of a run: what it computes, never how it executes (workers, devices)."""
+    """The identity of a run: what it computes, never how it executes (workers, devices).
+
+    X's shape is part of it when X is not a table: the same pixels as (N, 64)
+    rows and as (N, 8, 8, 1) images are different runs. (Tables keep the
+    identity they had before N-D inputs, so their earlier runs still resume.)
+    """
     h = hashlib.sha256()
-    h.update(json.dumps([strategy, space.to_dict() if space else None, configs, dict(settings)],
-                        sort_keys=True, default=str).encode())
+    identity = [strategy, space.to_dict() if space else None, configs, dict(settings)]
+    if X.ndim != 2:
+        identity.append({"X_shape": list(X.shape)})
+    h.update(json.dumps(identity, sort_keys=True, default=str).encode())
     h.update(np.ascontiguousarray(X).tobytes())
     h.update(np.ascontiguousarray(y).astype("U").tobytes() if y.dtype.kind in "OUS"
              else np.ascontiguousarray(y).tobytes())
