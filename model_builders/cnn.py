@@ -14,7 +14,7 @@ from ._common import (
     check_positive_int,
     classifier_dims,
     make_optimizer,
-    meta_value,
+    nd_sample_shape,
 )
 from .mlp import compile_classifier_head
 
@@ -58,14 +58,6 @@ def _image_shape(image_shape: Sequence[int] | None, n_features: Any,
             f"image_shape is needed: {n_features} input features are not a square image"
         )
     return (side, side, 1)
-
-
-def _sample_shape(meta: dict | None) -> tuple[int, ...] | None:
-    """One sample's shape when scikeras saw N-D input (rank >= 3), else None."""
-    shape = meta_value(meta, "X_shape_")
-    if shape is None or len(shape) <= 2:
-        return None
-    return tuple(int(d) for d in shape[1:])
 
 
 def cnn_classifier(
@@ -121,7 +113,7 @@ def cnn_classifier(
     (None, 10)
     """
     n_features, n_classes = classifier_dims(input_dim, n_classes, meta)
-    sample_shape = _sample_shape(meta) if input_dim is None else None
+    sample_shape = nd_sample_shape(meta) if input_dim is None else None
     shape = _image_shape(image_shape, n_features, sample_shape)
     filters = check_positive_int("filters", filters)
     n_blocks = check_positive_int("n_blocks", n_blocks)

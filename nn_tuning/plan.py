@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,8 @@ from .strategies import strategy_class
 from .strategies.manual import check_configs
 
 __all__ = ["RunPlan", "plan_run", "run_fingerprint"]
+
+logger = logging.getLogger("nn_tuning")
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,13 @@ def plan_run(builder: Callable[..., Any], space: SearchSpace | Mapping[str, Any]
     scale.check_strategy(cls.name, cls.keras_tuner)
     make_evaluator = select_evaluator(engine, scale)
     X, y = check_data(X, y)
+    if X.ndim != 2 and engine != "keras":
+        # A stack's input is a (rows, features) table (nn_tuning.stacked.structure), so
+        # no configuration fed N-D samples can stack: skip the stacked evaluator, whose
+        # shape checks are the model's, not X's.
+        logger.info("X has samples of shape %s: the stacked engine stacks (rows, features) "
+                    "tables only; each configuration trains as its own model", X.shape[1:])
+        make_evaluator = select_evaluator("keras", scale)
     protocol = make_protocol(builder, X, y, task=task, cv=cv, scoring=scoring, epochs=epochs,
                              batch_size=batch_size, seed=seed, fixed=fixed, fast=fast)
     settings = dict(

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from model_builders import cnn_classifier
+from model_builders import cnn_classifier, mlp_classifier, mlp_regressor
 from nn_tuning import tune
 from nn_tuning.exceptions import NNTuningError
 
@@ -38,14 +38,27 @@ def test_every_strategy_tunes_a_cnn_on_image_arrays(digit_images, strategy, tmp_
                                result.best_model.predict(X[:4], verbose=0), rtol=1e-5)
 
 
-def test_grey_images_and_the_stacked_engine_falls_back(digit_images, caplog):
+@pytest.mark.parametrize("engine", ["auto", "stacked"])
+def test_grey_images_train_one_configuration_at_a_time(digit_images, engine, caplog):
     X, y = digit_images
     caplog.set_level(logging.INFO, logger="nn_tuning")
     result = tune(cnn_classifier, {"filters": [4]}, X[..., 0], y, strategy="grid", cv=2,
-                  epochs=2, fixed=FIXED, engine="stacked", progress=False)
+                  epochs=2, fixed=FIXED, engine=engine, progress=False)
     assert list(result.trials["engine"]) == ["keras"]
     assert result.best_model.input_shape == (None, 8, 8)
-    assert "not stacked, trained one configuration at a time" in caplog.text
+    assert "X has samples of shape (8, 8): the stacked engine stacks (rows, features) tables " \
+        "only" in caplog.text
+
+
+def test_mlps_flatten_images_and_sequences(digit_images):
+    X, y = digit_images
+    result = tune(mlp_classifier, {"neurons": [8]}, X, y, strategy="grid", cv=2, epochs=2,
+                  progress=False)
+    assert result.best_model.input_shape == (None, 8, 8, 1)
+    assert isinstance(result.best_model.layers[1], keras.layers.Flatten)
+    reg = tune(mlp_regressor, {"neurons": [4]}, X[..., 0], y.astype("float32"),
+               strategy="grid", cv=2, epochs=1, progress=False)
+    assert reg.best_model.input_shape == (None, 8, 8)
 
 
 def test_x_shape_is_part_of_the_run_identity(digit_images, tmp_path):
