@@ -12,6 +12,9 @@ milliseconds of FLOPs). Three things remove that overhead:
   from_tensor_slices((x, y)).shuffle(len(x), seed,
   reshuffle_each_iteration=True).batch(batch_size)``: the learned weights are
   identical (see :func:`_epochs_dataset` for how Keras draws its shuffles).
+  As ``model.fit`` does, metrics are reset at each epoch's start and read at
+  its end, so the run returns ``model.fit``'s history: the loss and every
+  compiled metric, one value per epoch. Sample weights go with the rows.
 * **One trace per configuration.** A process keeps a few *engines*: a compiled
   model per configuration whose training loop is already traced. A new fit of
   the same configuration (the next CV fold) copies the freshly built model's
@@ -43,7 +46,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["clear_engines", "engine_cache_info", "fit_all_epochs", "forget_traced_gradients"]
+__all__ = [
+    "NotFastError", "clear_engines", "engine_cache_info", "fit_all_epochs",
+    "forget_traced_gradients",
+]
 
 _MAX_ENGINES = 4
 # New configurations between two clear_engines() calls (a garbage collection,
@@ -106,7 +112,7 @@ def _get_engine(key: Hashable, model: Any, build: Callable[[], Any]) -> Any:
         # The caller's model is already built (and seeded): clearing is safe here.
         clear_engines()
     _since_clear += 1
-    engine = _Engine(build())
+    engine = build()
     _engines[key] = engine
     while len(_engines) > _MAX_ENGINES:
         _engines.popitem(last=False)
@@ -114,15 +120,18 @@ def _get_engine(key: Hashable, model: Any, build: Callable[[], Any]) -> Any:
 
 
 class _Engine:
-    """A compiled twin of a model, with a traced function that runs every step at once.
+    """A compiled twin of a model, with a traced function that runs every epoch at once.
 
-    ``run(iterator, steps)`` is one ``tf.while_loop`` of ``steps`` calls of the
+    ``run(iterator, epochs, steps_per_epoch)`` is one ``tf.while_loop`` over
+    the epochs, each an inner loop of ``steps_per_epoch`` calls of the
     model's own ``train_step`` (wrapped, as ``model.fit`` wraps it, in a
-    ``tf.function``). Keras' own ``steps_per_execution`` loop does the same
-    but checks for the end of the data at every step through optionals and
-    conditionals, which cost tracing time and a little time per step; here the
-    number of steps is known in advance. The engine's optimizer state is the
-    caller's, copied in before and out after every run.
+    ``tf.function``). As ``model.fit`` does, every epoch starts with reset
+    metrics and ends by reading ``get_metrics_result()``: the loss and every
+    compiled metric, one value per epoch. Keras' own ``steps_per_execution``
+    loop checks for the end of the data at every step through optionals and
+    conditionals, which cost tracing time and a little time per step; here
+    the number of steps is known in advance. The engine's optimizer state is
+    the caller's, copied in before and out after every run.
     """
 
     def __init__(self, model: Any) -> None:
@@ -131,18 +140,58 @@ class _Engine:
         self.model = model
         self.signature = _signature(model)
         self.optimizer_variables = _optimizer_variables(model)
-        step = tf.function(model.train_step, reduce_retracing=True, autograph=False,
+
+        def train_step(data: Any) -> Any:
+            return model.train_step(data)
+
+        step = tf.function(train_step, reduce_retracing=True, autograph=False,
                            jit_compile=bool(model.jit_compile))
 
-        @tf.function(autograph=False, reduce_retracing=True)
-        def run(iterator: Any, steps: Any) -> Any:
-            def body(i: Any) -> tuple:
-                step(iterator.get_next())
-                return (i + 1,)
+        def reset() -> None:
+            for metric in model.metrics:
+                metric.reset_state()
 
-            return tf.while_loop(lambda i: i < steps, body, (tf.constant(0),))
+        @tf.function(autograph=False, reduce_retracing=True)
+        def run(iterator: Any, epochs: Any, steps_per_epoch: Any) -> dict:
+            template = model.get_metrics_result()
+            logs = {name: tf.TensorArray(tf.convert_to_tensor(value).dtype, size=epochs)
+                    for name, value in template.items()}
+
+            def end_epoch(i: Any, logs: dict) -> dict:
+                result = model.get_metrics_result()
+                logs = {name: logs[name].write(i // steps_per_epoch, result[name])
+                        for name in logs}
+                reset()
+                return logs
+
+            def body(i: Any, logs: dict) -> tuple:
+                step(iterator.get_next())
+                # One flat loop: a nested loop per epoch costs more than this cond.
+                logs = tf.cond(tf.equal((i + 1) % steps_per_epoch, 0),
+                               lambda: end_epoch(i, logs), lambda: logs)
+                return i + 1, logs
+
+            reset()
+            _, logs = tf.while_loop(lambda i, _: i < epochs * steps_per_epoch, body,
+                                    (tf.constant(0), logs))
+            return {name: array.stack() for name, array in logs.items()}
 
         self.run = run
+        for function in (step, run):
+            _count_retracing_per_engine(function, self)
+
+
+def _count_retracing_per_engine(function: Any, engine: _Engine) -> None:
+    """Make TensorFlow's retracing warning count this engine's traces alone.
+
+    TensorFlow counts a ``tf.function``'s traces per Python code object, so
+    the one trace each new engine makes (every configuration, by design)
+    would add up to a "triggered tf.function retracing" warning after five
+    configurations. Keyed by the engine instead, a warning still means what it
+    says: one engine retraced again and again.
+    """
+    if hasattr(function, "_key_for_call_stats"):
+        function._key_for_call_stats = engine  # a weakly referenced key
 
 
 def _gradient_registry() -> dict:
@@ -177,7 +226,8 @@ def _custom_gradient_names() -> set[str]:
 
 
 def _epochs_dataset(tf: Any, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int,
-                    shuffle: bool, seed: int | None) -> Any:
+                    shuffle: bool, seed: int | None,
+                    sample_weight: np.ndarray | None = None) -> Any:
     """Every epoch's batches, in the order ``model.fit(data, epochs=epochs)`` trains on them.
 
     ``data`` is ``from_tensor_slices((x, y)).shuffle(len(x), seed,
@@ -188,9 +238,11 @@ def _epochs_dataset(tf: Any, x: np.ndarray, y: np.ndarray, *, epochs: int, batch
     shuffled epoch is one element, ``repeat`` draws a new shuffle per
     repetition, ``shard(2, 0)`` keeps every other one and ``rebatch`` cuts each
     into Keras' batches (the last one smaller). No Python function enters the
-    pipeline, so nothing is traced per fit.
+    pipeline, so nothing is traced per fit. With ``sample_weight`` the
+    elements are ``(x, y, sample_weight)``, as ``model.fit`` takes them.
     """
-    data = tf.data.Dataset.from_tensor_slices((x, y))
+    data = tf.data.Dataset.from_tensor_slices(
+        (x, y) if sample_weight is None else (x, y, sample_weight))
     if not shuffle:
         return data.batch(batch_size).repeat(epochs).prefetch(tf.data.AUTOTUNE)
     n = len(x)
@@ -199,6 +251,21 @@ def _epochs_dataset(tf: Any, x: np.ndarray, y: np.ndarray, *, epochs: int, batch
             .repeat(2 * epochs).shard(2, 0)
             .rebatch(np.asarray(sizes, dtype="int64"))
             .prefetch(tf.data.AUTOTUNE))
+
+
+class NotFastError(Exception):
+    """The configuration cannot train on the fast path; train it with ``model.fit`` instead."""
+
+
+def _build_state(model: Any, x: np.ndarray, y: np.ndarray, *, weights_only: bool = False) -> None:
+    """Create the model's weights, loss and compiled metrics from one batch, as ``model.fit`` does.
+
+    ``weights_only``: only when some layer has no weights yet (the caller's
+    model, whose metrics the engine computes; about 25 ms a fit saved).
+    """
+    if weights_only and all(layer.built for layer in model._flatten_layers()):
+        return
+    model._symbolic_build(data_batch=(x[:1], y[:1]))
 
 
 def fit_all_epochs(
@@ -212,7 +279,8 @@ def fit_all_epochs(
     seed: int | None = None,
     build: Callable[[], Any],
     key: Hashable | None = None,
-) -> float:
+    sample_weight: np.ndarray | None = None,
+) -> dict[str, list]:
     """Train ``model`` in place as ``model.fit`` would, in one execution.
 
     Parameters
@@ -232,38 +300,70 @@ def fit_all_epochs(
         Returns a new compiled model of the same configuration: the engine.
     key : hashable, optional
         Identifies the configuration; the traced engine is reused across
-        calls with the same key (the CV folds of one configuration).
+        calls with the same key (the CV folds of one configuration). Fits
+        with and without ``sample_weight`` need different keys.
+    sample_weight : ndarray, optional
+        One weight per row, as ``model.fit(..., sample_weight=...)``.
 
     Returns
     -------
-    float
-        The mean training loss over the run (NaN or inf when training diverged).
+    dict
+        What ``model.fit(...).history`` holds: for the loss and every compiled
+        metric, one value per epoch (NaN or inf when training diverged).
+
+    Raises
+    ------
+    NotFastError
+        When ``build`` returns the caller's model (a pre-built model):
+        nothing has been trained, and ``model.fit`` should train it.
     """
     with _lock:
         return _fit_locked(model, x, y, epochs=epochs, batch_size=batch_size, shuffle=shuffle,
-                           seed=seed, build=build, key=key)
+                           seed=seed, build=build, key=key, sample_weight=sample_weight)
+
+
+def _new_engine(model: Any, x: np.ndarray, y: np.ndarray, build: Callable[[], Any]) -> Any:
+    import keras
+
+    twin = build()
+    if twin is model:
+        raise NotFastError("the builder returns the caller's model")
+    if twin.optimizer is model.optimizer:
+        # An optimizer instance compiled into every model the builder returns:
+        # the engine takes a copy (its state is the caller's, copied in each run).
+        twin.optimizer = keras.optimizers.deserialize(keras.optimizers.serialize(model.optimizer))
+    _build_state(twin, x, y)
+    return _Engine(twin)
 
 
 def _fit_locked(model: Any, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int,
                 shuffle: bool, seed: int | None, build: Callable[[], Any],
-                key: Hashable | None) -> float:
+                key: Hashable | None, sample_weight: np.ndarray | None) -> dict[str, list]:
     import tensorflow as tf
+    from keras.src.utils.python_utils import pythonify_logs
 
-    engine = _get_engine(key if key is not None else object(), model, build)
+    _build_state(model, x, y, weights_only=True)
+    engine = _get_engine(key if key is not None else object(), model,
+                         lambda: _new_engine(model, x, y, build))
     target, engine_opt = engine.model, engine.optimizer_variables
     _copy(target.variables, model.variables)
     _copy(engine_opt, _optimizer_variables(model))
 
     steps_per_epoch = math.ceil(len(x) / batch_size)
-    steps = epochs * steps_per_epoch
+    if not epochs or not steps_per_epoch:
+        return {}
     data = _epochs_dataset(tf, x, y, epochs=epochs, batch_size=batch_size,
-                           shuffle=shuffle, seed=seed)
-    target.reset_metrics()
-    if steps:
-        with forget_traced_gradients():
-            engine.run(iter(data), tf.constant(steps, dtype="int32"))
-    loss = target.get_metrics_result().get("loss", float("nan")) if steps else float("nan")
+                           shuffle=shuffle, seed=seed, sample_weight=sample_weight)
+    with forget_traced_gradients():
+        logs = engine.run(iter(data), tf.constant(epochs, dtype="int32"),
+                          tf.constant(steps_per_epoch, dtype="int32"))
+    logs = {name: value.numpy() for name, value in logs.items()}
+    history: dict[str, list] = {}
+    for epoch in range(epochs):
+        # model.fit's History records each epoch's logs through pythonify_logs.
+        for name, value in pythonify_logs({k: v[epoch] for k, v in logs.items()}).items():
+            history.setdefault(name, []).append(value)
 
     _copy(model.variables, target.variables)
     _copy(_optimizer_variables(model), engine_opt)
-    return float(loss)
+    return history

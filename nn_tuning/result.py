@@ -15,7 +15,8 @@ import pandas as pd
 
 from .space import SearchSpace
 
-__all__ = ["TrialState", "Trial", "TuningResult", "write_atomic", "one_standard_error"]
+__all__ = ["TrialState", "Trial", "TuningResult", "write_atomic", "one_standard_error",
+           "partial_budget"]
 
 
 class TrialState(str, enum.Enum):
@@ -75,9 +76,9 @@ def trials_frame(trials: list[Trial], n_folds: int | None = None) -> pd.DataFram
         row: dict[str, Any] = {"trial": t.number}
         row.update({k: (json.dumps(v) if isinstance(v, (list, tuple)) else v)
                     for k, v in t.params.items()})
-        if budgets:
-            row["budget"] = t.budget
         row.update(mean_score=t.mean_score, std_score=t.std_score)
+        if budgets:  # not a hyperparameter: after the scores, not among the params
+            row["budget"] = t.budget
         for i, s in enumerate(t.fold_scores):
             row[f"fold{i}_score"] = s
         row.update(fit_seconds=t.fit_seconds, engine=t.engine, n_params=t.n_params,
@@ -87,6 +88,18 @@ def trials_frame(trials: list[Trial], n_folds: int | None = None) -> pd.DataFram
     if "n_params" in frame:
         frame["n_params"] = frame["n_params"].astype("Int64")
     return frame
+
+
+def partial_budget(trials: pd.DataFrame, budget_epochs: int | None) -> np.ndarray:
+    """True for the Hyperband trials trained on less than ``budget_epochs`` epochs.
+
+    The epochs are the ``budget`` column (run folders written before it had
+    them as an ``epochs`` column).
+    """
+    column = "budget" if "budget" in trials else "epochs" if "epochs" in trials else None
+    if budget_epochs is None or column is None:
+        return np.zeros(len(trials), dtype=bool)
+    return (pd.to_numeric(trials[column], errors="coerce") < budget_epochs).to_numpy()
 
 
 def fold_score_columns(trials: pd.DataFrame) -> list[str]:
@@ -136,9 +149,8 @@ def one_standard_error(trials: pd.DataFrame, budget_epochs: int | None = None
         return None
     score = pd.to_numeric(trials["mean_score"], errors="coerce")
     ok = (trials["state"] == TrialState.COMPLETE.value).to_numpy() & np.isfinite(score.to_numpy())
-    if budget_epochs is not None and "budget" in trials:
-        budget = pd.to_numeric(trials["budget"], errors="coerce")
-        ok &= ~(budget < budget_epochs).to_numpy()
+    if budget_epochs is not None:
+        ok &= ~partial_budget(trials, budget_epochs)
     size = pd.to_numeric(trials["n_params"], errors="coerce").to_numpy(dtype=float)
     known = ok & np.isfinite(size)
     if not known.any():

@@ -34,15 +34,19 @@ def test_stability_reports_mean_and_spread_of_the_top_configs(tmp_path):
     assert summary["stability"]["winner_seed_mean"] == pytest.approx(table["seed_mean"][0])
 
 
-def test_max_seconds_stops_starting_new_trials(tmp_path):
-    # The first trial always runs and outlasts 1 ms: exactly one trial, on any machine.
+@pytest.mark.parametrize("engine, kept", [("keras", 1), ("stacked", 2)])
+def test_max_seconds_stops_starting_new_trials(tmp_path, engine, kept):
+    # The first trial always runs and outlasts 1 ms. One at a time, that is exactly one
+    # trial; stacked, both trials are in the one stack in flight, and both are kept.
     text = TINY.replace("[strategies.random]\nmax_trials = 2",
                         "[strategies.random]\nmax_trials = 2\nmax_seconds = 0.001")
     config = _write(tmp_path / "tiny.toml", text)
     out = tmp_path / "run"
     assert cli.main(["run", str(config), "--strategy", "random", "--out", str(out),
-                     "--quiet"]) == 0
-    assert len(pd.read_csv(out / "random" / "trials.csv")) == 1
+                     "--engine", engine, "--quiet"]) == 0
+    trials = pd.read_csv(out / "random" / "trials.csv")
+    assert len(trials) == kept
+    assert set(trials["engine"]) == {engine}
 
 
 @pytest.mark.slow

@@ -16,7 +16,7 @@ from nn_tuning.result import one_standard_error
 
 
 def _table(rows):
-    """A trials table: (mean-free) fold scores, size, state, optional epochs."""
+    """A trials table: (mean-free) fold scores, size, state, optional Hyperband budget."""
     out = []
     for i, (folds, size, *rest) in enumerate(rows):
         state = "complete" if all(math.isfinite(f) for f in folds) else "failed"
@@ -24,7 +24,7 @@ def _table(rows):
                else math.nan, "n_params": size, "state": state}
         row.update({f"fold{k}_score": f for k, f in enumerate(folds)})
         if rest:
-            row["epochs"] = rest[0]
+            row["budget"] = rest[0]
         out.append(row)
     frame = pd.DataFrame(out)
     frame["n_params"] = frame["n_params"].astype("Int64")

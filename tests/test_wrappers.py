@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 import scikeras.wrappers
@@ -111,3 +112,80 @@ def test_diverging_training_raises_trial_failed(advertising):
                          model__neurons=32, epochs=5, batch_size=20, verbose=0, random_state=0)
     with pytest.raises(TrialFailedError, match="training diverged: the loss is (nan|inf)"):
         est.fit(X, y * 1e6)
+
+
+def _uncompiled(meta):
+    """scikeras' documented usage: the wrapper's loss/optimizer/metrics compile the model."""
+    return keras.Sequential([
+        keras.Input((meta["n_features_in_"],)),
+        keras.layers.Dense(8, activation="relu"),
+        keras.layers.Dense(meta["n_classes_"], activation="softmax"),
+    ])
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_uncompiled_builder_is_compiled_from_the_wrappers_params(iris, fast):
+    X, y = iris
+    clf = KerasClassifier(_uncompiled, loss="sparse_categorical_crossentropy", optimizer="adam",
+                          optimizer__learning_rate=0.05, metrics=["accuracy", "mae"],
+                          epochs=4, batch_size=16, verbose=0, random_state=0, fast=fast)
+    clf.fit(X, y)
+    assert set(clf.history_) == {"loss", "accuracy", "mean_absolute_error"}
+    assert all(len(v) == 4 for v in clf.history_.values())
+    assert clf.history_["loss"][-1] < clf.history_["loss"][0]
+    assert clf.score(X, y) > 0.7
+
+
+def test_fast_and_plain_histories_have_the_same_names_and_lengths(iris):
+    X, y = iris
+    kwargs = dict(model__neurons=8, epochs=3, batch_size=16, verbose=0, random_state=0)
+    fast = KerasClassifier(mlp_classifier, **kwargs).fit(X, y).history_
+    plain = KerasClassifier(mlp_classifier, fast=False, **kwargs).fit(X, y).history_
+    assert {k: len(v) for k, v in fast.items()} == {k: len(v) for k, v in plain.items()}
+    assert all(isinstance(v, float) for values in fast.values() for v in values)
+
+
+def test_partial_fit_trains_one_epoch_per_call(advertising):
+    X, y = advertising
+    reg = KerasRegressor(mlp_regressor, model__neurons=8, batch_size=20, verbose=0, random_state=0)
+    for epoch in (1, 2, 3):
+        reg.partial_fit(X, y)
+        assert reg.current_epoch == epoch == len(reg.history_["loss"])
+    model = reg.model_
+    reg.partial_fit(X, y)
+    assert reg.model_ is model and reg.model_.optimizer.iterations.numpy() == 4 * 10
+
+
+class _CountEpochs(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.epochs = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs += 1
+
+
+def test_what_the_fast_path_cannot_honour_takes_model_fit(advertising):
+    X, y = advertising
+    kwargs = dict(model__neurons=8, epochs=3, batch_size=20, verbose=0, random_state=0)
+    split = KerasRegressor(mlp_regressor, validation_split=0.2, **kwargs).fit(X, y)
+    assert len(split.history_["val_loss"]) == 3
+    counter = _CountEpochs()
+    KerasRegressor(mlp_regressor, callbacks=[counter], **kwargs).fit(X, y)
+    assert counter.epochs == 3
+    prebuilt = mlp_regressor(neurons=4, meta={"n_features_in_": 3})
+    reg = KerasRegressor(prebuilt, epochs=3, batch_size=20, verbose=0, random_state=0).fit(X, y)
+    assert reg.model_ is prebuilt and len(reg.history_["loss"]) == 3
+
+
+def test_the_engine_builder_sees_the_meta_the_models_builder_saw(advertising):
+    X, y = advertising
+    seen = []
+
+    def build(meta):
+        seen.append(sorted(meta))
+        return mlp_regressor(neurons=4, meta=meta)
+
+    KerasRegressor(build, epochs=1, verbose=0, random_state=0).fit(X, y)
+    assert len(seen) == 2 and seen[0] == seen[1]  # the model, then its engine
+    assert "model_" not in seen[1]

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..result import one_standard_error, write_atomic
+from ..result import one_standard_error, partial_budget, write_atomic
 from . import _plots
 from ._html import markdown_to_html
 from ._importance import STUDY, complete_trials, importances
@@ -61,8 +61,8 @@ def _table(runs: dict[str, dict[str, Any]]) -> list[str]:
 
 def _full_budget(data: dict[str, Any]) -> pd.DataFrame:
     t = data["trials"]
-    if data.get("budget_epochs") and "epochs" in t:
-        return t[~(pd.to_numeric(t["epochs"], errors="coerce") < data["budget_epochs"])]
+    if data.get("budget_epochs"):
+        return t[~partial_budget(t, data["budget_epochs"])]
     return t
 
 

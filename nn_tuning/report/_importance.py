@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from ..result import partial_budget
 from ._optuna import optuna_study, optuna_value
 
 __all__ = ["importances", "complete_trials", "MIN_TRIALS", "TRIALS_PER_PARAM", "STUDY"]
@@ -57,8 +58,8 @@ def complete_trials(data: dict[str, Any], full_budget_only: bool) -> dict[str, A
         return _subset(data, np.zeros(0, dtype=bool))
     keep = (t["state"] == "complete").to_numpy() & np.isfinite(
         np.asarray(t["mean_score"], dtype=float))
-    if full_budget_only and data.get("budget_epochs") and "epochs" in t:
-        keep &= ~(np.asarray(t["epochs"], dtype=float) < data["budget_epochs"])
+    if full_budget_only and data.get("budget_epochs"):
+        keep &= ~partial_budget(t, data["budget_epochs"])
     return _subset(data, keep)
 
 

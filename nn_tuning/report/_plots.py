@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..result import partial_budget
 from ..tensorboard_logs import param_columns
 from ._importance import STUDY
 
@@ -170,8 +171,8 @@ def plot_size(runs: dict[str, dict[str, Any]], scoring: str, path: Path,
         if not len(t) or "n_params" not in t:
             continue
         keep = (t["state"] == "complete") & t["n_params"].notna()
-        if data.get("budget_epochs") and "epochs" in t:
-            keep &= ~(pd.to_numeric(t["epochs"], errors="coerce") < data["budget_epochs"])
+        if data.get("budget_epochs"):
+            keep &= ~partial_budget(t, data["budget_epochs"])
         frames.append(pd.DataFrame({"size": pd.to_numeric(t["n_params"][keep]),
                                     "score": pd.to_numeric(t["mean_score"][keep]),
                                     "strategy": name}))

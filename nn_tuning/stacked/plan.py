@@ -200,7 +200,7 @@ def stacked_trials(protocol: Any, X: np.ndarray, y: np.ndarray,
 
     logged = set() if logged is None else logged
     built: list[Built] = []
-    rest: list[dict[str, Any]] = []
+    rest: list[tuple[int, dict[str, Any]]] = []
     for i, params in enumerate(configs):
         try:
             built.append(build(protocol, X, y, i, params))
@@ -208,13 +208,19 @@ def stacked_trials(protocol: Any, X: np.ndarray, y: np.ndarray,
             if str(exc) not in logged:
                 logged.add(str(exc))
                 logger.info("not stacked, trained one configuration at a time: %s", exc)
-            rest.append(dict(params))
+            rest.append((i, dict(params)))
         except Exception:  # the builder fails: the per-configuration path records why
-            rest.append(dict(params))
-    if rest:
-        yield from fallback(rest)
-    for chunk in plan_chunks(built, protocol, max_replicas=max_replicas, max_bytes=max_bytes):
-        if stopping():
+            rest.append((i, dict(params)))
+    chunks = plan_chunks(built, protocol, max_replicas=max_replicas, max_bytes=max_bytes)
+    for chunk in chunks + [None]:
+        # Trials come in the configurations' order as far as stacks allow: the
+        # configurations that cannot stack and come before this stack go first.
+        first = chunk[0].index if chunk else len(configs)
+        before = [params for i, params in rest if i < first]
+        rest = [(i, params) for i, params in rest if i >= first]
+        if before and not stopping():
+            yield from fallback(before)
+        if chunk is None or stopping():
             return
         for b, scores, seconds, reason in run_chunk(chunk, protocol, X, y, seed):
             trial = trial_from_scores(dict(b.params), scores, seconds, reason)

@@ -78,3 +78,39 @@ def test_shuffles_are_the_same_on_both_backends():
                             capture_output=True, text=True, timeout=300)
     assert tf_out.returncode == 0, tf_out.stderr[-3000:]
     assert run_jax(code) == json.loads(tf_out.stdout.strip().splitlines()[-1])
+
+
+def test_tune_under_jax_stacked_fallback_and_refit():
+    res = run_jax("""
+        import json, sys
+        import numpy as np
+        from sklearn.datasets import load_diabetes
+        from model_builders import mlp_regressor
+        from nn_tuning import tune
+
+        X, y = load_diabetes(return_X_y=True)
+        X, y = X[:120].astype("float32"), ((y[:120] - y.mean()) / y.std()).astype("float32")
+        # Lion is not elementwise-stackable here: that configuration trains on its own.
+        space = {"neurons": [4, 8], "optimizer": ["adam", "lion"]}
+        result = tune(mlp_regressor, space, X, y, strategy="grid", cv=2, epochs=3,
+                      batch_size=32)
+        engines = dict(zip(result.trials["optimizer"] + "-" + result.trials["neurons"].astype(str),
+                           result.trials["engine"]))
+        pred = result.best_estimator.predict(X[:5])
+        print(json.dumps({"states": sorted(set(result.trials["state"])), "engines": engines,
+                          "pred": np.asarray(pred).shape[0],
+                          "tensorflow": "tensorflow" in sys.modules}))
+    """, timeout=600)
+    assert res["states"] == ["complete"]
+    assert res["engines"] == {"adam-4": "stacked", "adam-8": "stacked", "lion-4": "keras",
+                              "lion-8": "keras"}
+    assert res["pred"] == 5
+
+
+def test_importing_the_engine_imports_neither_tensorflow_nor_scikeras():
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys, nn_tuning.stacked, nn_tuning.stacked.plan; "
+         "print(sorted(m for m in ('tensorflow', 'scikeras', 'keras') if m in sys.modules))"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
