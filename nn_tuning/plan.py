@@ -16,6 +16,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -86,6 +87,14 @@ def run_fingerprint(strategy: str, space: SearchSpace | None, configs: Any, X: n
     return h.hexdigest()
 
 
+def _per_configuration_nd(protocol: Protocol, X: np.ndarray, y: np.ndarray, *,
+                          make: Callable[..., Any]) -> Any:
+    """The per-configuration evaluator of a run on N-D samples, saying why it is not stacked."""
+    logger.info("X has samples of shape %s: the stacked engine stacks (rows, features) tables "
+                "only; each configuration trains as its own model", X.shape[1:])
+    return make(protocol, X, y)
+
+
 def _device_label(device: str | None, scale: ScaleOut) -> str:
     from .devices import configure_devices, default_device_label
 
@@ -127,9 +136,7 @@ def plan_run(builder: Callable[..., Any], space: SearchSpace | Mapping[str, Any]
         # A stack's input is a (rows, features) table (nn_tuning.stacked.structure), so
         # no configuration fed N-D samples can stack: skip the stacked evaluator, whose
         # shape checks are the model's, not X's.
-        logger.info("X has samples of shape %s: the stacked engine stacks (rows, features) "
-                    "tables only; each configuration trains as its own model", X.shape[1:])
-        make_evaluator = select_evaluator("keras", scale)
+        make_evaluator = partial(_per_configuration_nd, make=select_evaluator("keras", scale))
     protocol = make_protocol(builder, X, y, task=task, cv=cv, scoring=scoring, epochs=epochs,
                              batch_size=batch_size, seed=seed, fixed=fixed, fast=fast)
     settings = dict(
