@@ -104,3 +104,31 @@ def test_bad_nd_input_is_one_line(X, match, tmp_path):
         tune(cnn_classifier, {"filters": [4]}, X, np.arange(10) % 2, strategy="grid",
              directory=tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_fast_path_trains_a_cnn_on_images_as_model_fit_does(digit_images):
+    import tensorflow as tf
+
+    from nn_tuning import fast_fit
+
+    X, y = digit_images[0][:40], digit_images[1][:40]
+
+    def build():
+        return cnn_classifier(meta={"X_shape_": X.shape, "n_features_in_": 8, "n_classes_": 10},
+                              filters=4, n_blocks=1, dense_units=8)
+
+    keras.utils.set_random_seed(0)
+    plain = build()
+    data = tf.data.Dataset.from_tensor_slices((X, y)).shuffle(40, seed=3,
+                                                               reshuffle_each_iteration=True)
+    plain.fit(data.batch(16), epochs=2, verbose=0, shuffle=False)
+    keras.utils.set_random_seed(0)
+    fast = build()
+    fast_fit.fit_all_epochs(fast, X, y, epochs=2, batch_size=16, shuffle=True, seed=3,
+                            build=build, key="cnn-images")
+    keras.utils.set_random_seed(0)
+    untrained = build()
+    for a, b, c in zip(plain.weights, fast.weights, untrained.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
+    assert any(np.abs(a.numpy() - c.numpy()).max() > 1e-3
+               for a, c in zip(plain.weights, untrained.weights))
