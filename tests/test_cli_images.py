@@ -132,3 +132,20 @@ def test_the_shipped_digits_images_study_runs(tmp_path):
                      "--quiet"])
     assert code == 0
     assert json.loads((out / "data.json").read_text())["sample_shape"] == [8, 8, 1]
+
+
+def test_a_rerun_resumes_and_changed_images_are_another_run(png_run, capsys):
+    root, out = png_run
+    config = str(root / "pngs.toml")
+    assert cli.main(["run", config, "--out", str(out), "--quiet"]) == 0
+    assert json.loads((out / "random" / "summary.json").read_text())["resumed_trials"] == 2
+    before = _snapshot(out)
+    for png in (root / "digits" / "digit_0").glob("*.png"):  # some are training images
+        pixels = np.asarray(Image.open(png)).copy()
+        pixels[0, 0] = 255 - pixels[0, 0]
+        Image.fromarray(pixels, mode="L").save(png)
+    capsys.readouterr()
+    assert cli.main(["run", config, "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "different" in err, err
+    assert _snapshot(out) == before
