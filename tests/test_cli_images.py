@@ -55,7 +55,7 @@ def _snapshot(folder: Path) -> dict[str, str]:
 def png_run(tmp_path_factory):
     """``nn-tune run`` on 3 classes x 20 digit PNGs (8x8, grey)."""
     root = tmp_path_factory.mktemp("pngs")
-    folder = write_digit_folder(root / "digits")
+    write_digit_folder(root / "digits")
     config = _config(root / "pngs.toml", 'images = "digits"\ncolor_mode = "grayscale"')
     out = root / "run"
     assert cli.main(["run", config, "--out", str(out), "--quiet"]) == 0

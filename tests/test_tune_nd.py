@@ -63,8 +63,8 @@ def test_mlps_flatten_images_and_sequences(digit_images):
 
 def test_x_shape_is_part_of_the_run_identity(digit_images, tmp_path):
     X, y = digit_images
-    args = dict(strategy="grid", cv=2, epochs=1, fixed={**FIXED, "image_shape": [8, 8, 1]},
-                progress=False, directory=tmp_path / "run")
+    args = {"strategy": "grid", "cv": 2, "epochs": 1, "progress": False,
+            "fixed": {**FIXED, "image_shape": [8, 8, 1]}, "directory": tmp_path / "run"}
     tune(cnn_classifier, {"filters": [4]}, X.reshape(len(X), 64), y, **args)
     # The same pixels (same bytes) as images are another run: refused, not resumed.
     with pytest.raises(NNTuningError, match="different"):
