@@ -36,7 +36,8 @@ def available_memory() -> int | None:
     return int(psutil.virtual_memory().available)
 
 
-def check_memory(n_values: int, what: str, *, source_itemsize: int = 4) -> int:
+def check_memory(n_values: int, what: str, *, source_itemsize: int = 4,
+                 hint: str = "use fewer samples") -> int:
     """Refuse features of ``n_values`` float32 values that would not fit; return their bytes.
 
     The features are held as float32 (4 bytes a value: 4x the size of 8-bit
@@ -55,8 +56,7 @@ def check_memory(n_values: int, what: str, *, source_itemsize: int = 4) -> int:
     if available is not None and peak > available:
         raise DataError(f"{what} need about {peak / _MIB:.0f} MiB ({nbytes / _MIB:.0f} MiB as "
                         f"float32, x{PEAK_COPIES} while splitting and scaling), but only "
-                        f"{available / _MIB:.0f} MiB of memory is available; use a smaller "
-                        "data.image_size or fewer samples")
+                        f"{available / _MIB:.0f} MiB of memory is available; {hint}")
     return nbytes
 
 

@@ -133,7 +133,8 @@ def scan_image_folder(path: str | Path, image_size: Sequence[int] | None = None,
     folder = ImageFolder(path, tuple(p.name for p in classes), tuple(counts), size,
                          COLOR_MODES[color_mode])
     check_memory(int(np.prod(folder.shape)), f"data.images {path.name}: {folder.n_images} "
-                 f"images of {size[0]}x{size[1]}x{folder.channels}", source_itemsize=1)
+                 f"images of {size[0]}x{size[1]}x{folder.channels}", source_itemsize=1,
+                 hint="use a smaller data.image_size or fewer images")
     return folder
 
 

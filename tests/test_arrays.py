@@ -45,5 +45,6 @@ def test_missing_unreadable_and_too_big_npz(tmp_path, monkeypatch):
     path = tmp_path / "d.npz"
     np.savez(path, X=np.zeros((1000, 32, 32, 3), "uint8"), y=np.zeros(1000))
     monkeypatch.setattr(arrays, "available_memory", lambda: 10 * 2**20)
-    with pytest.raises(DataError, match=r"need about 35 MiB .*only 10 MiB of memory"):
+    with pytest.raises(DataError, match=r"need about 35 MiB .*only 10 MiB of memory is "
+                                        r"available; use fewer samples"):
         load_npz(path)
