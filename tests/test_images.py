@@ -70,6 +70,7 @@ def test_images_that_would_not_fit_in_memory_are_refused(folder, monkeypatch):
     # 18 images of 512x512x3 as float32: 54 MiB, x3 at peak.
     monkeypatch.setattr(arrays, "available_memory", lambda: 100 * 2**20)
     with pytest.raises(DataError, match=r"need about 162 MiB \(54 MiB as float32, x3 .*only "
-                                        r"100 MiB of memory is available; use a smaller data\.image_size"):
+                                        r"100 MiB of memory is available; use a smaller "
+                                        r"data\.image_size"):
         scan_image_folder(folder, image_size=(512, 512))
     assert scan_image_folder(folder, image_size=(64, 64)).shape == (18, 64, 64, 3)
