@@ -92,6 +92,18 @@ def meta_value(meta: dict | None, key: str) -> Any:
     return None if meta is None else meta.get(key)
 
 
+def nd_sample_shape(meta: dict | None) -> tuple[int, ...] | None:
+    """One sample's shape when scikeras saw N-D input (``X`` of rank >= 3), else None.
+
+    scikeras' ``meta["n_features_in_"]`` is only X's second axis; its
+    ``meta["X_shape_"]`` is X's whole shape.
+    """
+    shape = meta_value(meta, "X_shape_")
+    if shape is None or len(shape) <= 2:
+        return None
+    return tuple(int(d) for d in shape[1:])
+
+
 def classifier_dims(input_dim: Any, n_classes: Any, meta: dict | None) -> tuple[Any, int]:
     """Input width and class count (>= 2), from the arguments or scikeras' ``meta``."""
     if input_dim is None:

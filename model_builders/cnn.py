@@ -1,4 +1,4 @@
-"""A small convolutional classifier for small images (such as sklearn's 8x8 digits)."""
+"""A small convolutional classifier for small images: image arrays (N, H, W[, C]) or flat pixels."""
 
 from __future__ import annotations
 
@@ -14,11 +14,29 @@ from ._common import (
     check_positive_int,
     classifier_dims,
     make_optimizer,
+    nd_sample_shape,
 )
 from .mlp import compile_classifier_head
 
 
-def _image_shape(image_shape: Sequence[int] | None, n_features: Any) -> tuple[int, ...]:
+def _image_shape(image_shape: Sequence[int] | None, n_features: Any,
+                 sample_shape: tuple[int, ...] | None = None) -> tuple[int, ...]:
+    """The (height, width, channels) the convolutions see.
+
+    ``sample_shape`` is the shape of one input sample when the data are N-D
+    (scikeras' ``meta["X_shape_"][1:]``); ``None`` for flat rows.
+    """
+    if sample_shape is not None and image_shape is None:
+        if len(sample_shape) == 2:  # grey images (N, H, W), or sequences (N, T, F)
+            return (*sample_shape, 1)
+        if len(sample_shape) == 3:
+            return tuple(sample_shape)
+        raise ValueError(
+            f"cnn_classifier takes images of shape (height, width) or (height, width, "
+            f"channels) per sample, got samples of shape {tuple(sample_shape)}"
+        )
+    if sample_shape is not None:
+        n_features = math.prod(sample_shape)
     if image_shape is not None:
         shape = tuple(check_positive_int("image_shape", d) for d in image_shape)
         if len(shape) == 2:
@@ -62,8 +80,10 @@ def cnn_classifier(
 ) -> keras.Model:
     """Build a compiled convolutional classifier.
 
-    Inputs are flat rows, as scikit-learn passes them (``n_features`` columns),
-    reshaped to ``image_shape`` inside the model. Each block is a same-padded
+    Inputs are images with samples on the first axis, of shape (N, H, W, C) or
+    (N, H, W) for grey images (the input shape comes from the data, scikeras'
+    ``meta["X_shape_"]``), or flat rows (``n_features`` columns) reshaped to
+    ``image_shape`` inside the model. Each block is a same-padded
     convolution followed by max pooling; block ``i`` has ``filters * 2**i``
     filters. A dense head of ``dense_units`` precedes the output.
 
@@ -74,8 +94,9 @@ def cnn_classifier(
     n_classes : int, optional
         Number of classes; from scikeras' ``meta`` when omitted.
     image_shape : tuple, optional
-        (height, width) or (height, width, channels). Inferred for square
-        single-channel images (64 features -> 8x8x1).
+        (height, width) or (height, width, channels) of flat rows. Inferred
+        for square single-channel images (64 features -> 8x8x1). With N-D
+        input it is optional; when given, each sample is reshaped to it.
     filters, n_blocks, kernel_size, pool_size, dense_units : int
         Architecture of the convolutional blocks and the head.
     activation, optimizer, learning_rate, dropout, loss, metrics, meta
@@ -92,7 +113,8 @@ def cnn_classifier(
     (None, 10)
     """
     n_features, n_classes = classifier_dims(input_dim, n_classes, meta)
-    shape = _image_shape(image_shape, n_features)
+    sample_shape = nd_sample_shape(meta) if input_dim is None else None
+    shape = _image_shape(image_shape, n_features, sample_shape)
     filters = check_positive_int("filters", filters)
     n_blocks = check_positive_int("n_blocks", n_blocks)
     kernel_size = check_positive_int("kernel_size", kernel_size)
@@ -107,8 +129,8 @@ def cnn_classifier(
         )
     opt = make_optimizer(optimizer, learning_rate)
 
-    inputs = keras.Input(shape=(math.prod(shape),))
-    x = keras.layers.Reshape(shape)(inputs)
+    inputs = keras.Input(shape=sample_shape or (math.prod(shape),))
+    x = inputs if sample_shape == shape else keras.layers.Reshape(shape)(inputs)
     for block in range(n_blocks):
         x = keras.layers.Conv2D(
             filters * 2**block, kernel_size, padding="same", activation=activation

@@ -8,6 +8,9 @@ hyperparameters people tune. The builders work on their own::
 and through scikeras, which passes the input and class counts in ``meta``::
 
     KerasRegressor(model=mlp_regressor, model__neurons=8, epochs=50)
+
+N-D samples (scikeras' ``meta["X_shape_"]`` of rank >= 3: images, sequences)
+are flattened by the model's first layer.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from ._common import (
     hidden_sizes,
     make_optimizer,
     meta_value,
+    nd_sample_shape,
 )
 
 
@@ -35,13 +39,16 @@ def _mlp_body(
     hidden_layers: Sequence[int] | None,
     activation: Any,
     dropout: Any,
+    sample_shape: tuple[int, ...] | None = None,
 ) -> tuple[keras.KerasTensor, keras.KerasTensor]:
-    input_dim = check_positive_int("input_dim", input_dim)
+    if sample_shape is None:
+        input_dim = check_positive_int("input_dim", input_dim)
     sizes = hidden_sizes(neurons, n_layers, hidden_layers)
     activation = check_activation(activation)
     dropout = check_dropout(dropout)
-    inputs = keras.Input(shape=(input_dim,))
-    x = inputs
+    # N-D samples (images, sequences) are flattened: an MLP baseline on the same arrays.
+    inputs = keras.Input(shape=sample_shape or (input_dim,))
+    x = inputs if sample_shape is None else keras.layers.Flatten()(inputs)
     for width in sizes:
         x = keras.layers.Dense(width, activation=activation)(x)
         if dropout > 0:
@@ -101,12 +108,14 @@ def mlp_regressor(
     >>> model.output_shape
     (None, 1)
     """
+    sample_shape = nd_sample_shape(meta) if input_dim is None else None
     input_dim = input_dim if input_dim is not None else meta_value(meta, "n_features_in_")
     if output_dim is None:
         output_dim = meta_value(meta, "n_outputs_expected_") or 1
     output_dim = check_positive_int("output_dim", output_dim)
     opt = make_optimizer(optimizer, learning_rate)
-    inputs, x = _mlp_body(input_dim, neurons, n_layers, hidden_layers, activation, dropout)
+    inputs, x = _mlp_body(input_dim, neurons, n_layers, hidden_layers, activation, dropout,
+                          sample_shape)
     outputs = keras.layers.Dense(output_dim)(x)
     model = keras.Model(inputs, outputs, name="mlp_regressor")
     model.compile(optimizer=opt, loss=loss, metrics=list(metrics or []))
@@ -158,9 +167,11 @@ def mlp_classifier(
     >>> model.output_shape
     (None, 3)
     """
+    sample_shape = nd_sample_shape(meta) if input_dim is None else None
     input_dim, n_classes = classifier_dims(input_dim, n_classes, meta)
     opt = make_optimizer(optimizer, learning_rate)
-    inputs, x = _mlp_body(input_dim, neurons, n_layers, hidden_layers, activation, dropout)
+    inputs, x = _mlp_body(input_dim, neurons, n_layers, hidden_layers, activation, dropout,
+                          sample_shape)
     return compile_classifier_head(inputs, x, n_classes, opt, loss, metrics, "mlp_classifier")
 
 

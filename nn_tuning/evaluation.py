@@ -78,22 +78,30 @@ class Protocol:
 
 
 def check_data(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Return X, y as arrays, or raise a one-line :class:`DataError`."""
+    """Return X, y as arrays, or raise a one-line :class:`DataError`.
+
+    ``X`` has samples on its first axis and at least 2 dimensions: a table
+    (rows, features), grey images (N, H, W), images (N, H, W, C), sequences
+    (N, T, F) and so on; ``y`` has one entry (or row) per sample.
+    """
     try:
         X = np.asarray(X, dtype="float32")
     except (TypeError, ValueError):
         raise DataError("X must be numeric: some feature values are not numbers") from None
-    if X.ndim != 2:
-        raise DataError(f"X must be a 2-D table of shape (rows, features), got shape {X.shape}")
+    if X.ndim < 2:
+        raise DataError(f"X must have samples on its first axis and at least 2 dimensions, "
+                        f"such as (rows, features) or images (N, H, W, C); got shape {X.shape}")
     y = np.asarray(y)
-    if len(X) != len(y):
-        raise DataError(f"X and y must have the same number of rows, got {len(X)} and {len(y)}")
+    if y.ndim == 0 or len(X) != len(y):
+        raise DataError(f"X and y must have the same number of samples, got {len(X)} and "
+                        f"{'a scalar y' if y.ndim == 0 else len(y)}")
     if len(X) < 2:
         raise DataError(f"at least 2 rows are needed, got {len(X)}")
     bad = np.argwhere(~np.isfinite(X))
     if len(bad):
-        r, c = bad[0]
-        raise DataError(f"X contains NaN or infinite values (first at row {r}, column {c})")
+        r, *at = (int(i) for i in bad[0])
+        where = f"column {at[0]}" if len(at) == 1 else f"position {tuple(at)}"
+        raise DataError(f"X contains NaN or infinite values (first at row {r}, {where})")
     if y.dtype.kind in "fc" and not np.all(np.isfinite(y)):
         r = int(np.argwhere(~np.isfinite(y))[0][0])
         raise DataError(f"y contains NaN or infinite values (first at row {r})")

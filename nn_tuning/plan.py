@@ -13,8 +13,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -28,6 +30,8 @@ from .strategies import strategy_class
 from .strategies.manual import check_configs
 
 __all__ = ["RunPlan", "plan_run", "run_fingerprint"]
+
+logger = logging.getLogger("nn_tuning")
 
 
 @dataclass(frozen=True)
@@ -66,14 +70,29 @@ class RunPlan:
 
 def run_fingerprint(strategy: str, space: SearchSpace | None, configs: Any, X: np.ndarray,
                     y: np.ndarray, settings: Mapping[str, Any]) -> str:
-    """The identity of a run: what it computes, never how it executes (workers, devices)."""
+    """The identity of a run: what it computes, never how it executes (workers, devices).
+
+    X's shape is part of it when X is not a table: the same pixels as (N, 64)
+    rows and as (N, 8, 8, 1) images are different runs. (Tables keep the
+    identity they had before N-D inputs, so their earlier runs still resume.)
+    """
     h = hashlib.sha256()
-    h.update(json.dumps([strategy, space.to_dict() if space else None, configs, dict(settings)],
-                        sort_keys=True, default=str).encode())
+    identity = [strategy, space.to_dict() if space else None, configs, dict(settings)]
+    if X.ndim != 2:
+        identity.append({"X_shape": list(X.shape)})
+    h.update(json.dumps(identity, sort_keys=True, default=str).encode())
     h.update(np.ascontiguousarray(X).tobytes())
     h.update(np.ascontiguousarray(y).astype("U").tobytes() if y.dtype.kind in "OUS"
              else np.ascontiguousarray(y).tobytes())
     return h.hexdigest()
+
+
+def _per_configuration_nd(protocol: Protocol, X: np.ndarray, y: np.ndarray, *,
+                          make: Callable[..., Any]) -> Any:
+    """The per-configuration evaluator of a run on N-D samples, saying why it is not stacked."""
+    logger.info("X has samples of shape %s: the stacked engine stacks (rows, features) tables "
+                "only; each configuration trains as its own model", X.shape[1:])
+    return make(protocol, X, y)
 
 
 def _device_label(device: str | None, scale: ScaleOut) -> str:
@@ -113,6 +132,11 @@ def plan_run(builder: Callable[..., Any], space: SearchSpace | Mapping[str, Any]
     scale.check_strategy(cls.name, cls.keras_tuner)
     make_evaluator = select_evaluator(engine, scale)
     X, y = check_data(X, y)
+    if X.ndim != 2 and engine != "keras":
+        # A stack's input is a (rows, features) table (nn_tuning.stacked.structure), so
+        # no configuration fed N-D samples can stack: skip the stacked evaluator, whose
+        # shape checks are the model's, not X's.
+        make_evaluator = partial(_per_configuration_nd, make=select_evaluator("keras", scale))
     protocol = make_protocol(builder, X, y, task=task, cv=cv, scoring=scoring, epochs=epochs,
                              batch_size=batch_size, seed=seed, fixed=fixed, fast=fast)
     settings = dict(

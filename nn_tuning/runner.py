@@ -50,9 +50,8 @@ def prepare_data(exp: Experiment) -> DataSplit:
     d = exp.data
     try:
         return load_data(
-            dataset=d.dataset, csv=exp.csv_path(), target=d.target,
-            features=list(d.features) if d.features else None, test_size=d.test_size,
-            scale=d.scale, scale_target=d.scale_target, task=exp.task,
+            **d.load_args(exp.base_dir), test_size=d.test_size, scale=d.scale,
+            scale_target=d.scale_target, task=exp.task,
             seed=exp.training.seed if d.split_seed is None else d.split_seed,
         )
     except NNTuningError as exc:
@@ -106,7 +105,7 @@ def test_metrics(result: TuningResult, data: DataSplit, task: str) -> dict[str, 
                 "f1_macro": float(f1_score(data.y_test, pred, average="macro"))}
     y_true = np.asarray(data.y_test, dtype="float64")
     y_pred = data.inverse_target(pred)
-    n, p = len(y_true), data.X_test.shape[1]
+    n, p = len(y_true), int(np.prod(data.X_test.shape[1:]))
     r2 = float(r2_score(y_true, y_pred))
     adj = 1 - (1 - r2) * (n - 1) / (n - p - 1) if n - p - 1 > 0 else float("nan")
     return {"rmse": float(np.sqrt(np.mean((y_true - y_pred) ** 2))), "r2": r2,

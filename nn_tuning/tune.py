@@ -87,7 +87,9 @@ def tune(
     space : SearchSpace or mapping
         What is searched. Optional for ``strategy="manual"``.
     X, y : array-like
-        Features and target.
+        Features and target, samples on the first axis. ``X`` has at least 2
+        dimensions: a table (rows, features), images (N, H, W[, C]),
+        sequences (N, T, F); its shape is part of the run's identity.
     strategy : {"manual", "grid", "random", "bayesian", "hyperband"}
     cv : int or splitter, default=5
     scoring : str, optional

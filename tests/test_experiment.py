@@ -205,3 +205,33 @@ def test_resolved_config_round_trips_through_json():
     exp = Experiment.from_text(BASE)
     data = json.loads(json.dumps(exp.resolved()))
     assert SearchSpace.from_dict(data["space"]) == exp.space
+
+
+def test_data_sources_npz_and_images_resolve_from_the_config_folder(tmp_path):
+    base = """
+[builder]
+name = "cnn_classifier"
+[space]
+filters = [4]
+[strategies.grid]
+"""
+    exp = Experiment.from_text('[data]\nnpz = "arrays/d.npz"\nx_array = "images"\n'
+                               'shape = [28, 28, 1]\nscale = "unit"\n' + base,
+                               source="a.toml", base_dir=tmp_path)
+    args = exp.data.load_args(exp.base_dir)
+    assert args["npz"] == tmp_path / "arrays" / "d.npz" and args["x_array"] == "images"
+    assert args["shape"] == (28, 28, 1) and exp.data.scale == "unit"
+    assert exp.resolved()["data"]["shape"] == [28, 28, 1]
+    exp = Experiment.from_text('[data]\nimages = "/data/pets"\nimage_size = [64, 48]\n'
+                               'color_mode = "grayscale"\n' + base, source="b.toml")
+    args = exp.data.load_args(exp.base_dir)
+    assert str(args["images"]) == "/data/pets" and args["image_size"] == (64, 48)
+    for data, match in [
+        ('npz = "d.npz"\ncsv = "d.csv"', r"exactly one of .*got csv, npz"),
+        ('images = "x"\nimage_size = [64]', r"data\.image_size must be \[height, width\]"),
+        ('images = "x"\ncolor_mode = "cmyk"', r"data\.color_mode must be one of grayscale"),
+        ('npz = "d.npz"\ntarget = "y"', r"data\.target applies to data\.dataset or data\.csv"),
+        ('dataset = "digits"\nshape = [8, 0]', r"data\.shape must be a list of sizes"),
+    ]:
+        with pytest.raises(ConfigError, match=match):
+            Experiment.from_text(f"[data]\n{data}\n" + base, source="c.toml")

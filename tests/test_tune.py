@@ -117,8 +117,8 @@ def test_bad_arguments_give_one_line_errors(kwargs, error, match, advertising):
          r"X contains NaN or infinite values \(first at row 0, column 1\)"),
         (np.ones((3, 2)), np.array([1.0, np.nan, 2.0]), r"y contains NaN .* row 1"),
         (np.array([["a", "b"], ["c", "d"]]), np.array([1.0, 2.0]), "X must be numeric"),
-        (np.ones((3, 2)), np.ones(4), "same number of rows, got 3 and 4"),
-        (np.ones(3), np.ones(3), "X must be a 2-D table"),
+        (np.ones((3, 2)), np.ones(4), "same number of samples, got 3 and 4"),
+        (np.ones(3), np.ones(3), r"at least 2 dimensions.*got shape \(3,\)"),
     ],
 )
 def test_bad_data_is_named(X, y, match):
