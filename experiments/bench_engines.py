@@ -1,9 +1,10 @@
 """Both engines on one study: trials per second and peak memory, side by side.
 
-Runs ``nn-tune run CONFIG --strategy STRATEGY --max-trials N`` once with
-``--engine stacked`` and once with ``--engine keras``, each as its own process
-under ``/usr/bin/time -v`` (peak RSS), and prints wall time, trials per second
-and peak RSS of each, and their ratios.
+Runs the study's STRATEGY with a budget of N trials (as ``nn-tune run`` does:
+``run_experiment``, data, refit and report included) once with the stacked
+engine and once with ``engine="keras"``, each in its own process under
+``/usr/bin/time -v`` (peak RSS), and prints wall time, trials per second and
+peak RSS of each, and their ratios.
 
     python experiments/bench_engines.py                         # advertising_wide, random, 200 trials
     python experiments/bench_engines.py --max-trials 50 --strategy bayesian
@@ -24,10 +25,22 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 
 
+def child(config: str, strategy: str, max_trials: int, engine: str, out: str) -> None:
+    """One run, in this process: the study with its strategy's budget set to ``max_trials``."""
+    import dataclasses
+
+    from nn_tuning.experiment import Experiment, Overrides
+    from nn_tuning.runner import run_experiment
+
+    exp = Experiment.from_file(config).with_overrides(Overrides(engine=engine))
+    section = dataclasses.replace(exp.strategies[strategy], max_trials=max_trials)
+    exp = dataclasses.replace(exp, strategies={**exp.strategies, strategy: section})
+    run_experiment(exp, out, [strategy], progress=False)
+
+
 def run(config: str, strategy: str, max_trials: int, engine: str, out: Path) -> dict:
-    cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "nn_tuning.cli", "run", config,
-           "--strategy", strategy, "--max-trials", str(max_trials), "--engine", engine,
-           "--out", str(out), "--quiet"]
+    cmd = ["/usr/bin/time", "-v", sys.executable, __file__, "--child", config, strategy,
+           str(max_trials), engine, str(out)]
     start = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - start
@@ -46,7 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strategy", default="random")
     parser.add_argument("--max-trials", type=int, default=200)
     parser.add_argument("--engines", nargs="+", default=["stacked", "keras"])
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child:
+        config, strategy, n, engine, out = args.child
+        child(config, strategy, int(n), engine, out)
+        return 0
     print(f"{Path(args.config).name}, {args.strategy}, {args.max_trials} trials "
           "(wall time includes start-up, data, refit and the report)", flush=True)
     results = []

@@ -57,13 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench_quality_") as tmp:
         for split in range(args.splits):
             exp = dataclasses.replace(base, data=dataclasses.replace(base.data, split_seed=split))
-            exp = exp.with_overrides(Overrides(max_trials=args.max_trials, epochs=args.epochs,
-                                               seed=split, engine=args.engine))
-            if args.max_seconds is not None:
-                section = dataclasses.replace(exp.strategies[args.strategy],
-                                              max_seconds=args.max_seconds)
-                exp = dataclasses.replace(exp, strategies={**exp.strategies,
-                                                           args.strategy: section})
+            exp = exp.with_overrides(Overrides(epochs=args.epochs, seed=split,
+                                               engine=args.engine))
+            # The strategy's own budget is set (not capped, as --max-trials caps).
+            section = dataclasses.replace(exp.strategies[args.strategy],
+                                          max_trials=args.max_trials,
+                                          max_seconds=args.max_seconds)
+            exp = dataclasses.replace(exp, strategies={**exp.strategies, args.strategy: section})
             out = Path(tmp) / f"split{split}"
             run_experiment(exp, out, [args.strategy], progress=False)
             summary = json.loads((out / args.strategy / "summary.json").read_text())

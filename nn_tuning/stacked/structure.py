@@ -82,7 +82,8 @@ def _activation_name(fn: Any) -> str:
         name = "silu"
     if name not in SUPPORTED_ACTIVATIONS or keras.activations.get(name) is not fn:
         # A callable of the user's own, a keyword-bound one, or one outside the list.
-        raise NotStackable(f"activation {fn!r} is not one of {', '.join(SUPPORTED_ACTIVATIONS)}")
+        shown = getattr(fn, "__name__", type(fn).__name__)
+        raise NotStackable(f"activation {shown!r} is not one of {', '.join(SUPPORTED_ACTIVATIONS)}")
     return name
 
 
@@ -90,13 +91,13 @@ def _check_dense(layer: Any) -> None:
     for attr in ("kernel_regularizer", "bias_regularizer", "activity_regularizer",
                  "kernel_constraint", "bias_constraint"):
         if getattr(layer, attr, None) is not None:
-            raise NotStackable(f"Dense layer {layer.name!r} has a {attr}")
+            raise NotStackable(f"a Dense layer has a {attr}")
     if not layer.use_bias:
-        raise NotStackable(f"Dense layer {layer.name!r} has no bias")
+        raise NotStackable("a Dense layer has no bias")
     if getattr(layer, "lora_enabled", False):
-        raise NotStackable(f"Dense layer {layer.name!r} uses LoRA")
+        raise NotStackable("a Dense layer uses LoRA")
     if layer.dtype_policy.name != "float32":
-        raise NotStackable(f"Dense layer {layer.name!r} computes in {layer.dtype_policy.name}")
+        raise NotStackable(f"a Dense layer computes in {layer.dtype_policy.name}")
 
 
 def _chain(model: Any) -> list[Any]:
@@ -109,7 +110,7 @@ def _chain(model: Any) -> list[Any]:
     prev = model.inputs[0]
     for layer in layers:
         if layer.input is not prev:
-            raise NotStackable(f"layer {layer.name!r} does not follow the previous one")
+            raise NotStackable("the layers do not form one chain")
         prev = layer.output
     if prev is not model.outputs[0]:
         raise NotStackable("the model's layers do not form one chain")
@@ -127,20 +128,20 @@ def _blocks(model: Any) -> list[list[Any]]:
             blocks.append([layer, "linear" if layer.activation is None else
                            _activation_name(layer.activation), 0.0])
         elif not blocks:
-            raise NotStackable(f"layer {layer.name!r} comes before the first Dense layer")
+            raise NotStackable(f"a {type(layer).__name__} layer comes before the first Dense layer")
         elif type(layer) is keras.layers.Activation:
             name = _activation_name(layer.activation)
             if blocks[-1][1] == "linear":
                 blocks[-1][1] = name
             elif name != "linear":
-                raise NotStackable(f"layer {layer.name!r} stacks a second activation")
+                raise NotStackable("an Activation layer follows a Dense layer's own activation")
         elif type(layer) is keras.layers.Dropout:
             if layer.noise_shape is not None or blocks[-1][2]:
-                raise NotStackable(f"dropout layer {layer.name!r} is not a plain one")
+                raise NotStackable("a Dropout layer has a noise shape or follows another")
             blocks[-1][2] = float(layer.rate)
         else:
-            raise NotStackable(f"layer {layer.name!r} is a {type(layer).__name__}, "
-                               "not Dense, Activation or Dropout")
+            raise NotStackable(f"a {type(layer).__name__} layer is not Dense, Activation or "
+                               "Dropout")
     if not blocks:
         raise NotStackable("the model has no Dense layer")
     return blocks
@@ -154,7 +155,8 @@ def _loss(model: Any) -> tuple[str, tuple]:
     if isinstance(loss, keras.losses.Loss):
         if type(loss).__module__.split(".")[0] != "keras" or \
                 getattr(loss, "reduction", None) != "sum_over_batch_size":
-            raise NotStackable(f"loss {loss!r} is not one of Keras' own with the default reduction")
+            raise NotStackable(f"loss {type(loss).__name__} is not one of Keras' own with the "
+                               "default reduction")
         kwargs = dict(getattr(loss, "_fn_kwargs", {}))
         fn = getattr(loss, "fn", None)
     else:
@@ -164,7 +166,8 @@ def _loss(model: Any) -> tuple[str, tuple]:
             fn = None
     name = getattr(fn, "__name__", None)
     if name not in SUPPORTED_LOSSES:
-        raise NotStackable(f"loss {loss!r} is not one of {', '.join(SUPPORTED_LOSSES)}")
+        shown = loss if isinstance(loss, str) else getattr(loss, "__name__", type(loss).__name__)
+        raise NotStackable(f"loss {shown!r} is not one of {', '.join(SUPPORTED_LOSSES)}")
     return name, tuple(sorted(kwargs.items()))
 
 
@@ -175,7 +178,7 @@ def _optimizer(model: Any) -> tuple[str, tuple, float]:
     name = type(opt).__name__
     if opt is None or type(opt) is not getattr(keras.optimizers, name, None) \
             or name not in SUPPORTED_OPTIMIZERS:
-        raise NotStackable(f"optimizer {opt!r} is not one of {', '.join(SUPPORTED_OPTIMIZERS)}")
+        raise NotStackable(f"optimizer {name} is not one of {', '.join(SUPPORTED_OPTIMIZERS)}")
     config = opt.get_config()
     for key in _MIXING_SETTINGS:
         if config.get(key) not in (None, False):

@@ -153,18 +153,10 @@ def test_one_step_matches_model_fit(adv, optimizer):
              atol=_ONE_STEP_ATOL.get(optimizer, 1e-6))
 
 
-@pytest.mark.parametrize("optimizer", ["Adam", "SGD"])
+@pytest.mark.parametrize("optimizer", [
+    o if o in ("Adam", "SGD") else pytest.param(o, marks=pytest.mark.slow)
+    for o in SUPPORTED_OPTIMIZERS])
 def test_80_epochs_match_model_fit(adv, optimizer):
-    X, Y, folds = adv
-    configs = [c for c in _regression_models(optimizer) if c["learning_rate"] is None]
-    rel, score = _compare(mlp_regressor, configs, X, Y, folds, 80, 40, {"input_dim": 3}, _r2)
-    assert rel <= 1e-4
-    assert score <= 1e-4
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("optimizer", [o for o in SUPPORTED_OPTIMIZERS if o not in ("Adam", "SGD")])
-def test_80_epochs_match_model_fit_every_optimizer(adv, optimizer):
     X, Y, folds = adv
     configs = [c for c in _regression_models(optimizer) if c["learning_rate"] is None]
     rel, score = _compare(mlp_regressor, configs, X, Y, folds, 80, 40, {"input_dim": 3}, _r2)
