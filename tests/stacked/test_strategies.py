@@ -42,14 +42,14 @@ def test_engine_keras_keeps_one_model_per_configuration(advertising):
 
 def test_bayesian_hands_batches_of_proposals_to_the_stacked_engine(advertising):
     X, y = advertising
-    result = tune(mlp_regressor, SPACE, X, y, strategy="bayesian", max_trials=10, cv=2, epochs=2,
-                  batch_size=40, refit=False, options={"num_initial_points": 4})
-    assert set(result.trials["engine"]) == {"stacked"}
-    # The first batch holds the default number of proposals, trained as one stack.
-    from nn_tuning.strategies.keras_tuner_search import BayesianSearch
-
-    first = result.trials.iloc[: BayesianSearch.stacked_parallel_trials]
-    assert first["fit_seconds"].nunique() == 1
+    args = dict(strategy="bayesian", max_trials=8, cv=2, epochs=2, batch_size=40, refit=False)
+    batched = tune(mlp_regressor, SPACE, X, y, options={"parallel_trials": 4}, **args)
+    assert set(batched.trials["engine"]) == {"stacked"}
+    # Each batch of 4 proposals is one stack: the same share of its time.
+    assert _shared_seconds(batched.trials) == [4, 4]
+    # By default each proposal waits for the results before it: a stack each.
+    one_by_one = tune(mlp_regressor, SPACE, X, y, **args)
+    assert _shared_seconds(one_by_one.trials) == [1] * 8
 
 
 def test_hyperband_trains_each_round_as_one_stack(advertising):
