@@ -72,7 +72,10 @@ def test_ctrl_c_keeps_every_finished_trial_and_says_how_to_resume(tmp_path):
         "epochs = 2", "epochs = 30")
     config = _write(tmp_path / "tiny.toml", text)
     out = tmp_path / "run"
-    argv = [*NN_TUNE, "run", str(config), "--strategy", "grid", "--quiet", "--out", str(out)]
+    # One configuration at a time, so that trials are stored while others still train (the
+    # stacked engine commits this small grid all at once, when the search is nearly over).
+    argv = [*NN_TUNE, "run", str(config), "--strategy", "grid", "--quiet", "--out", str(out),
+            "--engine", "keras"]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=ENV, cwd=ROOT)
     db = out / "grid" / "trials.db"

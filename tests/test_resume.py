@@ -22,7 +22,7 @@ SCRIPT = textwrap.dedent(
     from model_builders import mlp_regressor
     from nn_tuning import SearchSpace, Choice, tune
 
-    strategy, run_dir, log = sys.argv[1], sys.argv[2], sys.argv[3]
+    strategy, run_dir, log, engine = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[5]
 
     def logged_builder(neurons=4, learning_rate=0.01, meta=None):
         with open(log, "a") as f:
@@ -36,7 +36,7 @@ SCRIPT = textwrap.dedent(
     configs = [{"neurons": n, "learning_rate": lr} for n in (3, 4, 5) for lr in (0.01, 0.05)]
     result = tune(logged_builder, space, X, y, strategy=strategy, cv=2, epochs=20,
                   batch_size=40, max_trials=6, seed=0, directory=run_dir, refit=False,
-                  configs=configs)
+                  configs=configs, engine=engine)
     print(json.dumps({"best": result.best_params, "score": result.best_score,
                       "resumed": result.resumed_trials, "n": len(result.trials)}))
     """
@@ -65,14 +65,21 @@ def run_script(script, *args):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("strategy", ["manual", "grid", "random", "bayesian", "hyperband"])
-def test_sigkill_then_rerun_resumes_without_retraining(strategy, tmp_path):
+@pytest.mark.parametrize("strategy, engine", [
+    *((s, "keras") for s in ("manual", "grid", "random", "bayesian", "hyperband")),
+    # Bayesian search commits stack by stack (a proposal each). Grid, random and manual
+    # hand these 6 configurations over as one stack, committed all at once at the end:
+    # nothing to kill in between.
+    ("bayesian", "stacked"),
+])
+def test_sigkill_then_rerun_resumes_without_retraining(strategy, engine, tmp_path):
     from tests.conftest import ADVERTISING
 
     script = tmp_path / "run.py"
     script.write_text(SCRIPT)
     run_dir, log = tmp_path / "run", tmp_path / "builds.log"
-    proc = subprocess.Popen([sys.executable, str(script), strategy, run_dir, log, ADVERTISING], env=ENV,
+    proc = subprocess.Popen([sys.executable, str(script), strategy, run_dir, log, ADVERTISING,
+                             engine], env=ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while len(stored_trials(run_dir / "trials.db")) < 2:
@@ -85,7 +92,7 @@ def test_sigkill_then_rerun_resumes_without_retraining(strategy, tmp_path):
     assert len(before) >= 2
 
     log.write_text("")
-    resumed = run_script(script, strategy, run_dir, log, ADVERTISING)
+    resumed = run_script(script, strategy, run_dir, log, ADVERTISING, engine)
     after = [(json.loads(p), b) for p, b in stored_trials(run_dir / "trials.db")]
     keys = [(json.dumps(p, sort_keys=True), b) for p, b in after]
     assert len(keys) == len(set(keys)), "a configuration was stored twice"
@@ -98,7 +105,8 @@ def test_sigkill_then_rerun_resumes_without_retraining(strategy, tmp_path):
         if strategy != "hyperband":
             assert (str(params["neurons"]), str(params["learning_rate"])) not in built
 
-    fresh = run_script(script, strategy, tmp_path / "fresh", tmp_path / "fresh.log", ADVERTISING)
+    fresh = run_script(script, strategy, tmp_path / "fresh", tmp_path / "fresh.log", ADVERTISING,
+                       engine)
     assert fresh["n"] == resumed["n"]
     assert fresh["best"] == resumed["best"]
     assert fresh["score"] == pytest.approx(resumed["score"], rel=1e-6)
