@@ -68,8 +68,11 @@ def _stored(db: Path) -> list[tuple[str, str]]:
 
 @pytest.mark.slow
 def test_ctrl_c_keeps_every_finished_trial_and_says_how_to_resume(tmp_path):
+    # Enough work (16 configurations x 300 epochs) that the run is still going when the
+    # test sees its first stored trials, however loaded the machine (at 30 epochs a run
+    # in a loaded full suite finished before the signal reached it).
     text = TINY.replace("neurons = [4]", "neurons = [2, 3, 4, 5, 6, 7, 8, 9]").replace(
-        "epochs = 2", "epochs = 30")
+        "epochs = 2", "epochs = 300")
     config = _write(tmp_path / "tiny.toml", text)
     out = tmp_path / "run"
     # One configuration at a time, so that trials are stored while others still train (the
@@ -84,6 +87,7 @@ def test_ctrl_c_keeps_every_finished_trial_and_says_how_to_resume(tmp_path):
         assert proc.poll() is None, proc.communicate()[1][-2000:]
         assert time.monotonic() < deadline
         time.sleep(0.1)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr[-2000:]
