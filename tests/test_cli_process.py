@@ -79,8 +79,12 @@ def test_ctrl_c_keeps_every_finished_trial_and_says_how_to_resume(tmp_path):
     # stacked engine commits this small grid all at once, when the search is nearly over).
     argv = [*NN_TUNE, "run", str(config), "--strategy", "grid", "--quiet", "--out", str(out),
             "--engine", "keras"]
+    # Ctrl-C as in a terminal: the default SIGINT disposition, even where an earlier test left
+    # this process ignoring SIGINT (a child inherits an ignored signal, and Python then
+    # installs no KeyboardInterrupt handler: the run went on and exited 0).
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=ENV, cwd=ROOT)
+                            env=ENV, cwd=ROOT,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     db = out / "grid" / "trials.db"
     deadline = time.monotonic() + 300
     while len(_stored(db)) < 2:
