@@ -27,4 +27,8 @@ class InProcessEvaluator(Evaluator):
         for params in batch:
             if self.stopping:
                 return
-            yield evaluate(protocol, self.X, self.y, params)
+            yield self._one(protocol, dict(params))
+
+    def _one(self, protocol: Any, params: dict[str, Any]) -> Trial:
+        """Train and score one configuration (subclasses choose where)."""
+        return evaluate(protocol, self.X, self.y, params)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import pickle
-from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -22,7 +21,7 @@ import numpy as np
 
 from ..evaluation import Protocol, evaluate
 from ..result import Trial, TrialState
-from .base import Evaluator
+from .in_process import InProcessEvaluator
 
 __all__ = ["RecycledProcessEvaluator", "IN_PROCESS_TRIALS", "TRIALS_PER_CHILD"]
 
@@ -32,7 +31,7 @@ IN_PROCESS_TRIALS = 50
 TRIALS_PER_CHILD = 100
 
 
-class RecycledProcessEvaluator(Evaluator):
+class RecycledProcessEvaluator(InProcessEvaluator):
     """The first ``in_process`` trials here, the rest in a recycled child process.
 
     Parameters
@@ -54,14 +53,6 @@ class RecycledProcessEvaluator(Evaluator):
         self.per_child = per_child
         self.evaluated = 0
         self.pool: ProcessPoolExecutor | None | bool = None  # False: cannot be pickled
-
-    def evaluate(self, batch: Sequence[Mapping[str, Any]], *,
-                 epochs: int | None = None) -> Iterator[Trial]:
-        protocol = self.protocol.with_epochs(epochs)
-        for params in batch:
-            if self.stopping:
-                return
-            yield self._one(protocol, dict(params))
 
     def _one(self, protocol: Protocol, params: dict[str, Any]) -> Trial:
         self.evaluated += 1
