@@ -1,8 +1,19 @@
-"""Shared by the benchmark scripts: the seed-style builder and the seed data split."""
+"""Shared by the benchmark scripts: the seed-style builder, the seed data split, fresh processes.
+
+:func:`run_fresh` runs one function of a benchmark script in a new Python
+process and returns the dict it returns; every timed run goes through it, so
+no timing reuses what an earlier run in the same process compiled or cached.
+The function imports what it needs, then starts its clock.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import statistics
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -13,7 +24,10 @@ import pandas as pd  # noqa: E402
 from sklearn.model_selection import KFold, train_test_split  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[1] / "nn_tuning" / "data" / "advertising.csv"
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DATA = ROOT / "nn_tuning" / "data" / "advertising.csv"
+_MARK = "@@bench-result "
 
 SEED_GRID = {
     "activation": ["softmax", "relu", "linear"],
@@ -55,3 +69,76 @@ def seed_data(seed: int = 0):
 
 def grid_size(grid: dict) -> int:
     return int(np.prod([len(v) for v in grid.values()]))
+
+
+def run_fresh(target: str, kwargs: Mapping | None = None, *, env: Mapping[str, str] | None = None,
+              prefix: Sequence[str] = (), timeout: float | None = None) -> dict:
+    """Call ``target`` (``"module:function"``, a module in experiments/) in a fresh process.
+
+    The child imports the module, calls ``function(**kwargs)`` and prints the
+    dict it returns as JSON; that dict is returned here. ``prefix`` wraps the
+    command (e.g. ``["/usr/bin/time", "-v"]``); the child's stderr is then
+    returned too, under ``"stderr"``. A failed child raises SystemExit with
+    its stderr's tail.
+    """
+    cmd = [*prefix, sys.executable, str(HERE / "_common.py"), "--call", target,
+           json.dumps(dict(kwargs or {}))]
+    path = os.pathsep.join(p for p in (str(HERE), str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {}), "PYTHONPATH": path}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=timeout)
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith(_MARK)]
+    if done.returncode != 0 or not lines:
+        raise SystemExit(f"{target} {kwargs}: the child process failed (exit {done.returncode}):\n"
+                         f"{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+    out = json.loads(lines[-1][len(_MARK):])
+    if prefix:
+        out["stderr"] = done.stderr
+    return out
+
+
+def _worker_ready() -> int:
+    import keras  # noqa: F401 - imports the backend (TensorFlow) too
+
+    return os.getpid()
+
+
+def start_workers(n_jobs: int) -> list[int]:
+    """Start joblib's reusable worker processes and import Keras in each; their PIDs.
+
+    Call it before a clock, inside the same joblib backend context as the timed
+    code (e.g. ``nn_tuning.parallel.fold_batches``), so the timed code reuses
+    these workers instead of starting its own. Calling it again after the timed
+    code tells whether it did: the same PIDs.
+    """
+    from joblib import Parallel, cpu_count, delayed
+
+    n = cpu_count() if n_jobs == -1 else n_jobs
+    return sorted(set(Parallel(n_jobs=n_jobs)(delayed(_worker_ready)() for _ in range(8 * n))))
+
+
+def spread(values: Sequence[float], unit: str = "s", fmt: str = ".1f") -> str:
+    """``median 2.7 s (2.6-2.9, n=3)``: the median and the range of repeated measurements."""
+    med = statistics.median(values)
+    if len(values) == 1:
+        return f"{med:{fmt}} {unit} (n=1)"
+    return f"median {med:{fmt}} {unit} ({min(values):{fmt}}-{max(values):{fmt}}, n={len(values)})"
+
+
+def engines_ran(trials) -> str:
+    """Which engine trained a result's trials, from its ``engine`` column: ``stacked (54 trials)``."""
+    counts = trials["engine"].fillna("?").value_counts()
+    return ", ".join(f"{name} ({n} trials)" for name, n in counts.items())
+
+
+def _child_main(argv: list[str]) -> None:
+    import importlib
+
+    target, kwargs = argv[1], json.loads(argv[2])
+    module, func = target.split(":")
+    sys.path.insert(0, str(HERE))
+    result = getattr(importlib.import_module(module), func)(**kwargs)
+    print(_MARK + json.dumps(result, default=str), flush=True)
+
+
+if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "--call":
+    _child_main(sys.argv[1:])

@@ -1,20 +1,39 @@
-"""The seed recipe against ``nn_tuning.tune(strategy="grid")``, in one run.
+"""The seed recipe against ``nn_tuning.tune(strategy="grid")``, each timed run in a fresh process.
 
-Seed recipe: plain ``scikeras.wrappers.KerasRegressor(ANN_Model, epochs=80,
-batch_size=40)``, numpy input, ``GridSearchCV(n_jobs=-1)``, one run. nn-tuning:
-the same builder, grid, folds, epochs and batch size through
-``tune(strategy="grid")`` with the stacked engine (the default; median of
-``--repeats`` runs, everything included: building, tracing, training,
-scoring, refit) and with ``engine="keras"`` (one model per configuration and
-fold, one worker per core). All on the same 160 training rows.
+Same work on every side: the seed's ``ANN_Model``, grid, 5 folds, 80 epochs,
+batch 40 and the 160 seed training rows; every configuration built, trained
+and scored on each fold, then the best refit on all rows. Each timed run is
+its own Python process: it imports TensorFlow, Keras, scikeras/nn-tuning and
+loads the data, *then* starts its clock, and stops it after the refit.
+
+* seed recipe: ``GridSearchCV(scikeras KerasRegressor(ANN_Model, epochs=80,
+  batch_size=40), n_jobs=-1, scoring="r2")`` (refit=True, its default), run
+  ``--recipe-repeats`` times (default once: ~12 min on 2 cores);
+* ``tune(strategy="grid", engine="stacked")``, 1 process (it starts no
+  workers), ``--repeats`` fresh processes (default 3). Each child also runs
+  the same ``tune`` call a second time, printed as *warm* (compiled loops
+  reused): not the headline;
+* ``tune(strategy="grid", engine="keras")`` with ``--workers`` processes
+  (default one per core, its documented best setting here), ``--repeats``
+  fresh processes.
+
+The worker processes of both per-configuration sides (the recipe's joblib
+workers, ``engine="keras"``'s) are started and have imported Keras before the
+clock too; each run prints whether the timed call reused them (the same
+worker PIDs before and after). Printed: each run, the median and range per side, the engine
+each run reports (the trials' ``engine`` column) and the speed-ups from cold
+medians.
 
     python experiments/bench_grid.py            # the 54-config grid (~17 min on 2 cores)
     python experiments/bench_grid.py --quick    # an 8-config sub-grid (~3 min)
+    python experiments/bench_grid.py --skip-recipe --skip-stacked --workers 1
+        # the per-configuration path alone, 1 worker (median of 3 fresh processes)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -24,75 +43,140 @@ import warnings
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _common import (  # noqa: E402
-    ANN_Model, BATCH_SIZE, EPOCHS, QUICK_GRID, SEED_GRID, grid_size, seed_data,
+    ANN_Model, BATCH_SIZE, EPOCHS, QUICK_GRID, SEED_GRID, engines_ran, grid_size, run_fresh,
+    seed_data, spread, start_workers,
 )
 
 
-def run_tune(X, y, cv, grid, workers, engine):
+def tune_child(quick: bool, engine: str, workers: int, warm: bool, epochs: int = EPOCHS) -> dict:
+    """Child process: one cold ``tune`` (and optionally a warm second one); imports first."""
+    import tensorflow  # noqa: F401 - imported before the clock, like the recipe's
+
     from nn_tuning import tune
 
-    start = time.perf_counter()
-    result = tune(ANN_Model, grid, X, y, strategy="grid", cv=cv, epochs=EPOCHS,
-                  batch_size=BATCH_SIZE, seed=0, workers=workers, engine=engine)
-    return time.perf_counter() - start, result.best_score, result.best_params
+    from nn_tuning.parallel import fold_batches
+
+    grid = QUICK_GRID if quick else SEED_GRID
+    X, y, cv = seed_data()
+    pool = fold_batches(workers, cv.get_n_splits()) if workers > 1 else contextlib.nullcontext()
+    with pool:
+        pids = start_workers(workers) if workers > 1 else []
+
+    def once() -> dict:
+        start = time.perf_counter()
+        result = tune(ANN_Model, grid, X, y, strategy="grid", cv=cv, epochs=epochs,
+                      batch_size=BATCH_SIZE, seed=0, workers=workers, engine=engine, refit=True)
+        seconds = time.perf_counter() - start
+        assert result.best_model is not None
+        return {"seconds": seconds, "best": float(result.best_score),
+                "params": result.best_params, "engine": engines_ran(result.trials),
+                "fit_seconds": float(result.trials["fit_seconds"].sum())}
+
+    out = once()
+    if workers > 1:
+        with pool:
+            out["workers_reused"] = start_workers(workers) == pids
+    if warm:
+        out["warm"] = once()
+    return out
 
 
-def run_recipe(X, y, splits, grid):
+def recipe_child(quick: bool, epochs: int = EPOCHS) -> dict:
+    """Child process: the seed recipe, timed once; imports first."""
+    import tensorflow  # noqa: F401
     from scikeras.wrappers import KerasRegressor
     from sklearn.model_selection import GridSearchCV
 
-    est = KerasRegressor(model=ANN_Model, epochs=EPOCHS, batch_size=BATCH_SIZE, verbose=0)
+    grid = QUICK_GRID if quick else SEED_GRID
+    X, y, cv = seed_data()
+    splits = list(cv.split(X))
+    est = KerasRegressor(model=ANN_Model, epochs=epochs, batch_size=BATCH_SIZE, verbose=0)
     param_grid = {f"model__{k}": v for k, v in grid.items()}
     search = GridSearchCV(est, param_grid, cv=splits, n_jobs=-1, scoring="r2")
+    pids = start_workers(-1)
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         search.fit(X, y)
+    seconds = time.perf_counter() - start
     params = {k.removeprefix("model__"): v for k, v in search.best_params_.items()}
-    return time.perf_counter() - start, float(search.best_score_), params
+    return {"seconds": seconds, "best": float(search.best_score_), "params": params,
+            "engine": "scikeras KerasRegressor (model.fit per configuration and fold)",
+            "workers_reused": start_workers(-1) == pids}
+
+
+def _side(label: str, target: str, kwargs: dict, repeats: int) -> list[dict]:
+    runs = []
+    for i in range(repeats):
+        r = run_fresh(target, kwargs)
+        runs.append(r)
+        line = (f"{label} run {i + 1}: {r['seconds']:7.1f} s cold  best CV R^2 {r['best']:.4f}  "
+                f"{r['params']}  engine: {r['engine']}")
+        if "workers_reused" in r:
+            line += f"; pre-started workers reused: {r['workers_reused']}"
+        if "fit_seconds" in r:
+            line += f"; trials' fit_seconds {r['fit_seconds']:.1f} s"
+        if "warm" in r:
+            line += f"; warm (2nd call, same process) {r['warm']['seconds']:.1f} s"
+        print(line, flush=True)
+    times = [r["seconds"] for r in runs]
+    print(f"{label}: cold {spread(times)}"
+          + (f"; warm {spread([r['warm']['seconds'] for r in runs])}" if "warm" in runs[0]
+             else ""), flush=True)
+    return runs
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="an 8-config sub-grid")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="nn-tuning worker processes (default: one per core)")
+                        help="engine='keras' worker processes (default: one per core)")
     parser.add_argument("--repeats", type=int, default=3,
-                        help="runs of the stacked engine (the median is reported)")
-    parser.add_argument("--skip-recipe", action="store_true",
-                        help="time nn-tuning only (no ratio)")
+                        help="fresh processes per nn-tuning side (the median is reported)")
+    parser.add_argument("--recipe-repeats", type=int, default=1,
+                        help="fresh processes for the recipe (default 1: ~12 min each)")
+    parser.add_argument("--epochs", type=int, default=EPOCHS,
+                        help="epochs per fit (smoke tests only; the figures use 80)")
+    parser.add_argument("--no-warm", action="store_true",
+                        help="skip the warm second stacked call in each child")
+    parser.add_argument("--skip-recipe", action="store_true", help="skip the seed recipe")
+    parser.add_argument("--skip-stacked", action="store_true",
+                        help="skip tune(engine='stacked')")
     parser.add_argument("--skip-keras", action="store_true",
                         help="skip tune(engine='keras')")
     args = parser.parse_args()
 
     grid = QUICK_GRID if args.quick else SEED_GRID
-    X, y, cv = seed_data()
-    splits = list(cv.split(X))
-    print(f"grid: {grid_size(grid)} configs x 5 folds, {EPOCHS} epochs, batch {BATCH_SIZE}, "
-          f"{len(X)} rows, {os.cpu_count()} cores", flush=True)
+    X, _, _ = seed_data()
+    print(f"grid: {grid_size(grid)} configs x 5 folds, {args.epochs} epochs, batch {BATCH_SIZE}, "
+          f"{len(X)} rows, {os.cpu_count()} cores; each run a fresh process, imports before "
+          f"the clock, refit included", flush=True)
+    medians: dict[str, float] = {}
+    bests: dict[str, float] = {}
+    sides = []
+    if not args.skip_stacked:
+        sides.append(("stacked", "stacked (1 process)", "bench_grid:tune_child",
+                      dict(quick=args.quick, epochs=args.epochs, engine="stacked", workers=1,
+                           warm=not args.no_warm), args.repeats))
+    if not args.skip_keras:
+        sides.append(("keras", f"engine=keras ({args.workers} workers)", "bench_grid:tune_child",
+                      dict(quick=args.quick, epochs=args.epochs, engine="keras", workers=args.workers, warm=False),
+                      args.repeats))
+    if not args.skip_recipe:
+        sides.append(("recipe", "seed recipe (n_jobs=-1)", "bench_grid:recipe_child",
+                      dict(quick=args.quick, epochs=args.epochs), args.recipe_repeats))
+    for key, label, target, kwargs, repeats in sides:
+        runs = _side(label, target, kwargs, repeats)
+        medians[key] = statistics.median(r["seconds"] for r in runs)
+        bests[key] = runs[0]["best"]
 
-    runs = [run_tune(X, y, cv, grid, 1, "stacked") for _ in range(args.repeats)]
-    for t, best, params in runs:
-        print(f"nn-tuning grid, stacked:      {t:8.1f} s   best CV R^2 {best:.4f}  {params}",
-              flush=True)
-    t_stacked = statistics.median(t for t, _, _ in runs)
-    best_stacked = runs[0][1]
-    print(f"stacked median of {len(runs)}:        {t_stacked:8.1f} s", flush=True)
-    if not args.skip_keras:
-        t_keras, best_keras, params_keras = run_tune(X, y, cv, grid, args.workers, "keras")
-        print(f"nn-tuning grid, engine=keras ({args.workers} workers): {t_keras:8.1f} s   "
-              f"best CV R^2 {best_keras:.4f}  {params_keras}", flush=True)
-    if args.skip_recipe:
-        return
-    t_seed, best_seed, params_seed = run_recipe(X, y, splits, grid)
-    print(f"seed recipe (n_jobs=-1):      {t_seed:8.1f} s   best CV R^2 "
-          f"{best_seed:.4f}  {params_seed}", flush=True)
-    print(f"stacked: {t_seed / t_stacked:.1f}x the recipe, best CV R^2 difference (stacked - "
-          f"recipe) {best_stacked - best_seed:+.4f}", flush=True)
-    if not args.skip_keras:
-        print(f"engine=keras: {t_seed / t_keras:.1f}x the recipe, best CV R^2 difference "
-              f"{best_keras - best_seed:+.4f}; stacked is {t_keras / t_stacked:.1f}x "
-              f"engine=keras", flush=True)
+    print("speed-ups (cold medians):", flush=True)
+    pairs = [("stacked", "recipe"), ("keras", "recipe"), ("stacked", "keras")]
+    for fast, slow in pairs:
+        if fast in medians and slow in medians:
+            print(f"  {fast} vs {slow}: {medians[slow] / medians[fast]:.1f}x  "
+                  f"({medians[slow]:.1f} s / {medians[fast]:.1f} s); best CV R^2 difference "
+                  f"({fast} - {slow}) {bests[fast] - bests[slow]:+.4f}", flush=True)
 
 
 if __name__ == "__main__":
