@@ -16,8 +16,14 @@ allocations) to the last trial.
 
 ``--via-tune`` runs the same configurations as ``tune(strategy="manual")`` in
 the calling process (store, progress and all), ``--via-tune grid`` a grid of
-as many widths x 3 activations through ``GridSearchCV``; both print the
-calling process's RSS and the whole process tree's every 50 trials.
+as many widths x 3 activations; both pass ``engine=`` (``--engine``, default
+``keras``: the per-configuration path the README's figures measure; ``stacked``
+measures the stacked engine's memory instead), print the engine the trials
+report, and print the calling process's RSS and the whole process tree's
+every 50 trials. Without ``--via-tune`` the trials go through ``evaluate``,
+which is always the per-configuration (``keras``) path.
+
+    python experiments/bench_memory.py --via-tune --engine stacked
 """
 
 from __future__ import annotations
@@ -42,6 +48,8 @@ def main() -> None:
     parser.add_argument("--via-tune", nargs="?", const="manual", choices=["manual", "grid"],
                         help="run the trials through tune(strategy='manual') (the default) "
                              "or a sequential tune(strategy='grid')")
+    parser.add_argument("--engine", default="keras", choices=["keras", "stacked", "auto"],
+                        help="tune(engine=...) for --via-tune (default keras)")
     parser.add_argument("--clear-every", type=int, default=None,
                         help="override fast_fit's clearing period (0: never clear)")
     parser.add_argument("--keep-gradients", action="store_true",
@@ -68,7 +76,8 @@ def main() -> None:
     if args.via_tune:
         via_tune(args, protocol, X, y, proc, activations, optimizers)
         return
-    print(f"{args.trials} trials, {args.folds}-fold CV, {args.epochs} epochs, clear every "
+    print(f"engine keras (evaluate: the per-configuration path); "
+          f"{args.trials} trials, {args.folds}-fold CV, {args.epochs} epochs, clear every "
           f"{fast_fit._CLEAR_EVERY or 'never'} new configurations"
           f"{', custom gradients kept' if args.keep_gradients else ''}", flush=True)
     start, rss10, failed = time.perf_counter(), None, 0
@@ -86,7 +95,12 @@ def main() -> None:
 
 
 def via_tune(args, protocol, X, y, proc, activations, optimizers) -> None:
+    from _common import engines_ran
+
     from nn_tuning import tune
+
+    print(f"tune(strategy={args.via_tune!r}, engine={args.engine!r}): {args.trials} trials, "
+          f"{args.folds}-fold CV, {args.epochs} epochs", flush=True)
 
     def tree_mb() -> float:
         procs = [proc, *proc.children(recursive=True)]
@@ -118,13 +132,18 @@ def via_tune(args, protocol, X, y, proc, activations, optimizers) -> None:
         return out
 
     base.SearchContext.record = counting_record
-    common = dict(cv=args.folds, epochs=args.epochs, batch_size=BATCH_SIZE, seed=0, refit=False)
+    common = dict(cv=args.folds, epochs=args.epochs, batch_size=BATCH_SIZE, seed=0, refit=False,
+                  engine=args.engine)
     if args.via_tune == "grid":  # the same kind of trials as a grid: widths x activations
         grid = {"neurons": [4 + i for i in range(1, -(-args.trials // 3) + 1)],
                 "activation": activations}
         result = tune(ANN_Model, grid, X, y, strategy="grid", **common)
     else:
         result = tune(ANN_Model, None, X, y, strategy="manual", configs=configs, **common)
+    print(f"engine that ran: {engines_ran(result.trials)}", flush=True)
+    if 10 not in marks:
+        print("fewer than 10 trials: no growth figure", flush=True)
+        return
     last = max(marks)
     print(f"caller RSS growth, trial 10 -> {last}: {marks[last][0] - marks[10][0]:+.1f} MB; "
           f"process tree: {marks[last][1] - marks[10][1]:+.1f} MB; failed trials: "
