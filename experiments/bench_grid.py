@@ -33,7 +33,6 @@ medians.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import statistics
 import sys
@@ -53,14 +52,18 @@ def tune_child(quick: bool, engine: str, workers: int, warm: bool, epochs: int =
     import tensorflow  # noqa: F401 - imported before the clock, like the recipe's
 
     from nn_tuning import tune
-
     from nn_tuning.parallel import fold_batches
 
     grid = QUICK_GRID if quick else SEED_GRID
     X, y, cv = seed_data()
-    pool = fold_batches(workers, cv.get_n_splits()) if workers > 1 else contextlib.nullcontext()
-    with pool:
-        pids = start_workers(workers) if workers > 1 else []
+
+    def pool():  # tune's own joblib backend, so its search reuses these workers
+        return fold_batches(workers, cv.get_n_splits())
+
+    pids = []
+    if workers > 1:
+        with pool():
+            pids = start_workers(workers)
 
     def once() -> dict:
         start = time.perf_counter()
@@ -74,7 +77,7 @@ def tune_child(quick: bool, engine: str, workers: int, warm: bool, epochs: int =
 
     out = once()
     if workers > 1:
-        with pool:
+        with pool():
             out["workers_reused"] = start_workers(workers) == pids
     if warm:
         out["warm"] = once()
@@ -160,8 +163,8 @@ def main() -> None:
                            warm=not args.no_warm), args.repeats))
     if not args.skip_keras:
         sides.append(("keras", f"engine=keras ({args.workers} workers)", "bench_grid:tune_child",
-                      dict(quick=args.quick, epochs=args.epochs, engine="keras", workers=args.workers, warm=False),
-                      args.repeats))
+                      dict(quick=args.quick, epochs=args.epochs, engine="keras",
+                           workers=args.workers, warm=False), args.repeats))
     if not args.skip_recipe:
         sides.append(("recipe", "seed recipe (n_jobs=-1)", "bench_grid:recipe_child",
                       dict(quick=args.quick, epochs=args.epochs), args.recipe_repeats))
