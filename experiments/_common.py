@@ -13,7 +13,7 @@ import os
 import statistics
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -116,6 +116,26 @@ def start_workers(n_jobs: int) -> list[int]:
     return sorted(set(Parallel(n_jobs=n_jobs)(delayed(_worker_ready)() for _ in range(8 * n))))
 
 
+def prestart_tune_workers(workers: int, n_splits: int) -> Callable[[], bool]:
+    """Start the worker processes ``tune(workers=N, engine="keras")`` uses, before a clock.
+
+    They run ``nn_tuning.parallel.fold_batches``'s backend with Keras imported.
+    Returns a function to call after the timed ``tune``: whether it reused them.
+    """
+    if workers <= 1:
+        return lambda: True
+    from nn_tuning.parallel import fold_batches
+
+    with fold_batches(workers, n_splits):
+        pids = start_workers(workers)
+
+    def reused() -> bool:
+        with fold_batches(workers, n_splits):
+            return start_workers(workers) == pids
+
+    return reused
+
+
 def spread(values: Sequence[float], unit: str = "s", fmt: str = ".1f") -> str:
     """``median 2.7 s (2.6-2.9, n=3)``: the median and the range of repeated measurements."""
     med = statistics.median(values)
@@ -125,7 +145,7 @@ def spread(values: Sequence[float], unit: str = "s", fmt: str = ".1f") -> str:
 
 
 def engines_ran(trials) -> str:
-    """Which engine trained a result's trials, from its ``engine`` column: ``stacked (54 trials)``."""
+    """Which engine trained the trials, from their ``engine`` column: ``stacked (54 trials)``."""
     counts = trials["engine"].fillna("?").value_counts()
     return ", ".join(f"{name} ({n} trials)" for name, n in counts.items())
 

@@ -1,56 +1,81 @@
 """Both engines on one study: trials per second and peak memory, side by side.
 
-Runs the study's STRATEGY with a budget of N trials (as ``nn-tune run`` does:
-``run_experiment``, data, refit and report included) once with the stacked
-engine and once with ``engine="keras"``, each in its own process under
-``/usr/bin/time -v`` (peak RSS), and prints wall time, trials per second and
-peak RSS of each, and their ratios.
+Runs the study's STRATEGY with a budget of N trials as ``nn-tune run`` does
+(``run_experiment``: data, every trial built, trained and scored, the refit
+best scored on the test split, the report written) once per engine, each run
+in its own fresh process under ``/usr/bin/time -v`` (peak RSS of the process
+or its largest worker). The child imports TensorFlow, Keras and nn-tuning
+(and starts ``engine="keras"``'s worker processes, Keras imported), then
+starts its clock; the process's whole wall time (start-up included) is
+printed beside it. Engines: ``stacked`` with 1 process (stacks train in
+process), ``keras`` with ``--workers`` worker processes (default one per core,
+its documented best setting here; each run says whether it reused the
+pre-started workers).
+``--repeats`` rounds (default 3) alternate the engines; printed: every run,
+the median and range per engine, the engine the trials report, and the
+ratios of the medians.
 
     python experiments/bench_engines.py                         # advertising_wide, random, 200 trials
     python experiments/bench_engines.py --max-trials 50 --strategy bayesian
+    python experiments/bench_engines.py --max-trials 4 --epochs 2 --repeats 1   # a smoke test
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
-import subprocess
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import pandas as pd
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _common import engines_ran, prestart_tune_workers, run_fresh, spread  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
 
-def child(config: str, strategy: str, max_trials: int, engine: str, out: str) -> None:
-    """One run, in this process: the study with its strategy's budget set to ``max_trials``."""
+def child(config: str, strategy: str, max_trials: int, engine: str, workers: int,
+          out: str, epochs: int | None = None) -> dict:
+    """One run, in this (fresh) process: imports first, then the clock."""
     import dataclasses
+
+    import pandas as pd
+    import tensorflow  # noqa: F401 - imported before the clock on both sides
 
     from nn_tuning.experiment import Experiment, Overrides
     from nn_tuning.runner import run_experiment
+    from nn_tuning.scaleout import ScaleOut
 
-    exp = Experiment.from_file(config).with_overrides(Overrides(engine=engine))
+    exp = Experiment.from_file(config).with_overrides(Overrides(engine=engine, epochs=epochs))
     section = dataclasses.replace(exp.strategies[strategy], max_trials=max_trials)
     exp = dataclasses.replace(exp, strategies={**exp.strategies, strategy: section})
-    run_experiment(exp, out, [strategy], progress=False)
-
-
-def run(config: str, strategy: str, max_trials: int, engine: str, out: Path) -> dict:
-    cmd = ["/usr/bin/time", "-v", sys.executable, __file__, "--child", config, strategy,
-           str(max_trials), engine, str(out)]
+    reused = prestart_tune_workers(workers, exp.training.cv)
     start = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(f"{engine}: nn-tune failed:\n{done.stderr[-3000:]}")
-    rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr).group(1))
-    trials = pd.read_csv(out / strategy / "trials.csv")
-    return {"engine": engine, "wall_s": wall, "trials": len(trials),
+    run_experiment(exp, out, [strategy], progress=False, scale=ScaleOut(workers=workers))
+    seconds = time.perf_counter() - start
+    trials = pd.read_csv(Path(out) / strategy / "trials.csv")
+    return {"seconds": seconds, "trials": len(trials),
             "complete": int((trials["state"] == "complete").sum()),
-            "best": float(trials["mean_score"].max()), "peak_rss_mb": rss_kb / 1024}
+            "best": float(trials["mean_score"].max()),
+            "engine": engines_ran(trials), "workers_reused": reused()}
+
+
+def run(config: str, strategy: str, max_trials: int, engine: str, workers: int,
+        out: Path, epochs: int | None) -> dict:
+    start = time.perf_counter()
+    r = run_fresh("bench_engines:child", dict(config=config, strategy=strategy,
+                                              max_trials=max_trials, engine=engine,
+                                              workers=workers, out=str(out), epochs=epochs),
+                  prefix=["/usr/bin/time", "-v"])
+    r["process_s"] = time.perf_counter() - start
+    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", r.pop("stderr"))
+    rss_kb = int(rss.group(1))
+    r["peak_rss_mb"] = rss_kb / 1024
+    return r
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,26 +84,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strategy", default="random")
     parser.add_argument("--max-trials", type=int, default=200)
     parser.add_argument("--engines", nargs="+", default=["stacked", "keras"])
-    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="worker processes of engine='keras' (default: one per core)")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds (fresh processes)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="override the config's epochs (smoke tests only)")
     args = parser.parse_args(argv)
-    if args.child:
-        config, strategy, n, engine, out = args.child
-        child(config, strategy, int(n), engine, out)
-        return 0
-    print(f"{Path(args.config).name}, {args.strategy}, {args.max_trials} trials "
-          "(wall time includes start-up, data, refit and the report)", flush=True)
-    results = []
+    workers = {e: (args.workers if e == "keras" else 1) for e in args.engines}
+    print(f"{Path(args.config).name}, {args.strategy}, {args.max_trials} trials, "
+          f"{os.cpu_count()} cores; workers: {workers}; each run a fresh process, clock after "
+          "imports (data, trials, refit and report included)", flush=True)
+    results: dict[str, list[dict]] = {e: [] for e in args.engines}
     with tempfile.TemporaryDirectory(prefix="bench_engines_") as tmp:
-        for engine in args.engines:
-            r = run(args.config, args.strategy, args.max_trials, engine, Path(tmp) / engine)
-            results.append(r)
-            print(f"{engine:>8}: {r['wall_s']:7.1f} s  {r['trials'] / r['wall_s']:6.2f} trials/s  "
-                  f"peak RSS {r['peak_rss_mb']:6.0f} MB  {r['complete']}/{r['trials']} complete, "
-                  f"best CV {r['best']:.4f}", flush=True)
-    if len(results) == 2:
-        a, b = results
-        print(f"{a['engine']} vs {b['engine']}: {b['wall_s'] / a['wall_s']:.1f}x the trials per "
-              f"second, {a['peak_rss_mb'] / b['peak_rss_mb']:.2f}x the peak RSS")
+        for rnd in range(args.repeats):
+            for engine in args.engines:
+                r = run(args.config, args.strategy, args.max_trials, engine, workers[engine],
+                        Path(tmp) / f"{engine}{rnd}", args.epochs)
+                results[engine].append(r)
+                print(f"round {rnd + 1} {engine:>8} ({workers[engine]} worker(s)): "
+                      f"{r['seconds']:7.1f} s ({r['process_s']:.1f} s with start-up)  "
+                      f"{r['trials'] / r['seconds']:6.2f} trials/s  peak RSS "
+                      f"{r['peak_rss_mb']:6.0f} MB  {r['complete']}/{r['trials']} complete, "
+                      f"best CV {r['best']:.4f}; engine that ran: {r['engine']}; pre-started workers "
+                      f"reused: {r['workers_reused']}", flush=True)
+    med = {}
+    for engine, runs in results.items():
+        secs = [r["seconds"] for r in runs]
+        med[engine] = (statistics.median(secs),
+                       statistics.median(r["peak_rss_mb"] for r in runs), runs[0]["trials"])
+        print(f"{engine:>8}: {spread(secs)}, {med[engine][2] / med[engine][0]:.2f} trials/s, "
+              f"peak RSS {spread([r['peak_rss_mb'] for r in runs], 'MB', '.0f')}", flush=True)
+    if len(med) == 2:
+        (a, (ta, ma, na)), (b, (tb, mb, nb)) = med.items()
+        print(f"{a} vs {b} (medians): {(na / ta) / (nb / tb):.1f}x the trials per second, "
+              f"{ma / mb:.2f}x the peak RSS")
     return 0
 
 

@@ -43,7 +43,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _common import (  # noqa: E402
     ANN_Model, BATCH_SIZE, EPOCHS, QUICK_GRID, SEED_GRID, engines_ran, grid_size, run_fresh,
-    seed_data, spread, start_workers,
+    prestart_tune_workers, seed_data, spread, start_workers,
 )
 
 
@@ -52,18 +52,10 @@ def tune_child(quick: bool, engine: str, workers: int, warm: bool, epochs: int =
     import tensorflow  # noqa: F401 - imported before the clock, like the recipe's
 
     from nn_tuning import tune
-    from nn_tuning.parallel import fold_batches
 
     grid = QUICK_GRID if quick else SEED_GRID
     X, y, cv = seed_data()
-
-    def pool():  # tune's own joblib backend, so its search reuses these workers
-        return fold_batches(workers, cv.get_n_splits())
-
-    pids = []
-    if workers > 1:
-        with pool():
-            pids = start_workers(workers)
+    reused = prestart_tune_workers(workers, cv.get_n_splits())
 
     def once() -> dict:
         start = time.perf_counter()
@@ -77,8 +69,7 @@ def tune_child(quick: bool, engine: str, workers: int, warm: bool, epochs: int =
 
     out = once()
     if workers > 1:
-        with pool():
-            out["workers_reused"] = start_workers(workers) == pids
+        out["workers_reused"] = reused()
     if warm:
         out["warm"] = once()
     return out
