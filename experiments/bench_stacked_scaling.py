@@ -2,14 +2,18 @@
 
 A synthetic regression (``make_regression``, 20 features), a 2x64 ReLU MLP with
 Adam, 20 epochs of batch 256. Each cell trains in a fresh process (so its
-peak RSS is its own): the stacked engine trains R replicas (R = 1, 8, 64, 512)
-as one stack; the per-configuration engine (``nn_tuning.fast_fit``, one model
-at a time) trains a few models, which sets its rate whatever R is. A trial
-here is one model trained once (one replica), its Keras model built
-included. Cells whose estimated work
+peak RSS is its own), imports (TensorFlow, Keras, nn-tuning) and data before
+the clock: the stacked engine (``nn_tuning.stacked.train_stack``) trains R
+replicas (R = 1, 8, 64, 512) as one stack; the per-configuration engine
+(``engine="keras"``'s ``nn_tuning.fast_fit``, one model at a time, one trace
+shared by its fits as a configuration's folds share one) trains
+``--keras-fits`` models, which sets its rate whatever R is. On both sides a
+trial is the same work: one Keras model built and trained once (one
+replica); neither side scores. Each cell runs ``--repeats`` times (fresh
+processes); the median and range are printed. Cells whose estimated work
 exceeds ``--budget`` seconds are skipped and marked so.
 
-    python experiments/bench_stacked_scaling.py                 # table + plot
+    python experiments/bench_stacked_scaling.py --budget 60     # table + plot (README)
     python experiments/bench_stacked_scaling.py --rows 1000 10000 --replicas 1 8 64
 
 Writes ``stacked_scaling.png`` (log-log) beside the printed table.
@@ -18,10 +22,9 @@ Writes ``stacked_scaling.png`` (log-log) beside the printed table.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
-import subprocess
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -53,11 +56,16 @@ def cell(engine: str, rows: int, replicas: int) -> dict:
     """Train one cell in this process; returns its figures."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.path.insert(0, str(ROOT))
+    import keras  # noqa: F401 - every import before the clock
+    import tensorflow  # noqa: F401
+
+    import model_builders  # noqa: F401
+    from nn_tuning.fast_fit import fit_all_epochs
+    from nn_tuning.stacked import Replica, read_structure, train_stack
+    from nn_tuning.stacked.structure import dense_layers
+
     X, y, idx = _data(rows)
     if engine == "stacked":
-        from nn_tuning.stacked import Replica, read_structure, train_stack
-        from nn_tuning.stacked.structure import dense_layers
-
         reps, start = [], time.perf_counter()
         for r in range(replicas):
             m = _model(r)
@@ -66,8 +74,6 @@ def cell(engine: str, rows: int, replicas: int) -> dict:
         train_stack(reps, X, y, epochs=EPOCHS, batch_size=BATCH)
         seconds, trained = time.perf_counter() - start, replicas
     else:
-        from nn_tuning.fast_fit import fit_all_epochs
-
         trained, start = 0, time.perf_counter()
         for r in range(replicas):
             m = _model(r)
@@ -80,10 +86,18 @@ def cell(engine: str, rows: int, replicas: int) -> dict:
             "trials_per_s": trained / seconds, "peak_rss_mb": peak_mb}
 
 
-def _run_cell(engine: str, rows: int, replicas: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--cell", engine, str(rows), str(replicas)],
-                         capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def _run_cell(engine: str, rows: int, replicas: int, repeats: int) -> dict:
+    """The cell's median over ``repeats`` fresh processes, with its range."""
+    from _common import run_fresh
+
+    runs = [run_fresh("bench_stacked_scaling:cell", dict(engine=engine, rows=rows,
+                                                          replicas=replicas))
+            for _ in range(repeats)]
+    secs = sorted(r["seconds"] for r in runs)
+    med = statistics.median(secs)
+    return {**runs[0], "seconds": med, "trials_per_s": runs[0]["replicas"] / med,
+            "range": f"{secs[0]:.2f}-{secs[-1]:.2f}",
+            "peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in runs)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,20 +108,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="models the per-configuration engine trains per data size")
     parser.add_argument("--budget", type=float, default=240.0,
                         help="skip stacked cells estimated to take longer (seconds)")
-    parser.add_argument("--cell", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="fresh processes per cell (the median is reported)")
     parser.add_argument("--plot", default=str(Path.cwd() / "stacked_scaling.png"))
     args = parser.parse_args(argv)
-    if args.cell:
-        print(json.dumps(cell(args.cell[0], int(args.cell[1]), int(args.cell[2]))))
-        return 0
     print(f"{FEATURES} features, 2x{WIDTH} MLP, {EPOCHS} epochs, batch {BATCH}, "
-          f"{os.cpu_count()} cores", flush=True)
-    print(f"{'engine':>8} {'rows':>7} {'R':>5} {'seconds':>9} {'trials/s':>10} {'peak RSS MB':>12}")
+          f"{os.cpu_count()} cores; each cell the median of {args.repeats} fresh processes "
+          "(clock after imports and data)", flush=True)
+    print(f"{'engine':>8} {'rows':>7} {'R':>5} {'seconds':>9} {'range':>12} {'trials/s':>10} "
+          f"{'peak RSS MB':>12}")
     results = []
     for rows in args.rows:
-        base = _run_cell("keras", rows, args.keras_fits)
+        base = _run_cell("keras", rows, args.keras_fits, args.repeats)
         results.append(base)
-        print(f"{'keras':>8} {rows:>7} {'1':>5} {base['seconds']:>9.2f} "
+        print(f"{'keras':>8} {rows:>7} {'1':>5} {base['seconds']:>9.2f} {base['range']:>12} "
               f"{base['trials_per_s']:>10.3f} {base['peak_rss_mb']:>12.0f}", flush=True)
         per_replica = None
         for R in sorted(args.replicas):
@@ -115,10 +129,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{'stacked':>8} {rows:>7} {R:>5} {'skipped':>9} (estimated "
                       f"{per_replica * R:.0f} s > --budget)", flush=True)
                 continue
-            res = _run_cell("stacked", rows, R)
+            res = _run_cell("stacked", rows, R, args.repeats)
             results.append(res)
             per_replica = res["seconds"] / R
-            print(f"{'stacked':>8} {rows:>7} {R:>5} {res['seconds']:>9.2f} "
+            print(f"{'stacked':>8} {rows:>7} {R:>5} {res['seconds']:>9.2f} {res['range']:>12} "
                   f"{res['trials_per_s']:>10.3f} {res['peak_rss_mb']:>12.0f}   "
                   f"{res['trials_per_s'] / base['trials_per_s']:.1f}x keras", flush=True)
     _plot(results, args.plot)
