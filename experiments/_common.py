@@ -116,14 +116,15 @@ def start_workers(n_jobs: int) -> list[int]:
     return sorted(set(Parallel(n_jobs=n_jobs)(delayed(_worker_ready)() for _ in range(8 * n))))
 
 
-def prestart_tune_workers(workers: int, n_splits: int) -> Callable[[], bool]:
+def prestart_tune_workers(workers: int, n_splits: int) -> Callable[[], bool | None]:
     """Start the worker processes ``tune(workers=N, engine="keras")`` uses, before a clock.
 
     They run ``nn_tuning.parallel.fold_batches``'s backend with Keras imported.
-    Returns a function to call after the timed ``tune``: whether it reused them.
+    Returns a function to call after the timed ``tune``: whether it reused them
+    (None with one worker: no worker processes).
     """
     if workers <= 1:
-        return lambda: True
+        return lambda: None
     from nn_tuning.parallel import fold_batches
 
     with fold_batches(workers, n_splits):
@@ -134,6 +135,11 @@ def prestart_tune_workers(workers: int, n_splits: int) -> Callable[[], bool]:
             return start_workers(workers) == pids
 
     return reused
+
+
+def workers_note(reused: bool | None) -> str:
+    """``; pre-started workers reused: True`` for a run's line, or nothing without workers."""
+    return "" if reused is None else f"; pre-started workers reused: {reused}"
 
 
 def spread(values: Sequence[float], unit: str = "s", fmt: str = ".1f") -> str:

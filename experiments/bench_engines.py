@@ -15,7 +15,7 @@ pre-started workers).
 the median and range per engine, the engine the trials report, and the
 ratios of the medians.
 
-    python experiments/bench_engines.py                         # advertising_wide, random, 200 trials
+    python experiments/bench_engines.py          # advertising_wide, random, 200 trials
     python experiments/bench_engines.py --max-trials 50 --strategy bayesian
     python experiments/bench_engines.py --max-trials 4 --epochs 2 --repeats 1   # a smoke test
 """
@@ -33,7 +33,9 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import engines_ran, prestart_tune_workers, run_fresh, spread  # noqa: E402
+from _common import (  # noqa: E402
+    engines_ran, prestart_tune_workers, run_fresh, spread, workers_note,
+)
 
 HERE = Path(__file__).resolve().parent
 
@@ -105,8 +107,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"{r['seconds']:7.1f} s ({r['process_s']:.1f} s with start-up)  "
                       f"{r['trials'] / r['seconds']:6.2f} trials/s  peak RSS "
                       f"{r['peak_rss_mb']:6.0f} MB  {r['complete']}/{r['trials']} complete, "
-                      f"best CV {r['best']:.4f}; engine that ran: {r['engine']}; pre-started workers "
-                      f"reused: {r['workers_reused']}", flush=True)
+                      f"best CV {r['best']:.4f}; engine that ran: {r['engine']}"
+                      f"{workers_note(r['workers_reused'])}", flush=True)
     med = {}
     for engine, runs in results.items():
         secs = [r["seconds"] for r in runs]

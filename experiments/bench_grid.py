@@ -43,7 +43,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _common import (  # noqa: E402
     ANN_Model, BATCH_SIZE, EPOCHS, QUICK_GRID, SEED_GRID, engines_ran, grid_size, run_fresh,
-    prestart_tune_workers, seed_data, spread, start_workers,
+    prestart_tune_workers, seed_data, spread, start_workers, workers_note,
 )
 
 
@@ -68,8 +68,7 @@ def tune_child(quick: bool, engine: str, workers: int, warm: bool, epochs: int =
                 "fit_seconds": float(result.trials["fit_seconds"].sum())}
 
     out = once()
-    if workers > 1:
-        out["workers_reused"] = reused()
+    out["workers_reused"] = reused()
     if warm:
         out["warm"] = once()
     return out
@@ -106,8 +105,7 @@ def _side(label: str, target: str, kwargs: dict, repeats: int) -> list[dict]:
         runs.append(r)
         line = (f"{label} run {i + 1}: {r['seconds']:7.1f} s cold  best CV R^2 {r['best']:.4f}  "
                 f"{r['params']}  engine: {r['engine']}")
-        if "workers_reused" in r:
-            line += f"; pre-started workers reused: {r['workers_reused']}"
+        line += workers_note(r.get("workers_reused"))
         if "fit_seconds" in r:
             line += f"; trials' fit_seconds {r['fit_seconds']:.1f} s"
         if "warm" in r:
@@ -164,13 +162,15 @@ def main() -> None:
         medians[key] = statistics.median(r["seconds"] for r in runs)
         bests[key] = runs[0]["best"]
 
-    print("speed-ups (cold medians):", flush=True)
-    pairs = [("stacked", "recipe"), ("keras", "recipe"), ("stacked", "keras")]
+    pairs = [(fast, slow) for fast, slow in
+             [("stacked", "recipe"), ("keras", "recipe"), ("stacked", "keras")]
+             if fast in medians and slow in medians]
+    if pairs:
+        print("speed-ups (cold medians):", flush=True)
     for fast, slow in pairs:
-        if fast in medians and slow in medians:
-            print(f"  {fast} vs {slow}: {medians[slow] / medians[fast]:.1f}x  "
-                  f"({medians[slow]:.1f} s / {medians[fast]:.1f} s); best CV R^2 difference "
-                  f"({fast} - {slow}) {bests[fast] - bests[slow]:+.4f}", flush=True)
+        print(f"  {fast} vs {slow}: {medians[slow] / medians[fast]:.1f}x  "
+              f"({medians[slow]:.1f} s / {medians[fast]:.1f} s); best CV R^2 difference "
+              f"({fast} - {slow}) {bests[fast] - bests[slow]:+.4f}", flush=True)
 
 
 if __name__ == "__main__":
