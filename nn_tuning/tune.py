@@ -18,6 +18,7 @@ The evaluator, the store and the scratch folder are released in every outcome.
 from __future__ import annotations
 
 import contextlib
+import csv
 import logging
 import math
 import time
@@ -28,7 +29,8 @@ from typing import Any
 from .evaluators import Evaluator
 from .exceptions import AllTrialsFailedError, ConfigError
 from .plan import RunPlan, plan_run
-from .result import Trial, TrialState, TuningResult, one_standard_error, trials_frame, write_atomic
+from .result import (Trial, TrialState, TuningResult, one_standard_error, trial_row,
+                     trials_frame, write_atomic)
 from .run_folder import RunFolder, check_run_folder
 from .scaleout import Role, ScaleOut
 from .space import SearchSpace
@@ -237,19 +239,64 @@ def _restored_precision_policy() -> Iterator[None]:
             keras.config.set_dtype_policy(saved)
 
 
+def _cell(value: Any) -> Any:
+    """A value as pandas' ``to_csv`` writes it: NaN and None as an empty cell."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return value
+
+
 class _TrialWatcher:
-    """After each trial: the progress bar, ``trials.csv`` in the run folder."""
+    """After each trial: the progress bar, a row appended to ``trials.csv`` in the run folder.
+
+    The file is written once from the store when the watcher starts (a resumed
+    run's earlier trials) and then grows by one line per new trial, so a run of
+    n trials writes O(n) rows, not O(n^2). A trial whose columns the header
+    lacks (a first failed trial has no fold scores) rewrites the file once
+    from the store. :meth:`TuningResult.save` writes the final table.
+    """
 
     def __init__(self, store: TrialStore, workdir: Path | None, total: int | None,
                  label: str, progress: bool) -> None:
         self.store = store
         self.csv = workdir / "trials.csv" if workdir is not None else None
+        self.header: list[str] | None = None
+        self.written = -1  # the highest trial number in the file
         self.best = -math.inf
         self.bar = None
+        self.repeats = 0
+        if self.csv is not None:
+            self._rewrite()
         if progress:
             from tqdm.auto import tqdm
 
             self.bar = tqdm(total=total, desc=label, unit="trial", leave=True)
+
+    def _rewrite(self) -> None:
+        trials = self.store.trials()
+        if not trials:
+            return
+        frame = trials_frame(trials)
+        write_atomic(self.csv, frame.to_csv(index=False))
+        self.header = list(frame.columns)
+        self.columns = set(self.header)
+        self.written = max(t.number for t in trials)
+
+    def _append(self, trial: Trial) -> None:
+        if trial.number is None or trial.number <= self.written:
+            return  # already in the file (a resumed trial)
+        # Trials other processes (keras-tuner workers) committed since the last line, and this one.
+        new = [trial] if trial.number == self.written + 1 else self.store.trials(after=self.written)
+        budget = self.header is not None and "budget" in self.header
+        rows = [trial_row(t, budget or t.budget is not None) for t in new]
+        if self.header is None or any(not row.keys() <= self.columns for row in rows):
+            self._rewrite()  # a column the header lacks
+            return
+        # The csv module, not pandas: a DataFrame per line costs more than the SQLite commit.
+        with open(self.csv, "a", newline="") as fh:
+            writer = csv.DictWriter(fh, self.header, lineterminator="\n")
+            writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
+        self.written = max(t.number for t in new)
 
     def __call__(self, trial: Trial) -> None:
         if self.bar is not None:
@@ -259,7 +306,7 @@ class _TrialWatcher:
             if math.isfinite(self.best):
                 self.bar.set_postfix(best=f"{self.best:.4g}")
         if self.csv is not None:
-            write_atomic(self.csv, trials_frame(self.store.trials()).to_csv(index=False))
+            self._append(trial)
 
     def close(self) -> None:
         if self.bar is not None:
