@@ -46,7 +46,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=_positive, metavar="N", help="training epochs of every fit")
     p.add_argument("--seed", type=_non_negative, metavar="N",
                    help="seed of the test split, CV folds, samplers and weights")
-    p.add_argument("--cv", type=_positive, metavar="K", help="number of CV folds (>= 2)")
+    p.add_argument("--cv", type=_int_at_least(2), metavar="K", help="number of CV folds (>= 2)")
     p.add_argument("--device", choices=("auto", "cpu", "gpu"),
                    help="train on the CPU, the GPUs, or whatever TensorFlow picks (auto)")
     p.add_argument("--engine", choices=("auto", "keras", "stacked"),
