@@ -28,6 +28,7 @@ from typing import Any
 
 from .evaluators import Evaluator
 from .exceptions import AllTrialsFailedError, ConfigError
+from .locks import RunLock
 from .plan import RunPlan, plan_run
 from .result import (Trial, TrialState, TuningResult, one_standard_error, trial_row,
                      trials_frame, write_atomic)
@@ -188,7 +189,10 @@ def tune(
                           trials_per_gpu=trials_per_gpu, mixed_precision=mixed_precision,
                           dask_scheduler=dask_scheduler, chief=chief, worker_of=worker_of)
         scale = plan.scale
-        with plan.evaluator() as evaluator, \
+        # A keras-tuner worker joins its chief's run folder: only the chief holds the lock.
+        lock = RunLock(directory) if directory is not None and scale.role is not Role.WORKER \
+            else contextlib.nullcontext()
+        with lock, plan.evaluator() as evaluator, \
                 RunFolder(directory, overwrite=overwrite, scratch=plan.needs_shared_store) as folder, \
                 contextlib.closing(TrialStore(folder.store_path,
                                               fingerprint=plan.fingerprint)) as store:

@@ -166,3 +166,36 @@ def test_trials_csv_rewrites_when_a_trial_brings_new_columns(tmp_path):
     table = pd.read_csv(tmp_path / "trials.csv")
     assert list(table["neurons"]) == [1, 2, 3, 4, 5]
     assert list(table["fold1_score"].fillna(-1)) == [-1, 0.6, -1, 0.2, 0.4]
+
+
+def test_a_configuration_is_stored_once_and_the_second_commit_gets_the_stored_trial(tmp_path):
+    first = TrialStore(tmp_path / "trials.db", fingerprint="fp")
+    second = TrialStore(tmp_path / "trials.db", fingerprint="fp")  # another process's connection
+    kept = first.add(Trial({"neurons": 4}, TrialState.COMPLETE, [0.5, 0.6], 1.0, worker="a"))
+    again = second.add(Trial({"neurons": 4}, TrialState.COMPLETE, [0.1, 0.2], 1.0, worker="b"))
+    assert (again.number, again.fold_scores, again.worker) == (kept.number, [0.5, 0.6], "a")
+    second.add(Trial({"neurons": 4}, TrialState.COMPLETE, [0.1], 1.0, budget=3))  # another budget
+    assert len(first) == 2
+    with pytest.raises(sqlite3.IntegrityError):  # the key itself refuses a second row
+        first._db.execute("INSERT INTO trials (config_key, params, state, fold_scores, "
+                          "fit_seconds, worker, device, finished_at) SELECT config_key, params, "
+                          "state, fold_scores, fit_seconds, worker, device, finished_at "
+                          "FROM trials WHERE number = 1")
+    first.close()
+    second.close()
+
+
+def test_an_old_store_holding_a_configuration_twice_still_loads(tmp_path):
+    path = tmp_path / "trials.db"
+    _old_store(path)
+    db = sqlite3.connect(path)
+    db.execute("INSERT INTO trials (config_key, params, state, fold_scores, fit_seconds, reason,"
+               " worker, device, finished_at) SELECT config_key, params, state, fold_scores,"
+               " fit_seconds, reason, 'other', device, 1001.0 FROM trials")
+    db.commit()
+    db.close()
+    store = TrialStore(path, fingerprint="fp")
+    assert [t.worker for t in store.trials()] == ["main", "other"]
+    assert store.add(Trial({"neurons": 4}, TrialState.COMPLETE, [0.0], 1.0)).worker == "main"
+    assert len(store) == 2
+    store.close()

@@ -88,7 +88,7 @@ class SearchContext:
         """Commit a finished trial to the store now."""
         trial.device = self.device
         trial.worker = self.tuner_id
-        self.store.add(trial)
+        trial = self.store.add(trial)  # the stored one, if another process committed it first
         self._seen.add(trial.number)
         if trial.state is TrialState.FAILED:
             logger.warning("trial %s failed: %s", trial.number, trial.reason)
