@@ -54,9 +54,13 @@ def test_chief_and_an_external_worker_through_the_cli(tmp_path):
     config = _write(tmp_path / "bayes.toml", BAYES)
     out = tmp_path / "run"
     address = f"127.0.0.1:{free_port()}"
+    # The chief's overrides are part of the run: the worker is started with the same ones
+    # (before `worker` took them, it belonged to another run and was refused).
+    overrides = ["--epochs", "3", "--seed", "5", "--cv", "2", "--max-trials", "3",
+                 "--engine", "keras"]
     chief = subprocess.Popen(
         [sys.executable, "-m", "nn_tuning.cli", "run", str(config), "--strategy", "bayesian",
-         "--out", str(out), "--chief", address, "--quiet"],
+         "--out", str(out), "--chief", address, "--quiet", *overrides],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not (out / "bayesian" / "trials.db").exists():
@@ -65,7 +69,7 @@ def test_chief_and_an_external_worker_through_the_cli(tmp_path):
         time.sleep(0.5)
     worker = subprocess.run(
         [sys.executable, "-m", "nn_tuning.cli", "worker", str(config), "--chief", address,
-         "--strategy", "bayesian", "--out", str(out), "--quiet"],
+         "--strategy", "bayesian", "--out", str(out), "--quiet", *overrides],
         capture_output=True, text=True, timeout=300)
     assert worker.returncode == 0, worker.stderr[-2000:]
     stdout, stderr = chief.communicate(timeout=120)
@@ -73,10 +77,20 @@ def test_chief_and_an_external_worker_through_the_cli(tmp_path):
     trials = pd.read_csv(out / "bayesian" / "trials.csv")
     # keras-tuner may propose a configuration twice (the store scores it once) and
     # stops early when it finds no new one in this 6-point space
-    assert 2 <= len(trials) <= 4 and set(trials["state"]) == {"complete"}
+    assert 1 <= len(trials) <= 3 and set(trials["state"]) == {"complete"}
     assert all(w != "main" for w in trials["worker"])
+    assert set(trials["engine"]) == {"keras"}
     assert (out / "bayesian" / "best_model.keras").exists()
     assert (out / "report.md").exists()
+
+
+def test_worker_takes_every_override_run_takes():
+    def options(command):
+        sub = next(a for a in cli.build_parser()._actions if a.dest == "command")
+        return {o for a in sub.choices[command]._actions for o in a.option_strings}
+
+    overrides = {"--max-trials", "--epochs", "--seed", "--cv", "--device", "--engine"}
+    assert overrides <= options("run") & options("worker")
 
 
 @pytest.mark.parametrize(
