@@ -195,7 +195,7 @@ class TrialStore:
             raise
         if row is not None:
             stored = self._row_to_trial(row)
-            logger.info("trial %s %s was already stored (by another process): keeping that one",
+            logger.debug("trial %s %s was already stored (by another process): keeping that one",
                         stored.number, stored.params)
             return stored
         trial.number = cur.lastrowid - 1

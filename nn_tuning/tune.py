@@ -21,6 +21,7 @@ import contextlib
 import csv
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -325,6 +326,8 @@ def execute(plan: RunPlan, store: TrialStore, evaluator: Evaluator, workdir: Pat
     (its ``resumed`` and ``repeats`` counts).
     """
     start = time.perf_counter() if start is None else start
+    logger.info("%s: training on %s (visible CUDA devices: %s)", plan.name, plan.device,
+                os.environ.get("CUDA_VISIBLE_DEVICES", "all"))
     if len(store):
         logger.info("resuming %s in %s: %d trials already stored", plan.name, workdir, len(store))
     ctx = SearchContext(
@@ -343,6 +346,10 @@ def execute(plan: RunPlan, store: TrialStore, evaluator: Evaluator, workdir: Pat
                     plan.name, plan.max_seconds, len(store))
     finally:
         watcher.close()
+    # Counted here, after the progress bar closed: never a log line inside a live bar.
+    if ctx.resumed:
+        logger.info("%s: %d trials taken from the store (resumed), not retrained",
+                    plan.name, ctx.resumed)
     if ctx.repeats:
         logger.info("%s: the oracle proposed already scored configurations %d times; they were "
                     "not retrained", plan.name, ctx.repeats)

@@ -121,3 +121,19 @@ def test_worker_needs_a_keras_tuner_strategy(tmp_path, capsys):
                      "--out", str(tmp_path / "run"), "--quiet"])
     assert code == 2
     assert "nn-tune worker runs keras-tuner strategies" in capsys.readouterr().err
+
+
+def test_a_compare_says_where_it_trains_once_per_strategy_and_nothing_inside_the_bar(
+        tmp_path, capfd):
+    # Bayesian search on a 2-point space proposes scored configurations again.
+    config = _write(tmp_path / "tiny.toml", TINY.replace(
+        "[strategies.bayesian]\nmax_trials = 2", "[strategies.bayesian]\nmax_trials = 4"))
+    out = tmp_path / "run"
+    assert cli.main(["compare", str(config), "--strategies", "manual,bayesian", "--out",
+                     str(out)]) == 0
+    err = capfd.readouterr().err
+    device_lines = [line for line in err.splitlines() if "training on" in line]
+    assert [line.split(":")[1].strip() for line in device_lines] == ["manual", "bayesian"], err
+    assert "was proposed again" not in err and "is already stored" not in err
+    repeats = [line for line in err.splitlines() if "proposed already scored" in line]
+    assert len(repeats) <= 1  # a count in the strategy's end line, once
