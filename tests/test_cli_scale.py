@@ -20,13 +20,18 @@ BAYES = TINY.replace('neurons = [4]', 'neurons = [4, 8, 16]').replace(
     "[strategies.bayesian]\nmax_trials = 2", "[strategies.bayesian]\nmax_trials = 4")
 
 
-def test_stability_reports_mean_and_spread_of_the_top_configs(tmp_path):
+@pytest.mark.parametrize("engine", ["auto", "keras"])
+def test_stability_reports_mean_and_spread_of_the_top_configs(tmp_path, engine):
     config = _write(tmp_path / "tiny.toml", TINY)
     out = tmp_path / "run"
     assert cli.main(["run", str(config), "--strategy", "grid", "--out", str(out), "--quiet",
-                     "--stability", "2"]) == 0
+                     "--stability", "2", "--engine", engine]) == 0
     table = pd.read_csv(out / "grid" / "stability.csv")
     assert len(table) == 2
+    # Re-scored on the engine the search trained with (auto stacks these MLPs).
+    searched = set(pd.read_csv(out / "grid" / "trials.csv")["engine"])
+    assert searched == {"stacked" if engine == "auto" else "keras"}
+    assert set(table["engine"]) == searched
     assert {"seed_mean", "seed_std", "seed_scores", "stable"} <= set(table.columns)
     summary = json.loads((out / "grid" / "summary.json").read_text())
     assert summary["stability"]["top_k"] == 2
