@@ -87,7 +87,8 @@ class SearchContext:
     def record(self, trial: Trial) -> Trial:
         """Commit a finished trial to the store now."""
         trial.device = self.device
-        trial.worker = self.tuner_id
+        if trial.worker == "main":  # an evaluator's worker process names itself
+            trial.worker = self.tuner_id
         trial = self.store.add(trial)  # the stored one, if another process committed it first
         self._seen.add(trial.number)
         if trial.state is TrialState.FAILED:
