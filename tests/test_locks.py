@@ -9,7 +9,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -23,8 +22,8 @@ HOLD = ("import sys, time; from nn_tuning.locks import RunLock; RunLock(sys.argv
 
 
 def _env():
-    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-                TF_CPP_MIN_LOG_LEVEL="2")
+    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    return dict(os.environ, PYTHONPATH=path, TF_CPP_MIN_LOG_LEVEL="2")
 
 
 def test_a_folder_held_by_a_live_process_is_refused_and_taken_over_after_sigkill(tmp_path):

@@ -1,4 +1,4 @@
-"""The interpreter running the tests satisfies pyproject's requires-python, and the config parser imports."""
+"""The running interpreter satisfies pyproject's requires-python; the config parser imports."""
 
 from __future__ import annotations
 

@@ -76,7 +76,8 @@ class SearchContext:
             # An oracle proposing a configuration this run already scored
             # (keras-tuner's Bayesian oracle does, on small discrete spaces).
             self.repeats += 1
-            logger.debug("trial %s %s was proposed again: not retrained", trial.number, trial.params)
+            logger.debug("trial %s %s was proposed again: not retrained", trial.number,
+                         trial.params)
         elif trial is not None:
             self.resumed += 1
             self._seen.add(trial.number)
