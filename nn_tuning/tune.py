@@ -18,7 +18,6 @@ The evaluator, the store and the scratch folder are released in every outcome.
 from __future__ import annotations
 
 import contextlib
-import csv
 import logging
 import math
 import os
@@ -31,12 +30,12 @@ from .evaluators import Evaluator
 from .exceptions import AllTrialsFailedError, ConfigError
 from .locks import RunLock
 from .plan import RunPlan, plan_run
-from .result import (Trial, TrialState, TuningResult, one_standard_error, trial_row,
-                     trials_frame, write_atomic)
+from .result import Trial, TrialState, TuningResult, one_standard_error, trials_frame
 from .run_folder import RunFolder, check_run_folder
 from .scaleout import Role, ScaleOut
 from .space import SearchSpace
 from .store import TrialStore
+from .watcher import TrialWatcher
 from .strategies.base import BudgetSpent, SearchContext
 
 __all__ = ["tune", "check_call", "execute", "best_trial", "build_result"]
@@ -244,80 +243,6 @@ def _restored_precision_policy() -> Iterator[None]:
             keras.config.set_dtype_policy(saved)
 
 
-def _cell(value: Any) -> Any:
-    """A value as pandas' ``to_csv`` writes it: NaN and None as an empty cell."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return value
-
-
-class _TrialWatcher:
-    """After each trial: the progress bar, a row appended to ``trials.csv`` in the run folder.
-
-    The file is written once from the store when the watcher starts (a resumed
-    run's earlier trials) and then grows by one line per new trial, so a run of
-    n trials writes O(n) rows, not O(n^2). A trial whose columns the header
-    lacks (a first failed trial has no fold scores) rewrites the file once
-    from the store. :meth:`TuningResult.save` writes the final table.
-    """
-
-    def __init__(self, store: TrialStore, workdir: Path | None, total: int | None,
-                 label: str, progress: bool) -> None:
-        self.store = store
-        self.csv = workdir / "trials.csv" if workdir is not None else None
-        self.header: list[str] | None = None
-        self.written = -1  # the highest trial number in the file
-        self.best = -math.inf
-        self.bar = None
-        self.repeats = 0
-        if self.csv is not None:
-            self._rewrite()
-        if progress:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=total, desc=label, unit="trial", leave=True)
-
-    def _rewrite(self) -> None:
-        trials = self.store.trials()
-        if not trials:
-            return
-        frame = trials_frame(trials)
-        write_atomic(self.csv, frame.to_csv(index=False))
-        self.header = list(frame.columns)
-        self.columns = set(self.header)
-        self.written = max(t.number for t in trials)
-
-    def _append(self, trial: Trial) -> None:
-        if trial.number is None or trial.number <= self.written:
-            return  # already in the file (a resumed trial)
-        # Trials other processes (keras-tuner workers) committed since the last line, and this one.
-        new = [trial] if trial.number == self.written + 1 else self.store.trials(after=self.written)
-        budget = self.header is not None and "budget" in self.header
-        rows = [trial_row(t, budget or t.budget is not None) for t in new]
-        if self.header is None or any(not row.keys() <= self.columns for row in rows):
-            self._rewrite()  # a column the header lacks
-            return
-        # The csv module, not pandas: a DataFrame per line costs more than the SQLite commit.
-        with open(self.csv, "a", newline="") as fh:
-            writer = csv.DictWriter(fh, self.header, lineterminator="\n")
-            writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
-        self.written = max(t.number for t in new)
-
-    def __call__(self, trial: Trial) -> None:
-        if self.bar is not None:
-            if trial.state is TrialState.COMPLETE and trial.mean_score > self.best:
-                self.best = trial.mean_score
-            self.bar.update(1)
-            if math.isfinite(self.best):
-                self.bar.set_postfix(best=f"{self.best:.4g}")
-        if self.csv is not None:
-            self._append(trial)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def execute(plan: RunPlan, store: TrialStore, evaluator: Evaluator, workdir: Path | None, *,
             progress: bool = False, start: float | None = None) -> SearchContext:
     """Run the plan's strategy: its batches go to ``evaluator``, its trials to ``store``.
@@ -337,7 +262,10 @@ def execute(plan: RunPlan, store: TrialStore, evaluator: Evaluator, workdir: Pat
         device=plan.device, engine=plan.engine,
         deadline=None if plan.max_seconds is None else start + plan.max_seconds,
     )
-    watcher = _TrialWatcher(store, workdir, plan.strategy.planned_trials(ctx), plan.name, progress)
+    # keras-tuner workers share the chief's folder: several appenders would repeat each
+    # other's lines, so only the chief writes trials.csv (at the end, with the results).
+    csv_dir = workdir if plan.scale.role is not Role.WORKER else None
+    watcher = TrialWatcher(store, csv_dir, plan.strategy.planned_trials(ctx), plan.name, progress)
     ctx.on_trial = watcher
     try:
         plan.strategy.run(ctx)

@@ -123,11 +123,11 @@ def test_trials_csv_grows_by_appending_in_linear_time(tmp_path):
     import statistics
 
     from nn_tuning.strategies.base import SearchContext
-    from nn_tuning.tune import _TrialWatcher
+    from nn_tuning.watcher import TrialWatcher
 
     store = TrialStore(tmp_path / "trials.db", fingerprint="fp")
     ctx = SearchContext(protocol=None, X=None, y=None, space=None, store=store, evaluator=None)
-    ctx.on_trial = _TrialWatcher(store, tmp_path, None, "grid", progress=False)
+    ctx.on_trial = TrialWatcher(store, tmp_path, None, "grid", progress=False)
     times = []
     for i in range(5000):
         trial = Trial({"neurons": i, "act": "relu"}, TrialState.COMPLETE, [0.5, 0.6], 0.1,
@@ -150,11 +150,11 @@ def test_trials_csv_grows_by_appending_in_linear_time(tmp_path):
 
 
 def test_trials_csv_rewrites_when_a_trial_brings_new_columns(tmp_path):
-    from nn_tuning.tune import _TrialWatcher
+    from nn_tuning.watcher import TrialWatcher
 
     store = TrialStore(tmp_path / "trials.db", fingerprint="fp")
     store.add(Trial({"neurons": 1}, TrialState.FAILED, reason="boom"))  # resumed: no fold columns
-    watcher = _TrialWatcher(store, tmp_path, None, "grid", progress=False)
+    watcher = TrialWatcher(store, tmp_path, None, "grid", progress=False)
     for t in (Trial({"neurons": 2}, TrialState.COMPLETE, [0.5, 0.6], 0.1),
               Trial({"neurons": 3}, TrialState.FAILED, reason="boom")):
         watcher(store.add(t))
