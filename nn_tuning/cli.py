@@ -38,20 +38,33 @@ _positive = _int_at_least(1)
 _non_negative = _int_at_least(0)
 
 
-def _add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", metavar="DIR",
-                   help="run folder (default: runs/<experiment name>)")
+def _add_override_options(p: argparse.ArgumentParser) -> None:
+    """The config overrides, shared by ``run``/``compare`` and ``worker`` (a worker must be
+    started with the chief's, or it belongs to another run and is refused)."""
     p.add_argument("--max-trials", type=_positive, metavar="N",
                    help="cap every strategy at N trials (grid: a sub-grid of <= N points)")
     p.add_argument("--epochs", type=_positive, metavar="N", help="training epochs of every fit")
     p.add_argument("--seed", type=_non_negative, metavar="N",
                    help="seed of the test split, CV folds, samplers and weights")
-    p.add_argument("--cv", type=_positive, metavar="K", help="number of CV folds (>= 2)")
+    p.add_argument("--cv", type=_int_at_least(2), metavar="K", help="number of CV folds (>= 2)")
     p.add_argument("--device", choices=("auto", "cpu", "gpu"),
                    help="train on the CPU, the GPUs, or whatever TensorFlow picks (auto)")
     p.add_argument("--engine", choices=("auto", "keras", "stacked"),
                    help="train each configuration as its own Keras model (keras), many as one "
                         "stacked model (stacked), or let nn-tune pick (auto)")
+
+
+def _overrides(args: argparse.Namespace) -> object:
+    from .experiment import Overrides
+
+    return Overrides(max_trials=args.max_trials, epochs=args.epochs, seed=args.seed, cv=args.cv,
+                     device=args.device, engine=args.engine)
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", metavar="DIR",
+                   help="run folder (default: runs/<experiment name>); one process at a time")
+    _add_override_options(p)
     _add_scale_options(p)
     p.add_argument("--stability", type=_positive, metavar="K",
                    help="re-run the top K configs of each strategy with 3 more seeds and "
@@ -77,7 +90,11 @@ def _gpu_list(text: str) -> list[int]:
 
 def _add_scale_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=_positive, metavar="N",
-                   help="run N trials at once in separate processes")
+                   help="bayesian/hyperband: N keras-tuner worker processes, each training one "
+                        "configuration at a time; manual/grid/random: N processes for the "
+                        "configurations trained one by one (all of them with --engine keras; "
+                        "under the default engine only those that cannot stack: stackable "
+                        "ones train together in this process)")
     p.add_argument("--gpus", type=_gpu_list, metavar="LIST", help="GPUs to use, e.g. 0,1")
     p.add_argument("--trials-per-gpu", type=_positive, metavar="M",
                    help="pack M small trials onto each GPU (keras-tuner workers)")
@@ -133,13 +150,14 @@ def build_parser() -> argparse.ArgumentParser:
         "worker", help="serve as a keras-tuner worker of a chief",
         description="Ask the keras-tuner chief at HOST:PORT (started with `nn-tune run CONFIG "
                     "--strategy bayesian --chief HOST:PORT`) for trials, score them and commit "
-                    "them to the run folder's store.")
+                    "them to the run folder's store. Give it the chief's overrides (--epochs, "
+                    "--seed, --cv, --max-trials, --engine): they are part of the run.")
     wrk.add_argument("config", metavar="CONFIG", help="the chief's experiment TOML file")
     wrk.add_argument("--chief", metavar="HOST:PORT", required=True, help="the chief's address")
     wrk.add_argument("--strategy", metavar="NAME", default="bayesian",
                      help="bayesian (default) or hyperband")
     wrk.add_argument("--out", metavar="DIR", help="the chief's run folder (shared)")
-    wrk.add_argument("--device", choices=("auto", "cpu", "gpu"))
+    _add_override_options(wrk)  # the chief's overrides: the same run
     wrk.add_argument("--gpus", type=_gpu_list, metavar="LIST")
     wrk.add_argument("--quiet", action="store_true")
     rep = sub.add_parser("report", help="rebuild the report of a run (finished, going or killed)")
@@ -179,16 +197,14 @@ def _start_tensorflow_quietly() -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .experiment import Experiment, Overrides
+    from .experiment import Experiment
     from .runner import run_experiment
 
     if args.config is None:
         exp = Experiment.default()
     else:
         exp = Experiment.from_file(args.config)
-    exp = exp.with_overrides(Overrides(max_trials=args.max_trials, epochs=args.epochs,
-                                       seed=args.seed, cv=args.cv, device=args.device,
-                                       engine=args.engine))
+    exp = exp.with_overrides(_overrides(args))
     if args.command == "run":
         names = [args.strategy] if args.strategy else None
     else:
@@ -219,10 +235,10 @@ def _summary_table(run_dir: Path) -> str:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from .experiment import Experiment, Overrides
+    from .experiment import Experiment
     from .runner import run_worker
 
-    exp = Experiment.from_file(args.config).with_overrides(Overrides(device=args.device))
+    exp = Experiment.from_file(args.config).with_overrides(_overrides(args))
     out = Path(args.out) if args.out else Path("runs") / exp.name
     args.run_folder = out
     scale = _scale(argparse.Namespace(gpus=args.gpus), workers=1)

@@ -159,6 +159,11 @@ def _check_columns(frame: pd.DataFrame, source: str, target: str,
         if values.isna().any():
             row = int(np.argmax(values.isna().to_numpy()))
             raise DataError(f"{source}: feature column {col!r} has a missing value at row {row}")
+        infinite = np.isinf(values.to_numpy(dtype="float64"))
+        if infinite.any():
+            row = int(np.argmax(infinite))
+            raise DataError(f"{source}: feature column {col!r} has an infinite value at row {row} "
+                            f"({frame[col].iloc[row]}); features must be finite numbers")
     if frame[target].isna().any():
         row = int(np.argmax(frame[target].isna().to_numpy()))
         raise DataError(f"{source}: target column {target!r} has a missing value at row {row}")

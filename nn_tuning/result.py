@@ -70,24 +70,26 @@ def trials_frame(trials: list[Trial], n_folds: int | None = None) -> pd.DataFram
     ``stacked`` (with others as one model; ``fit_seconds`` is then its share of
     its stack's time).
     """
-    rows = []
     budgets = any(t.budget is not None for t in trials)
-    for t in trials:
-        row: dict[str, Any] = {"trial": t.number}
-        row.update({k: (json.dumps(v) if isinstance(v, (list, tuple)) else v)
-                    for k, v in t.params.items()})
-        row.update(mean_score=t.mean_score, std_score=t.std_score)
-        if budgets:  # not a hyperparameter: after the scores, not among the params
-            row["budget"] = t.budget
-        for i, s in enumerate(t.fold_scores):
-            row[f"fold{i}_score"] = s
-        row.update(fit_seconds=t.fit_seconds, engine=t.engine, n_params=t.n_params,
-                   state=t.state.value, reason=t.reason, worker=t.worker, device=t.device)
-        rows.append(row)
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame([trial_row(t, budgets) for t in trials])
     if "n_params" in frame:
         frame["n_params"] = frame["n_params"].astype("Int64")
     return frame
+
+
+def trial_row(t: Trial, budget: bool) -> dict[str, Any]:
+    """The row of trial ``t`` in :func:`trials_frame` (with a ``budget`` column if ``budget``)."""
+    row: dict[str, Any] = {"trial": t.number}
+    row.update({k: (json.dumps(v) if isinstance(v, (list, tuple)) else v)
+                for k, v in t.params.items()})
+    row.update(mean_score=t.mean_score, std_score=t.std_score)
+    if budget:  # not a hyperparameter: after the scores, not among the params
+        row["budget"] = t.budget
+    for i, s in enumerate(t.fold_scores):
+        row[f"fold{i}_score"] = s
+    row.update(fit_seconds=t.fit_seconds, engine=t.engine, n_params=t.n_params,
+               state=t.state.value, reason=t.reason, worker=t.worker, device=t.device)
+    return row
 
 
 def partial_budget(trials: pd.DataFrame, budget_epochs: int | None) -> np.ndarray:

@@ -20,6 +20,8 @@ from .data import DataSplit, load_data
 from .devices import configure_devices
 from .exceptions import ConfigError, NNTuningError
 from .experiment import Experiment
+from .locks import RunLock
+from .plan import quiet_device_choice
 from .result import TuningResult, write_atomic
 from .scaleout import ScaleOut
 from .strategies import KERAS_TUNER_STRATEGIES, STRATEGIES, unknown_strategy
@@ -248,8 +250,9 @@ def run_experiment(exp: Experiment, out_dir: str | Path, strategies: list[str] |
     # Devices are chosen once, before the run folder is touched; tune() repeats
     # the same (idempotent) choice per strategy and records it with each trial.
     try:
-        configure_devices(exp.training.device, scale.gpus if scale else None,
-                          mixed_precision=bool(scale and scale.mixed_precision))
+        with quiet_device_choice():  # each strategy's run says where it trains
+            configure_devices(exp.training.device, scale.gpus if scale else None,
+                              mixed_precision=bool(scale and scale.mixed_precision))
     except ConfigError as exc:
         raise ConfigError(f"{exp.source}: training.device {exp.training.device!r}: {exc}") \
             from None
@@ -260,13 +263,14 @@ def run_experiment(exp: Experiment, out_dir: str | Path, strategies: list[str] |
         check_call(exp.builder, space, data.X_train, data.y_train,
                    max_seconds=exp.strategies[name].max_seconds, **args,
                    **_tune_kwargs(exp, name, scale))
-    _prepare_folder(out, exp, overwrite)
-    write_atomic(out / "experiment.json", json.dumps(exp.resolved(), indent=2, default=str))
-    write_atomic(out / "config.toml", exp.text)
-    write_atomic(out / "versions.json", json.dumps(package_versions(), indent=2))
-    write_atomic(out / "data.json", json.dumps(data.describe(), indent=2))
-    for name in names:
-        _run_strategy(exp, name, data, out, progress, scale, stability, refit)
-    from .report import build_report
+    with RunLock(out):  # a second process on this folder is refused here, before any write
+        _prepare_folder(out, exp, overwrite)
+        write_atomic(out / "experiment.json", json.dumps(exp.resolved(), indent=2, default=str))
+        write_atomic(out / "config.toml", exp.text)
+        write_atomic(out / "versions.json", json.dumps(package_versions(), indent=2))
+        write_atomic(out / "data.json", json.dumps(data.describe(), indent=2))
+        for name in names:
+            _run_strategy(exp, name, data, out, progress, scale, stability, refit)
+        from .report import build_report
 
-    return build_report(out)
+        return build_report(out)

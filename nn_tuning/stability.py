@@ -3,7 +3,9 @@
 A search ranks configurations by one seed's training. Small networks are
 noisy, so the winner may only be lucky. :func:`check_stability` re-scores the
 top ``k`` configurations on the same CV folds with several training seeds
-(weight initialisation and shuffling) and reports each one's mean and spread;
+(weight initialisation and shuffling), on the engine the search trained them
+with (a spread measured on another engine would not be the search's), and
+reports each one's mean and spread;
 the winner is flagged unstable when another configuration's mean over seeds
 beats it, or when its spread across seeds exceeds its lead.
 """
@@ -17,10 +19,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .evaluation import Protocol, evaluate
 from .checks import check_int
+from .evaluation import Protocol
+from .evaluators import choose_evaluator
 from .exceptions import ConfigError
 from .result import TrialState
+from .scaleout import ScaleOut
+from .space import config_key
 
 __all__ = ["check_stability"]
 
@@ -34,6 +39,7 @@ def check_stability(
     *,
     top_k: int = 3,
     seeds: Sequence[int] = (1, 2, 3),
+    engine: str | None = None,
 ) -> pd.DataFrame:
     """Re-score the ``top_k`` best complete trials with each of ``seeds``.
 
@@ -48,12 +54,16 @@ def check_stability(
         The hyperparameters of each row of ``trials`` (same order).
     top_k : int
     seeds : sequence of int
+    engine : {"auto", "keras", "stacked"}, optional
+        How to train the re-runs; by default the engine the search used (the
+        ``engine`` column of ``trials``: ``stacked`` if it stacked any of them).
 
     Returns
     -------
     DataFrame
         One row per configuration, best first: ``params`` (JSON), the original
-        ``search_score``, ``seed_mean``, ``seed_std``, ``seed_scores``, ``rank``
+        ``search_score``, ``seed_mean``, ``seed_std``, ``seed_scores``, ``engine`` (how
+        the re-runs trained), ``rank``
         and ``stable`` (on the winner's row: False when it is not a stable winner).
     """
     check_int("top_k", top_k)
@@ -61,19 +71,31 @@ def check_stability(
         raise ConfigError("stability needs at least one seed, got []")
     complete = trials.index[trials["state"] == TrialState.COMPLETE.value]
     order = trials.loc[complete, "mean_score"].sort_values(ascending=False).index[:top_k]
+    configs = [params[trials.index.get_loc(idx)] for idx in order]
+    if engine is None:
+        used = set(trials.loc[order, "engine"]) if "engine" in trials else {"keras"}
+        engine = "stacked" if "stacked" in used else "keras"
+    keys = [config_key(c) for c in configs]
+    scores: dict[str, list[float]] = {k: [] for k in keys}
+    engines: dict[str, set[str]] = {k: set() for k in keys}
+    for seed in seeds:  # each seed's configurations as one batch: one stack when they stack
+        with choose_evaluator(engine, ScaleOut(), protocol.with_seed(seed), X, y) as evaluator:
+            # Hyperband may rank one configuration twice (two budgets): trained once.
+            for trial in evaluator.evaluate(list(dict(zip(keys, configs)).values())):
+                key = config_key(trial.params)
+                scores[key].append(trial.mean_score if trial.state is TrialState.COMPLETE
+                                   else np.nan)
+                engines[key].add(trial.engine)
     rows = []
-    for idx in order:
-        config = params[trials.index.get_loc(idx)]
-        scores = []
-        for seed in seeds:
-            trial = evaluate(protocol.with_seed(seed), X, y, config)
-            scores.append(trial.mean_score if trial.state is TrialState.COMPLETE else np.nan)
+    for idx, config, key in zip(order, configs, keys):
+        s = np.asarray(scores[key], dtype=float)
         rows.append({
             "params": json.dumps(config, default=str),
             "search_score": float(trials.loc[idx, "mean_score"]),
-            "seed_mean": float(np.nanmean(scores)) if np.isfinite(scores).any() else np.nan,
-            "seed_std": float(np.nanstd(scores)) if np.isfinite(scores).any() else np.nan,
-            "seed_scores": json.dumps([float(s) for s in scores]),
+            "seed_mean": float(np.nanmean(s)) if np.isfinite(s).any() else np.nan,
+            "seed_std": float(np.nanstd(s)) if np.isfinite(s).any() else np.nan,
+            "seed_scores": json.dumps([float(v) for v in s]),
+            "engine": ",".join(sorted(engines[key])),
         })
     table = pd.DataFrame(rows)
     table["rank"] = table["seed_mean"].rank(ascending=False, method="min").astype("Int64")

@@ -99,6 +99,9 @@ class TrialStore:
             else:
                 self._db = sqlite3.connect(target, timeout=30, isolation_level=None)
                 self._db.execute("PRAGMA journal_mode=WAL")
+                # A killed process loses no committed trial in WAL mode without an fsync per
+                # commit (only a power cut may lose the last ones); thousands of trials stay cheap.
+                self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.executescript(_SCHEMA)
                 self._upgrade()
             self._tables = {r[0] for r in self._db.execute(
@@ -131,6 +134,15 @@ class TrialStore:
         for name, kind in _OPTIONAL_COLUMNS:
             if name not in columns:
                 self._db.execute(f"ALTER TABLE trials ADD COLUMN {name} {kind}")
+        # One row per (configuration, budget): the key stores written before it lacked.
+        # A store that already holds a configuration twice (two processes ran on the
+        # folder) still loads; add() keeps it from growing more.
+        try:
+            self._db.execute("CREATE UNIQUE INDEX IF NOT EXISTS trials_unique_key "
+                             "ON trials (config_key)")
+        except sqlite3.IntegrityError:
+            logger.warning("the trial store %s holds some configurations more than once "
+                           "(written by an earlier version); no more are added", self.path)
 
     def _get_meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -154,18 +166,38 @@ class TrialStore:
         return self._db.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
 
     def add(self, trial: Trial) -> Trial:
-        """Commit ``trial`` now and give it the next number."""
-        cur = self._db.execute(
-            "INSERT INTO trials (config_key, params, state, fold_scores, fit_seconds, reason,"
-            " worker, device, finished_at, budget, n_params, engine)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                _key(trial.params, trial.budget), json.dumps(trial.params, default=str),
-                trial.state.value, json.dumps(trial.fold_scores), trial.fit_seconds,
-                trial.reason, trial.worker, trial.device, time.time(), trial.budget,
-                None if trial.n_params is None else int(trial.n_params), trial.engine,
-            ),
-        )
+        """Commit ``trial`` now and give it the next number.
+
+        A configuration (at a budget) is stored once: when another process
+        (a keras-tuner worker) committed it first, nothing is written and the
+        stored trial is returned instead.
+        """
+        key = _key(trial.params, trial.budget)
+        self._db.execute("BEGIN IMMEDIATE")  # the check and the insert as one, across processes
+        try:
+            row = self._db.execute(f"SELECT {self._select} FROM trials WHERE config_key = ? "
+                                   "ORDER BY number LIMIT 1", (key,)).fetchone()
+            if row is None:
+                cur = self._db.execute(
+                    "INSERT INTO trials (config_key, params, state, fold_scores, fit_seconds,"
+                    " reason, worker, device, finished_at, budget, n_params, engine)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        key, json.dumps(trial.params, default=str),
+                        trial.state.value, json.dumps(trial.fold_scores), trial.fit_seconds,
+                        trial.reason, trial.worker, trial.device, time.time(), trial.budget,
+                        None if trial.n_params is None else int(trial.n_params), trial.engine,
+                    ),
+                )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        if row is not None:
+            stored = self._row_to_trial(row)
+            logger.debug("trial %s %s was already stored (by another process): keeping that one",
+                        stored.number, stored.params)
+            return stored
         trial.number = cur.lastrowid - 1
         return trial
 
@@ -182,9 +214,11 @@ class TrialStore:
         return ", ".join(_COLUMNS + tuple(name if name in self._columns else "NULL"
                                           for name, _ in _OPTIONAL_COLUMNS))
 
-    def trials(self) -> list[Trial]:
-        """Every stored trial, in the order they finished."""
-        rows = self._db.execute(f"SELECT {self._select} FROM trials ORDER BY number").fetchall()
+    def trials(self, after: int | None = None) -> list[Trial]:
+        """Every stored trial (numbered above ``after``, if given), in the order they finished."""
+        rows = self._db.execute(
+            f"SELECT {self._select} FROM trials WHERE number > ? ORDER BY number",
+            (-1 if after is None else after + 1,)).fetchall()
         return [self._row_to_trial(r) for r in rows]
 
     def finished_at(self) -> list[float]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -27,12 +28,14 @@ from typing import Any
 
 from .evaluators import Evaluator
 from .exceptions import AllTrialsFailedError, ConfigError
+from .locks import RunLock
 from .plan import RunPlan, plan_run
-from .result import Trial, TrialState, TuningResult, one_standard_error, trials_frame, write_atomic
+from .result import Trial, TrialState, TuningResult, one_standard_error, trials_frame
 from .run_folder import RunFolder, check_run_folder
 from .scaleout import Role, ScaleOut
 from .space import SearchSpace
 from .store import TrialStore
+from .watcher import TrialWatcher
 from .strategies.base import BudgetSpent, SearchContext
 
 __all__ = ["tune", "check_call", "execute", "best_trial", "build_result"]
@@ -186,7 +189,10 @@ def tune(
                           trials_per_gpu=trials_per_gpu, mixed_precision=mixed_precision,
                           dask_scheduler=dask_scheduler, chief=chief, worker_of=worker_of)
         scale = plan.scale
-        with plan.evaluator() as evaluator, \
+        # A keras-tuner worker joins its chief's run folder: only the chief holds the lock.
+        lock = RunLock(directory) if directory is not None and scale.role is not Role.WORKER \
+            else contextlib.nullcontext()
+        with lock, plan.evaluator() as evaluator, \
                 RunFolder(directory, overwrite=overwrite, scratch=plan.needs_shared_store) as folder, \
                 contextlib.closing(TrialStore(folder.store_path,
                                               fingerprint=plan.fingerprint)) as store:
@@ -237,35 +243,6 @@ def _restored_precision_policy() -> Iterator[None]:
             keras.config.set_dtype_policy(saved)
 
 
-class _TrialWatcher:
-    """After each trial: the progress bar, ``trials.csv`` in the run folder."""
-
-    def __init__(self, store: TrialStore, workdir: Path | None, total: int | None,
-                 label: str, progress: bool) -> None:
-        self.store = store
-        self.csv = workdir / "trials.csv" if workdir is not None else None
-        self.best = -math.inf
-        self.bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=total, desc=label, unit="trial", leave=True)
-
-    def __call__(self, trial: Trial) -> None:
-        if self.bar is not None:
-            if trial.state is TrialState.COMPLETE and trial.mean_score > self.best:
-                self.best = trial.mean_score
-            self.bar.update(1)
-            if math.isfinite(self.best):
-                self.bar.set_postfix(best=f"{self.best:.4g}")
-        if self.csv is not None:
-            write_atomic(self.csv, trials_frame(self.store.trials()).to_csv(index=False))
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def execute(plan: RunPlan, store: TrialStore, evaluator: Evaluator, workdir: Path | None, *,
             progress: bool = False, start: float | None = None) -> SearchContext:
     """Run the plan's strategy: its batches go to ``evaluator``, its trials to ``store``.
@@ -274,6 +251,8 @@ def execute(plan: RunPlan, store: TrialStore, evaluator: Evaluator, workdir: Pat
     (its ``resumed`` and ``repeats`` counts).
     """
     start = time.perf_counter() if start is None else start
+    logger.info("%s: training on %s (visible CUDA devices: %s)", plan.name, plan.device,
+                os.environ.get("CUDA_VISIBLE_DEVICES", "all"))
     if len(store):
         logger.info("resuming %s in %s: %d trials already stored", plan.name, workdir, len(store))
     ctx = SearchContext(
@@ -283,7 +262,10 @@ def execute(plan: RunPlan, store: TrialStore, evaluator: Evaluator, workdir: Pat
         device=plan.device, engine=plan.engine,
         deadline=None if plan.max_seconds is None else start + plan.max_seconds,
     )
-    watcher = _TrialWatcher(store, workdir, plan.strategy.planned_trials(ctx), plan.name, progress)
+    # keras-tuner workers share the chief's folder: several appenders would repeat each
+    # other's lines, so only the chief writes trials.csv (at the end, with the results).
+    csv_dir = workdir if plan.scale.role is not Role.WORKER else None
+    watcher = TrialWatcher(store, csv_dir, plan.strategy.planned_trials(ctx), plan.name, progress)
     ctx.on_trial = watcher
     try:
         plan.strategy.run(ctx)
@@ -292,6 +274,10 @@ def execute(plan: RunPlan, store: TrialStore, evaluator: Evaluator, workdir: Pat
                     plan.name, plan.max_seconds, len(store))
     finally:
         watcher.close()
+    # Counted here, after the progress bar closed: never a log line inside a live bar.
+    if ctx.resumed:
+        logger.info("%s: %d trials taken from the store (resumed), not retrained",
+                    plan.name, ctx.resumed)
     if ctx.repeats:
         logger.info("%s: the oracle proposed already scored configurations %d times; they were "
                     "not retrained", plan.name, ctx.repeats)

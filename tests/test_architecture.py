@@ -15,21 +15,27 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _is_type_checking(node: ast.If) -> bool:
-    return isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
+def _is_import_module(node: ast.AST) -> bool:
+    return isinstance(node, ast.Call) and (
+        (isinstance(node.func, ast.Name) and node.func.id in ("import_module", "_import_module"))
+        or (isinstance(node.func, ast.Attribute) and node.func.attr == "import_module"))
+
+
+def _module_exists(candidate: str) -> bool:
+    folder = PACKAGE.parent / candidate.replace(".", "/")
+    return folder.with_suffix(".py").exists() or (folder / "__init__.py").exists()
 
 
 def _imports(path: Path) -> set[str]:
-    """Every nn_tuning module ``path`` imports, at module level or inside functions."""
+    """Every nn_tuning module ``path`` imports: at module level, inside functions, under
+    ``if TYPE_CHECKING:`` (a cycle for the type checker and the reader all the same), and
+    through ``importlib.import_module`` with a literal name or a registry of names (every
+    string constant of the module that names a module beside it)."""
     name = _module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     tree = ast.parse(path.read_text())
-    skip = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and _is_type_checking(node)
-            for n in ast.walk(node)}
     found = set()
     for node in ast.walk(tree):
-        if id(node) in skip:
-            continue
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.startswith("nn_tuning")}
         elif isinstance(node, ast.ImportFrom):
@@ -43,11 +49,18 @@ def _imports(path: Path) -> set[str]:
                 continue
             for alias in node.names:
                 candidate = f"{target}.{alias.name}"
-                folder = PACKAGE.parent / candidate.replace(".", "/")
-                if folder.with_suffix(".py").exists() or (folder / "__init__.py").exists():
+                if _module_exists(candidate):
                     found.add(candidate)  # ``from . import module``: the module, not the package
                 else:
                     found.add(target)
+    if any(_is_import_module(node) for node in ast.walk(tree)):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                text = node.value.strip().lstrip(".")
+                for candidate in (text, f"{package}.{text}"):
+                    if candidate.startswith("nn_tuning") and candidate != package \
+                            and _module_exists(candidate):
+                        found.add(candidate)
     found.discard(name)
     return found
 
@@ -83,10 +96,34 @@ def test_the_cycle_finder_finds_a_cycle():
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
 
+def test_the_graph_sees_function_level_type_checking_and_registry_imports(tmp_path):
+    pkg = tmp_path / "nn_tuning"
+    (pkg / "sub").mkdir(parents=True)
+    for f in ("__init__.py", "sub/__init__.py", "sub/a.py", "sub/b.py", "sub/c.py", "sub/d.py"):
+        (pkg / f).write_text("")
+    (pkg / "sub/a.py").write_text("def f():\n    from .b import x\n")
+    (pkg / "sub/b.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                                  "    from .c import Y\n")
+    (pkg / "sub/__init__.py").write_text(
+        "from importlib import import_module\n_REGISTRY = {'x': ('d', 'D')}\n"
+        "def get(n):\n    m, c = _REGISTRY[n]\n    return import_module(f'.{m}', __name__)\n")
+    global PACKAGE
+    saved, PACKAGE = PACKAGE, pkg
+    try:
+        graph = import_graph()
+    finally:
+        PACKAGE = saved
+    assert "nn_tuning.sub.b" in graph["nn_tuning.sub.a"]  # inside a function
+    assert "nn_tuning.sub.c" in graph["nn_tuning.sub.b"]  # under TYPE_CHECKING
+    assert "nn_tuning.sub.d" in graph["nn_tuning.sub"]  # a registry name for import_module
+
+
 def test_no_import_cycles_in_nn_tuning():
     graph = import_graph()
     assert "nn_tuning.strategies.keras_tuner_workers" in graph
-    assert "nn_tuning.strategies" in graph["nn_tuning.strategies.keras_tuner_workers"]
+    assert "nn_tuning.strategies.keras_tuner_workers" in \
+        graph["nn_tuning.strategies.keras_tuner_search"]
+    assert "nn_tuning.strategies.keras_tuner_search" in graph["nn_tuning.strategies"]  # registry
     cycle = find_cycle(graph)
     assert cycle is None, " -> ".join(cycle)
 

@@ -259,6 +259,11 @@ def _bad_cases(tmp: Path) -> list[tuple[list[str], str]]:
          r"columns are TV, Radio, Sales"),
         (["run", cfg("nonnum.toml", csv_cfg.replace(str(csv), str(bad_csv)))],
          r"nonnum\.toml: .*bad\.csv: feature column 'Radio' is not numeric \(row 1: 'oops'\)"),
+        (["run", cfg("inf.toml", csv_cfg.replace(str(csv), str(_write(
+            tmp / "inf.csv", BAD_CSV.replace("oops", "inf")))))],
+         r"inf\.toml: .*inf\.csv: feature column 'Radio' has an infinite value at row 1 \(inf\)"),
+        (["run", cfg("cv.toml", TINY), "--cv", "1"],
+         r"argument --cv: expected an integer >= 2, got '1'"),
         (["run", cfg("empty.toml", TINY.replace(
             'activation = ["relu", "linear"]\nneurons = [4]\noptimizer = ["Adam"]', ""))],
          r"empty\.toml: the \[space\] table is empty"),

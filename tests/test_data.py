@@ -60,3 +60,24 @@ def test_bad_shapes_and_scales():
         scale_mode("minmax", 2)
     with pytest.raises(DataError, match="exactly one of 'dataset', 'csv', 'npz' or 'images'"):
         load_data(dataset="iris", npz="x.npz")
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "1e999"])
+def test_an_infinite_feature_is_refused_like_a_missing_one(tmp_path, value):
+    csv = tmp_path / "ads.csv"
+    csv.write_text(f"TV,Radio,Sales\n1,2,3\n4,{value},6\n7,8,9\n10,11,12\n13,14,15\n")
+    with pytest.raises(DataError, match=r"feature column 'Radio' has an infinite value at row 1"):
+        load_data(csv=csv, target="Sales", test_size=0.2)
+
+
+def test_tune_refuses_infinite_features_before_training(tmp_path):
+    from model_builders import mlp_regressor
+    from nn_tuning import tune
+
+    X = np.ones((10, 2))
+    X[3, 1] = np.inf
+    with pytest.raises(DataError, match=r"X contains NaN or infinite values \(first at row 3, "
+                                        r"column 1\)"):
+        tune(mlp_regressor, {"neurons": [4]}, X, np.arange(10.0), strategy="grid", cv=2,
+             epochs=1, directory=tmp_path / "run")
+    assert not (tmp_path / "run").exists()

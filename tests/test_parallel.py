@@ -42,10 +42,15 @@ def test_every_configurations_folds_run_in_one_process():
 def test_two_workers_score_like_one(advertising, strategy):
     X, y = advertising
     space = SearchSpace(neurons=Choice([3, 6, 9]))
+    # engine="keras": under the default engine these MLPs stack in this process and the
+    # workers are only the fallback, so nothing would run in them.
     kwargs = dict(strategy=strategy, cv=2, epochs=2, batch_size=40, refit=False,
-                  max_trials=2 if strategy == "random" else None)
+                  max_trials=2 if strategy == "random" else None, engine="keras")
     one = tune(mlp_regressor, space, X, y, workers=1, **kwargs)
     two = tune(mlp_regressor, space, X, y, workers=2, **kwargs)
+    assert set(one.trials["worker"]) == {"main"}
+    assert two.trials["worker"].nunique() > 1, list(two.trials["worker"])  # both processes
+    assert os.getpid() not in {int(w.split("-")[1]) for w in two.trials["worker"]}
     key = lambda r: sorted(zip(r.trials["neurons"], r.trials["mean_score"]))  # noqa: E731
     assert [n for n, _ in key(one)] == [n for n, _ in key(two)]
     # One TensorFlow thread per worker against two in-process: same training, float noise at most.

@@ -115,3 +115,87 @@ def test_readonly_needs_an_existing_store(tmp_path):
     with pytest.raises(StoreError, match="no trial store at"):
         TrialStore(tmp_path / "missing.db", readonly=True)
     assert not (tmp_path / "missing.db").exists()
+
+
+def test_trials_csv_grows_by_appending_in_linear_time(tmp_path):
+    """5,000 trials through the commit path (store + trials.csv): the last 500 cost what the
+    first 500 did (rewriting the whole table after each trial made it quadratic)."""
+    import statistics
+
+    from nn_tuning.strategies.base import SearchContext
+    from nn_tuning.watcher import TrialWatcher
+
+    store = TrialStore(tmp_path / "trials.db", fingerprint="fp")
+    ctx = SearchContext(protocol=None, X=None, y=None, space=None, store=store, evaluator=None)
+    ctx.on_trial = TrialWatcher(store, tmp_path, None, "grid", progress=False)
+    times = []
+    for i in range(5000):
+        trial = Trial({"neurons": i, "act": "relu"}, TrialState.COMPLETE, [0.5, 0.6], 0.1,
+                      n_params=i)
+        t0 = time.perf_counter()
+        ctx.record(trial)
+        times.append(time.perf_counter() - t0)
+    store.close()
+    # Medians of blocks of 100 (robust to a busy machine's spikes), then the median block.
+    def typical(window):
+        return statistics.median(statistics.median(window[i:i + 100])
+                                 for i in range(0, len(window), 100))
+    first, last = typical(times[:500]), typical(times[-500:])
+    assert last < 2 * first, f"first 500: {first * 1e3:.3f} ms/trial, last 500: {last * 1e3:.3f}"
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "trials.csv")
+    assert list(table["trial"]) == list(range(5000))
+    assert list(table["neurons"]) == list(range(5000))
+
+
+def test_trials_csv_rewrites_when_a_trial_brings_new_columns(tmp_path):
+    from nn_tuning.watcher import TrialWatcher
+
+    store = TrialStore(tmp_path / "trials.db", fingerprint="fp")
+    store.add(Trial({"neurons": 1}, TrialState.FAILED, reason="boom"))  # resumed: no fold columns
+    watcher = TrialWatcher(store, tmp_path, None, "grid", progress=False)
+    for t in (Trial({"neurons": 2}, TrialState.COMPLETE, [0.5, 0.6], 0.1),
+              Trial({"neurons": 3}, TrialState.FAILED, reason="boom")):
+        watcher(store.add(t))
+    store.add(Trial({"neurons": 4}, TrialState.COMPLETE, [0.1, 0.2], 0.1))  # another process
+    watcher(store.add(Trial({"neurons": 5}, TrialState.COMPLETE, [0.3, 0.4], 0.1)))
+    store.close()
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "trials.csv")
+    assert list(table["neurons"]) == [1, 2, 3, 4, 5]
+    assert list(table["fold1_score"].fillna(-1)) == [-1, 0.6, -1, 0.2, 0.4]
+
+
+def test_a_configuration_is_stored_once_and_the_second_commit_gets_the_stored_trial(tmp_path):
+    first = TrialStore(tmp_path / "trials.db", fingerprint="fp")
+    second = TrialStore(tmp_path / "trials.db", fingerprint="fp")  # another process's connection
+    kept = first.add(Trial({"neurons": 4}, TrialState.COMPLETE, [0.5, 0.6], 1.0, worker="a"))
+    again = second.add(Trial({"neurons": 4}, TrialState.COMPLETE, [0.1, 0.2], 1.0, worker="b"))
+    assert (again.number, again.fold_scores, again.worker) == (kept.number, [0.5, 0.6], "a")
+    second.add(Trial({"neurons": 4}, TrialState.COMPLETE, [0.1], 1.0, budget=3))  # another budget
+    assert len(first) == 2
+    with pytest.raises(sqlite3.IntegrityError):  # the key itself refuses a second row
+        first._db.execute("INSERT INTO trials (config_key, params, state, fold_scores, "
+                          "fit_seconds, worker, device, finished_at) SELECT config_key, params, "
+                          "state, fold_scores, fit_seconds, worker, device, finished_at "
+                          "FROM trials WHERE number = 1")
+    first.close()
+    second.close()
+
+
+def test_an_old_store_holding_a_configuration_twice_still_loads(tmp_path):
+    path = tmp_path / "trials.db"
+    _old_store(path)
+    db = sqlite3.connect(path)
+    db.execute("INSERT INTO trials (config_key, params, state, fold_scores, fit_seconds, reason,"
+               " worker, device, finished_at) SELECT config_key, params, state, fold_scores,"
+               " fit_seconds, reason, 'other', device, 1001.0 FROM trials")
+    db.commit()
+    db.close()
+    store = TrialStore(path, fingerprint="fp")
+    assert [t.worker for t in store.trials()] == ["main", "other"]
+    assert store.add(Trial({"neurons": 4}, TrialState.COMPLETE, [0.0], 1.0)).worker == "main"
+    assert len(store) == 2
+    store.close()

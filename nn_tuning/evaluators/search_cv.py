@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -41,6 +42,20 @@ _ALL_FAILED = "fits failed"
 # Configurations per batch, per worker: fewer wait on the slowest configuration
 # of a batch, more delay the commit to the store.
 _CANDIDATES_PER_WORKER = 2
+
+
+def _pid_scorer(estimator: Any, X: Any, y: Any) -> float:
+    """The id of the process that trained the fold: the ``worker`` of the trial."""
+    return float(os.getpid())
+
+
+def _worker_from_results(results: dict[str, Any], index: int) -> str | None:
+    """``pid-N``: the process that trained candidate ``index`` (its first fold; on Dask, a
+    process of some worker machine)."""
+    column = results.get("split0_test_pid")
+    if column is None or not math.isfinite(float(column[index])):
+        return None
+    return f"pid-{int(column[index])}"
 
 
 class _BatchSearchCV(BaseSearchCV):
@@ -78,8 +93,10 @@ class _SearchCVEvaluator(Evaluator):
         extra = {} if epochs is None else {"epochs": int(epochs)}
         candidates = [{**{SearchSpace.param_key(k): v for k, v in params.items()}, **extra}
                       for params in batch]
-        # The trained model's size travels as a second score (scikit-learn's multi-metric scoring).
-        search = _BatchSearchCV(p.estimator, candidates, scoring={"score": p.scorer, **SIZE_SCORING},
+        # The trained model's size and the training process's id travel as more scores
+        # (scikit-learn's multi-metric scoring).
+        scoring = {"score": p.scorer, **SIZE_SCORING, "pid": _pid_scorer}
+        search = _BatchSearchCV(p.estimator, candidates, scoring=scoring,
                                 cv=p.splits, refit=False,
                                 n_jobs=self.n_jobs if self.n_jobs > 1 else None)
         n_splits = len(p.splits)
@@ -105,6 +122,7 @@ class _SearchCVEvaluator(Evaluator):
             seconds = float(results["mean_fit_time"][i] + results["mean_score_time"][i]) * n_splits
             trial = trial_from_scores(dict(params), scores, seconds, reason)
             trial.n_params = size_from_results(results, i)
+            trial.worker = _worker_from_results(results, i) or trial.worker
             yield trial
 
 

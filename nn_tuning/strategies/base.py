@@ -76,19 +76,21 @@ class SearchContext:
             # An oracle proposing a configuration this run already scored
             # (keras-tuner's Bayesian oracle does, on small discrete spaces).
             self.repeats += 1
-            logger.info("trial %s %s was proposed again: not retrained", trial.number, trial.params)
+            logger.debug("trial %s %s was proposed again: not retrained", trial.number,
+                         trial.params)
         elif trial is not None:
             self.resumed += 1
             self._seen.add(trial.number)
-            logger.info("resuming: trial %s %s is already stored", trial.number, trial.params)
+            logger.debug("resuming: trial %s %s is already stored", trial.number, trial.params)
             self._tick(trial)
         return trial
 
     def record(self, trial: Trial) -> Trial:
         """Commit a finished trial to the store now."""
         trial.device = self.device
-        trial.worker = self.tuner_id
-        self.store.add(trial)
+        if trial.worker == "main":  # an evaluator's worker process names itself
+            trial.worker = self.tuner_id
+        trial = self.store.add(trial)  # the stored one, if another process committed it first
         self._seen.add(trial.number)
         if trial.state is TrialState.FAILED:
             logger.warning("trial %s failed: %s", trial.number, trial.reason)

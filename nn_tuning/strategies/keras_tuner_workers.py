@@ -17,21 +17,34 @@ import os
 import socket
 import threading
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..distributed import free_port, kerastuner_role, worker_environment
 from ..exceptions import ConfigError, NNTuningError
 from .base import SearchContext
 
-if TYPE_CHECKING:
-    from .keras_tuner_search import _KerasTunerStrategy
-
-__all__ = ["run_as_chief", "run_as_worker", "start_local_workers"]
+__all__ = ["KerasTunerStrategy", "run_as_chief", "run_as_worker", "start_local_workers"]
 
 logger = logging.getLogger("nn_tuning")
 
 
-def run_as_worker(strategy: _KerasTunerStrategy, ctx: SearchContext, directory: str) -> None:
+class KerasTunerStrategy(Protocol):
+    """What this module needs of a keras-tuner strategy (``keras_tuner_search`` implements it).
+
+    A protocol here, not an import of ``keras_tuner_search``: that module imports this one,
+    and the two must not import each other.
+    """
+
+    name: str
+
+    def tuner(self, ctx: SearchContext, directory: str, project: str) -> Any: ...
+
+    def ask_evaluate_tell(self, tuner: Any, ctx: SearchContext) -> None: ...
+
+    def run(self, ctx: SearchContext) -> None: ...
+
+
+def run_as_worker(strategy: KerasTunerStrategy, ctx: SearchContext, directory: str) -> None:
     """Ask the chief at ``ctx.scale.worker_of`` for trials until it stops the search."""
     if ctx.tuner_id == "main":
         ctx.tuner_id = f"{socket.gethostname()}-{os.getpid()}"
@@ -40,11 +53,11 @@ def run_as_worker(strategy: _KerasTunerStrategy, ctx: SearchContext, directory: 
         strategy.ask_evaluate_tell(tuner, ctx)
 
 
-def run_as_chief(strategy: _KerasTunerStrategy, ctx: SearchContext, directory: str) -> None:
+def run_as_chief(strategy: KerasTunerStrategy, ctx: SearchContext, directory: str) -> None:
     """Serve the oracle (at ``ctx.scale.chief`` or a free local port) until the search ends."""
     address = ctx.scale.chief or f"127.0.0.1:{free_port()}"
     local = ctx.scale.workers if ctx.scale.workers > 1 else 0
-    procs = start_local_workers(ctx, strategy.name, address, local) if local else []
+    procs = start_local_workers(ctx, type(strategy), address, local) if local else []
     errors: list[BaseException] = []
 
     def serve() -> None:
@@ -86,10 +99,9 @@ def _worker_main(payload: dict[str, Any], env: dict[str, str]) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from ..evaluators import choose_evaluator
     from ..store import TrialStore
-    from . import get_strategy
 
     store = TrialStore(payload.pop("store_path"), fingerprint=payload.pop("fingerprint"))
-    strategy = get_strategy(payload.pop("strategy"))
+    strategy = payload.pop("strategy")()  # the class, pickled by reference
     engine = payload.pop("engine")
     try:
         with choose_evaluator(engine, payload["scale"], payload["protocol"], payload["X"],
@@ -100,9 +112,10 @@ def _worker_main(payload: dict[str, Any], env: dict[str, str]) -> None:
         store.close()
 
 
-def start_local_workers(ctx: SearchContext, strategy: str, address: str,
+def start_local_workers(ctx: SearchContext, strategy: type, address: str,
                         n_workers: int) -> list:
-    """Spawn ``n_workers`` keras-tuner worker processes for the chief at ``address``."""
+    """Spawn ``n_workers`` keras-tuner worker processes of ``strategy`` (a class) for the
+    chief at ``address``."""
     from ..devices import default_device_label
 
     store = ctx.store

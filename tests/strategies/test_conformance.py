@@ -97,10 +97,12 @@ def test_random_search_samples_log_floats(advertising):
 def test_manual_with_two_workers_matches_one(advertising):
     X, y = advertising
     configs = MANUAL + [{"neurons": 8, "activation": "relu", "learning_rate": 0.05}]
+    # engine="keras": by default these MLPs stack in this process (workers only the fallback).
     kwargs = dict(strategy="manual", configs=configs, cv=2, epochs=5, batch_size=40, seed=0,
-                  refit=False)
+                  refit=False, engine="keras")
     one = tune(mlp_regressor, None, X, y, **kwargs)
     two = tune(mlp_regressor, None, X, y, workers=2, **kwargs)
+    assert two.trials["worker"].nunique() > 1, list(two.trials["worker"])  # both processes
     key = ["neurons", "activation", "learning_rate"]
     a = one.trials.sort_values(key).reset_index(drop=True)
     b = two.trials.sort_values(key).reset_index(drop=True)
