@@ -42,8 +42,8 @@ import numpy as np
 
 from .structure import Structure
 
-__all__ = ["Replica", "StackResult", "clear_compiled", "epoch_orders", "predict_stack",
-           "stack_bytes", "train_stack"]
+__all__ = ["Replica", "StackResult", "clear_compiled", "epoch_orders", "predict_chunk_rows",
+           "predict_stack", "stack_bytes", "train_stack"]
 
 _MASKED = -1e9  # softmax logit of a padded unit: exp underflows to exactly 0
 
@@ -82,6 +82,8 @@ class _Layout:
     selects: list[list[np.ndarray]]  # per hidden layer, per activation (R, 1, 1)
     dropout: list[np.ndarray]  # per hidden layer (R, 1, 1)
     any_dropout: list[bool]
+    first: list[np.ndarray]  # per hidden layer (R, 1, 1): dropout comes before the activation
+    any_first: list[bool]
     lr: np.ndarray  # (R, 1, 1)
 
 
@@ -90,7 +92,7 @@ def _layout(replicas: Sequence[Replica]) -> _Layout:
     depth = max(len(r.structure.hidden) for r in replicas)
     width = max((h.units for r in replicas for h in r.structure.hidden), default=0)
     s0 = replicas[0].structure
-    masks, real, acts, selects, dropout, any_dropout = [], [], [], [], [], []
+    masks, real, acts, selects, dropout, any_dropout, first = [], [], [], [], [], [], []
     for layer in range(depth):
         hs = [r.structure.hidden[layer] if layer < len(r.structure.hidden) else None
               for r in replicas]
@@ -106,9 +108,11 @@ def _layout(replicas: Sequence[Replica]) -> _Layout:
         rates = np.array([h.dropout if h else 0.0 for h in hs], "float32").reshape(R, 1, 1)
         dropout.append(rates)
         any_dropout.append(bool(rates.any()))
+        first.append(np.array([bool(h and h.dropout and h.dropout_first) for h in hs],
+                              "float32").reshape(R, 1, 1))
     lr = np.array([r.structure.learning_rate for r in replicas], "float32").reshape(R, 1, 1)
     return _Layout(depth, width, s0.input_dim, s0.output_units, masks, real, acts, selects,
-                   dropout, any_dropout, lr)
+                   dropout, any_dropout, first, [bool(f.any()) for f in first], lr)
 
 
 def _stacked_params(replicas: Sequence[Replica], lay: _Layout) -> list[np.ndarray]:
@@ -181,16 +185,27 @@ class _Model:
         for layer in range(lay.depth):
             z = ops.add(ops.matmul(h, params[2 * layer]), params[2 * layer + 1])
             mask = consts["masks"][layer]
+            dropped = None
+            if drop_bits is not None and lay.any_dropout[layer]:
+                rate = consts["dropout"][layer]
+                u = ops.multiply(ops.cast(ops.right_shift(drop_bits(layer), np.uint32(8)),
+                                          "float32"), np.float32(2.0 ** -24))
+                keep = ops.greater_equal(u, rate)
+
+                def dropped(v: Any, keep: Any = keep, rate: Any = rate) -> Any:
+                    return ops.where(keep, ops.divide(v, ops.subtract(1.0, rate)), 0.0)
+
+                if lay.any_first[layer]:  # Dense -> Dropout -> Activation: drop z itself
+                    z = ops.where(consts["first"][layer] > 0, dropped(z), z)
             a = None
             for name, fn, sel in zip(lay.acts[layer], self.acts[layer], consts["selects"][layer]):
                 value = fn(z, mask) if name == "softmax" else fn(z)
                 a = value if a is None else ops.where(sel > 0, value, a)
             a = ops.multiply(a, mask)
-            if drop_bits is not None and lay.any_dropout[layer]:
-                rate = consts["dropout"][layer]
-                u = ops.multiply(ops.cast(ops.right_shift(drop_bits(layer), np.uint32(8)),
-                                          "float32"), np.float32(2.0 ** -24))
-                a = ops.where(u >= rate, ops.divide(a, ops.subtract(1.0, rate)), 0.0)
+            if dropped is not None:
+                after = dropped(a)
+                a = ops.where(consts["first"][layer] > 0, a, after) if lay.any_first[layer] \
+                    else after
             h = a if layer == 0 else ops.where(consts["real"][layer] > 0, a, h)
         out = ops.add(ops.matmul(h, params[-2]), params[-1])
         return self.out_act(out)
@@ -258,6 +273,7 @@ def _consts(replicas: Sequence[Replica], lay: _Layout, X: np.ndarray, Y: np.ndar
         "n_rows": np.array([len(r.rows) for r in replicas], "int32").reshape(R, 1),
         "seeds": np.array([r.seed for r in replicas], "uint32").reshape(R, 1),
         "masks": lay.masks, "real": lay.real, "selects": lay.selects, "dropout": lay.dropout,
+        "first": lay.first,
     }
 
 
@@ -270,7 +286,13 @@ def _steps_per_epoch(replicas: Sequence[Replica], batch_size: int) -> int:
 
 def stack_bytes(n_replicas: int, depth: int, width: int, n_inputs: int, n_outputs: int,
                 batch_size: int, n_rows: int, optimizer_slots: int = 2) -> int:
-    """A fixed estimate of one stack's memory (weights, optimizer state, activations, orders)."""
+    """A fixed estimate of one stack's memory (weights, optimizer state, activations, orders).
+
+    Activations are counted for ``batch_size`` rows, forward and backward:
+    as many as the prediction pass holds, which runs forward only on
+    :func:`predict_chunk_rows` (twice ``batch_size``) rows per replica at a
+    time, however large the validation folds.
+    """
     weights = (n_inputs + 1) * width + max(depth - 1, 0) * (width + 1) * width \
         + (width + 1) * n_outputs
     per_replica = 4 * (weights * (2 + optimizer_slots + 2)  # + gradients and updates
@@ -296,7 +318,7 @@ def _signature(lay: _Layout, structure: Structure, consts: dict, epochs: int, st
     import keras
 
     return (keras.backend.backend(), lay.depth, lay.width, lay.n_inputs, lay.n_outputs,
-            tuple(lay.acts), tuple(lay.any_dropout), structure.group, epochs, steps, n_pad,
+            tuple(lay.acts), tuple(lay.any_dropout), tuple(lay.any_first), structure.group, epochs, steps, n_pad,
             batch_size, len(lay.lr), consts["X"].shape, consts["Y"].shape, str(consts["Y"].dtype))
 
 
@@ -332,7 +354,8 @@ def train_stack(replicas: Sequence[Replica], X: np.ndarray, Y: np.ndarray, *, ep
     trained = compiled.run(_stacked_params(replicas, lay), consts, lay.lr)
     finite = [all(np.isfinite(p[r]).all() for p in trained) for r in range(len(replicas))]
     predictions = (None if predict_rows is None else
-                   _predict(compiled.model, lay, trained, X, predict_rows))
+                   _predict(compiled.model, lay, trained, X, predict_rows,
+                            predict_chunk_rows(batch_size)))
     return StackResult(_unstack(trained, replicas, lay), finite, time.perf_counter() - start,
                        predictions)
 
@@ -446,20 +469,34 @@ def predict_stack(replicas: Sequence[Replica], weights: list[list[tuple[np.ndarr
                     _stacked_params(trained, lay), X, rows)
 
 
+def predict_chunk_rows(batch_size: int) -> int:
+    """Rows per replica in one prediction pass: the activations :func:`stack_bytes` counts."""
+    return 2 * batch_size
+
+
 def _predict(model: _Model, lay: _Layout, params: list[np.ndarray], X: np.ndarray,
-             rows: Sequence[np.ndarray] | None) -> list[np.ndarray]:
+             rows: Sequence[np.ndarray] | None, chunk_rows: int = 4096) -> list[np.ndarray]:
+    """Each replica's outputs on its ``rows`` of X, ``chunk_rows`` rows per replica at a time."""
     import keras
 
     R = len(lay.lr)
     X = np.asarray(X, "float32")
     if rows is None:
         rows = [np.arange(len(X))] * R
-    index = np.zeros((R, max(len(r) for r in rows)), "int64")
-    for i, r in enumerate(rows):
-        index[i, :len(r)] = r
+    longest = max(len(r) for r in rows)
     consts = {"masks": lay.masks, "real": lay.real, "selects": lay.selects}
-    out = keras.ops.convert_to_numpy(model.forward(params, consts, X[index]))
-    return [out[i, :len(r)] for i, r in enumerate(rows)]
+    outs = [np.empty((len(r), lay.n_outputs), "float32") for r in rows]
+    for start in range(0, longest, chunk_rows):
+        # Only this chunk's (R, rows, features) inputs and activations are alive at once.
+        index = np.zeros((R, min(chunk_rows, longest - start)), "int64")
+        for i, r in enumerate(rows):
+            part = r[start:start + chunk_rows]
+            index[i, :len(part)] = part
+        out = keras.ops.convert_to_numpy(model.forward(params, consts, X[index]))
+        for i, r in enumerate(rows):
+            n = max(min(len(r) - start, chunk_rows), 0)
+            outs[i][start:start + n] = out[i, :n]
+    return outs
 
 
 def epoch_orders(replicas: Sequence[Replica], epochs: int, batch_size: int) -> np.ndarray:
