@@ -96,5 +96,8 @@ def test_dropout_scores_agree_with_the_per_configuration_path(advertising):
         trial, = _trials(protocol, X, y, [params], seed=seed)
         stacked.append(trial.mean_score)
         keras_path.append(evaluate(protocol, X, y, params).mean_score)
-    for a, b in ((stacked, keras_path), (keras_path, stacked)):
-        assert abs(np.mean(a) - np.mean(b)) <= 2 * np.std(b, ddof=1)
+    # The two means differ by chance alone within about two standard errors of
+    # their difference (std / sqrt(n) each; n = 5 seeds, each a 5-fold mean).
+    n = len(stacked)
+    se = np.sqrt(np.var(stacked, ddof=1) / n + np.var(keras_path, ddof=1) / n)
+    assert abs(np.mean(stacked) - np.mean(keras_path)) <= 2 * se
