@@ -30,7 +30,8 @@ from nn_tuning.stacked import (
     read_structure,
     train_stack,
 )
-from nn_tuning.stacked.engine import _consts, _layout, _Model, _optimizer, _stacked_params
+from nn_tuning.stacked.engine import _consts, _layout, _Model, _stacked_params
+from nn_tuning.stacked.loops import _optimizer
 from nn_tuning.stacked.structure import Hidden, Structure, dense_layers
 
 # Measured: 0 ulp for SGD, Adam, AdamW, Adamax and Nadam, 2 for RMSprop,
