@@ -1,5 +1,9 @@
 """Which devices TensorFlow trains on: CPU or GPUs, memory growth, mixed precision.
 
+Under ``KERAS_BACKEND=jax`` the devices are JAX's (chosen when JAX starts, by
+``JAX_PLATFORMS`` and ``CUDA_VISIBLE_DEVICES``): they are checked and
+labelled from ``jax.devices()``, and TensorFlow is never imported.
+
 TensorFlow grabs all GPU memory by default, so two trials cannot share a GPU;
 memory growth is turned on here by default. Call :func:`configure_devices`
 before anything has run on TensorFlow in the process.
@@ -19,18 +23,61 @@ DEVICES = ("auto", "cpu", "gpu")
 logger = logging.getLogger("nn_tuning")
 
 
+def _backend() -> str:
+    import keras
+
+    return keras.backend.backend()
+
+
+def _jax_gpus() -> list[object]:
+    import jax
+
+    return [d for d in jax.devices() if d.platform == "gpu"]
+
+
 def describe_devices() -> list[str]:
-    """The physical devices TensorFlow sees, e.g. ``['CPU:0', 'GPU:0']``."""
+    """The devices the Keras backend sees, e.g. ``['CPU:0', 'GPU:0']``.
+
+    TensorFlow's physical devices, or JAX's devices under ``KERAS_BACKEND=jax``
+    (TensorFlow is then never imported).
+    """
+    if _backend() == "jax":
+        import jax
+
+        return [f"{d.platform.upper()}:{d.id}" for d in jax.devices()]
     import tensorflow as tf
 
     return [d.name.removeprefix("/physical_device:") for d in tf.config.list_physical_devices()]
 
 
 def default_device_label() -> str:
-    """``"gpu"`` when TensorFlow sees a GPU, else ``"cpu"``."""
+    """``"gpu"`` when the Keras backend (TensorFlow or JAX) sees a GPU, else ``"cpu"``."""
+    if _backend() == "jax":
+        return "gpu" if _jax_gpus() else "cpu"
     import tensorflow as tf
 
     return "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
+
+
+def _configure_jax(device: str, gpus: Sequence[int] | None, mixed_precision: bool) -> str:
+    """JAX chooses its devices when it starts: only check the choice and label it."""
+    import keras
+
+    physical = _jax_gpus()
+    if device == "gpu" and not physical:
+        raise ConfigError("device 'gpu' was asked for but JAX sees no GPU; use device 'cpu' or "
+                          "'auto', or install JAX with CUDA")
+    if gpus is not None:
+        raise ConfigError(f"gpus {list(gpus)!r} cannot be chosen under KERAS_BACKEND=jax; "
+                          "choose JAX's GPUs with CUDA_VISIBLE_DEVICES before starting")
+    if device == "cpu" and physical:
+        raise ConfigError("device 'cpu' cannot be chosen under KERAS_BACKEND=jax once JAX sees a "
+                          "GPU; set JAX_PLATFORMS=cpu before starting")
+    if mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    label = "gpu:" + ",".join(str(i) for i in range(len(physical))) if physical else "cpu"
+    logger.info("training on %s (JAX devices: %s)", label, ", ".join(describe_devices()))
+    return label
 
 
 def configure_devices(
@@ -45,7 +92,7 @@ def configure_devices(
     Parameters
     ----------
     device : {"auto", "cpu", "gpu"}
-        ``auto`` uses the GPUs when TensorFlow sees any.
+        ``auto`` uses the GPUs when the backend (TensorFlow or JAX) sees any.
     gpus : sequence of int, optional
         Indices of the GPUs to use (all when omitted).
     memory_growth : bool, default=True
@@ -62,6 +109,8 @@ def configure_devices(
         raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
     if gpus is not None and (not all(isinstance(g, int) and g >= 0 for g in gpus) or not gpus):
         raise ConfigError(f"gpus must be a list of GPU indices such as 0,1, got {gpus!r}")
+    if _backend() == "jax":
+        return _configure_jax(device, gpus, mixed_precision)
     import keras
     import tensorflow as tf
 

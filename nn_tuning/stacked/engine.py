@@ -23,15 +23,14 @@ backend. Batches follow ``model.fit``'s rules (each epoch a new
 permutation of the replica's rows, the last batch smaller); all replicas of
 a stack take the same number of steps per epoch.
 
-Two drivers run the loop: TensorFlow (``tf.function`` of nested
-``tf.while_loop`` s, stateful variables, ``optimizer.apply``) and JAX
+Two drivers run the loop (:mod:`.loops`): TensorFlow (``tf.function`` of
+nested ``tf.while_loop`` s, stateful variables, ``optimizer.apply``) and JAX
 (``jax.jit`` of nested ``fori_loop`` s, ``optimizer.stateless_apply``). Keras
 and the backend are imported when a stack trains, not when this module is.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -42,8 +41,8 @@ import numpy as np
 
 from .structure import Structure
 
-__all__ = ["Replica", "StackResult", "clear_compiled", "epoch_orders", "predict_stack",
-           "stack_bytes", "train_stack"]
+__all__ = ["Replica", "StackResult", "clear_compiled", "epoch_orders", "predict_chunk_rows",
+           "predict_stack", "stack_bytes", "train_stack"]
 
 _MASKED = -1e9  # softmax logit of a padded unit: exp underflows to exactly 0
 
@@ -82,6 +81,8 @@ class _Layout:
     selects: list[list[np.ndarray]]  # per hidden layer, per activation (R, 1, 1)
     dropout: list[np.ndarray]  # per hidden layer (R, 1, 1)
     any_dropout: list[bool]
+    first: list[np.ndarray]  # per hidden layer (R, 1, 1): dropout comes before the activation
+    any_first: list[bool]
     lr: np.ndarray  # (R, 1, 1)
 
 
@@ -90,7 +91,7 @@ def _layout(replicas: Sequence[Replica]) -> _Layout:
     depth = max(len(r.structure.hidden) for r in replicas)
     width = max((h.units for r in replicas for h in r.structure.hidden), default=0)
     s0 = replicas[0].structure
-    masks, real, acts, selects, dropout, any_dropout = [], [], [], [], [], []
+    masks, real, acts, selects, dropout, any_dropout, first = [], [], [], [], [], [], []
     for layer in range(depth):
         hs = [r.structure.hidden[layer] if layer < len(r.structure.hidden) else None
               for r in replicas]
@@ -106,9 +107,11 @@ def _layout(replicas: Sequence[Replica]) -> _Layout:
         rates = np.array([h.dropout if h else 0.0 for h in hs], "float32").reshape(R, 1, 1)
         dropout.append(rates)
         any_dropout.append(bool(rates.any()))
+        first.append(np.array([bool(h and h.dropout and h.dropout_first) for h in hs],
+                              "float32").reshape(R, 1, 1))
     lr = np.array([r.structure.learning_rate for r in replicas], "float32").reshape(R, 1, 1)
     return _Layout(depth, width, s0.input_dim, s0.output_units, masks, real, acts, selects,
-                   dropout, any_dropout, lr)
+                   dropout, any_dropout, first, [bool(f.any()) for f in first], lr)
 
 
 def _stacked_params(replicas: Sequence[Replica], lay: _Layout) -> list[np.ndarray]:
@@ -181,16 +184,27 @@ class _Model:
         for layer in range(lay.depth):
             z = ops.add(ops.matmul(h, params[2 * layer]), params[2 * layer + 1])
             mask = consts["masks"][layer]
+            dropped = None
+            if drop_bits is not None and lay.any_dropout[layer]:
+                rate = consts["dropout"][layer]
+                u = ops.multiply(ops.cast(ops.right_shift(drop_bits(layer), np.uint32(8)),
+                                          "float32"), np.float32(2.0 ** -24))
+                keep = ops.greater_equal(u, rate)
+
+                def dropped(v: Any, keep: Any = keep, rate: Any = rate) -> Any:
+                    return ops.where(keep, ops.divide(v, ops.subtract(1.0, rate)), 0.0)
+
+                if lay.any_first[layer]:  # Dense -> Dropout -> Activation: drop z itself
+                    z = ops.where(consts["first"][layer] > 0, dropped(z), z)
             a = None
             for name, fn, sel in zip(lay.acts[layer], self.acts[layer], consts["selects"][layer]):
                 value = fn(z, mask) if name == "softmax" else fn(z)
                 a = value if a is None else ops.where(sel > 0, value, a)
             a = ops.multiply(a, mask)
-            if drop_bits is not None and lay.any_dropout[layer]:
-                rate = consts["dropout"][layer]
-                u = ops.multiply(ops.cast(ops.right_shift(drop_bits(layer), np.uint32(8)),
-                                          "float32"), np.float32(2.0 ** -24))
-                a = ops.where(u >= rate, ops.divide(a, ops.subtract(1.0, rate)), 0.0)
+            if dropped is not None:
+                after = dropped(a)
+                a = ops.where(consts["first"][layer] > 0, a, after) if lay.any_first[layer] \
+                    else after
             h = a if layer == 0 else ops.where(consts["real"][layer] > 0, a, h)
         out = ops.add(ops.matmul(h, params[-2]), params[-1])
         return self.out_act(out)
@@ -237,16 +251,6 @@ class _Model:
         return ops.take_along_axis(consts["rows"], perm, axis=1)
 
 
-def _optimizer(structure: Structure, lr_holder: dict) -> Any:
-    import ast
-
-    import keras
-
-    config = {k: ast.literal_eval(v) for k, v in structure.optimizer_config}
-    return getattr(keras.optimizers, structure.optimizer)(
-        learning_rate=lambda: lr_holder["lr"], **config)
-
-
 def _consts(replicas: Sequence[Replica], lay: _Layout, X: np.ndarray, Y: np.ndarray,
             n_pad: int) -> dict:
     R = len(replicas)
@@ -258,6 +262,7 @@ def _consts(replicas: Sequence[Replica], lay: _Layout, X: np.ndarray, Y: np.ndar
         "n_rows": np.array([len(r.rows) for r in replicas], "int32").reshape(R, 1),
         "seeds": np.array([r.seed for r in replicas], "uint32").reshape(R, 1),
         "masks": lay.masks, "real": lay.real, "selects": lay.selects, "dropout": lay.dropout,
+        "first": lay.first,
     }
 
 
@@ -270,7 +275,13 @@ def _steps_per_epoch(replicas: Sequence[Replica], batch_size: int) -> int:
 
 def stack_bytes(n_replicas: int, depth: int, width: int, n_inputs: int, n_outputs: int,
                 batch_size: int, n_rows: int, optimizer_slots: int = 2) -> int:
-    """A fixed estimate of one stack's memory (weights, optimizer state, activations, orders)."""
+    """A fixed estimate of one stack's memory (weights, optimizer state, activations, orders).
+
+    Activations are counted for ``batch_size`` rows, forward and backward:
+    as many as the prediction pass holds, which runs forward only on
+    :func:`predict_chunk_rows` (twice ``batch_size``) rows per replica at a
+    time, however large the validation folds.
+    """
     weights = (n_inputs + 1) * width + max(depth - 1, 0) * (width + 1) * width \
         + (width + 1) * n_outputs
     per_replica = 4 * (weights * (2 + optimizer_slots + 2)  # + gradients and updates
@@ -296,7 +307,7 @@ def _signature(lay: _Layout, structure: Structure, consts: dict, epochs: int, st
     import keras
 
     return (keras.backend.backend(), lay.depth, lay.width, lay.n_inputs, lay.n_outputs,
-            tuple(lay.acts), tuple(lay.any_dropout), structure.group, epochs, steps, n_pad,
+            tuple(lay.acts), tuple(lay.any_dropout), tuple(lay.any_first), structure.group, epochs, steps, n_pad,
             batch_size, len(lay.lr), consts["X"].shape, consts["Y"].shape, str(consts["Y"].dtype))
 
 
@@ -322,8 +333,10 @@ def train_stack(replicas: Sequence[Replica], X: np.ndarray, Y: np.ndarray, *, ep
     key = _signature(lay, structure, consts, epochs, steps, n_pad, batch_size)
     compiled = _COMPILED.get(key)
     if compiled is None:
+        from .loops import JaxLoop, TFLoop
+
         model = _Model(lay, structure, batch_size)
-        driver = _JaxLoop if keras.backend.backend() == "jax" else _TFLoop
+        driver = JaxLoop if keras.backend.backend() == "jax" else TFLoop
         compiled = driver(model, _stacked_params(replicas, lay), structure, epochs, steps, n_pad)
         _COMPILED[key] = compiled
         while len(_COMPILED) > _MAX_COMPILED:
@@ -332,109 +345,10 @@ def train_stack(replicas: Sequence[Replica], X: np.ndarray, Y: np.ndarray, *, ep
     trained = compiled.run(_stacked_params(replicas, lay), consts, lay.lr)
     finite = [all(np.isfinite(p[r]).all() for p in trained) for r in range(len(replicas))]
     predictions = (None if predict_rows is None else
-                   _predict(compiled.model, lay, trained, X, predict_rows))
+                   _predict(compiled.model, lay, trained, X, predict_rows,
+                            predict_chunk_rows(batch_size)))
     return StackResult(_unstack(trained, replicas, lay), finite, time.perf_counter() - start,
                        predictions)
-
-
-class _RetracingFilter(logging.Filter):
-    """Hides TensorFlow's "triggered tf.function retracing" warning: each stack is traced on purpose."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "retracing" not in record.getMessage()
-
-
-class _TFLoop:
-    """A ``tf.function`` of nested while loops over the stack's variables."""
-
-    def __init__(self, model: _Model, params: list[np.ndarray], structure: Structure,
-                 epochs: int, steps: int, n_pad: int) -> None:
-        import keras
-        import tensorflow as tf
-
-        self.model = model
-        self.variables = [keras.Variable(p) for p in params]
-        holder: dict = {}
-        self.opt = _optimizer(structure, holder)
-        self.opt.build(self.variables)
-        self.opt_initial = [v.numpy() for v in self.opt.variables]
-        variables, opt = self.variables, self.opt
-        tf_vars = [v.value for v in variables]
-
-        @tf.function(autograph=False)
-        def run(consts: dict, lr: Any) -> Any:
-            holder["lr"] = lr
-
-            def epoch_body(e: Any) -> tuple:
-                order = model.epoch_order(consts, e, n_pad)
-
-                def step_body(b: Any) -> tuple:
-                    with tf.GradientTape() as tape:
-                        loss = model.batch_loss(tf_vars, consts, order, e, b)
-                    opt.apply(tape.gradient(loss, tf_vars), variables)
-                    return (b + 1,)
-
-                tf.while_loop(lambda b: b < steps, step_body, (tf.constant(0),))
-                return (e + 1,)
-
-            return tf.while_loop(lambda e: e < epochs, epoch_body, (tf.constant(0),))
-
-        self.fn = run
-
-    def run(self, params: list[np.ndarray], consts: dict, lr: np.ndarray) -> list[np.ndarray]:
-        from ..fast_fit import forget_traced_gradients
-
-        for v, p in zip(self.variables, params):
-            v.assign(p)
-        for v, p in zip(self.opt.variables, self.opt_initial):
-            v.assign(p)
-        tf_logger = logging.getLogger("tensorflow")
-        quiet = _RetracingFilter()
-        tf_logger.addFilter(quiet)
-        try:
-            with forget_traced_gradients():
-                self.fn(consts, lr)
-        finally:
-            tf_logger.removeFilter(quiet)
-        return [v.numpy() for v in self.variables]
-
-
-class _JaxLoop:
-    """A jitted function of nested ``fori_loop`` s, stateless in weights and optimizer state."""
-
-    def __init__(self, model: _Model, params: list[np.ndarray], structure: Structure,
-                 epochs: int, steps: int, n_pad: int) -> None:
-        import jax
-        import keras
-
-        self.model = model
-        variables = [keras.Variable(p) for p in params]
-        holder: dict = {}
-        opt = _optimizer(structure, holder)
-        opt.build(variables)
-        self.opt_initial = [np.asarray(v.value) for v in opt.variables]
-
-        def run(params: list, opt_vars: list, consts: dict, lr: Any) -> list:
-            holder["lr"] = lr
-            grad_fn = jax.grad(model.batch_loss)
-
-            def epoch_body(e: Any, state: tuple) -> tuple:
-                order = model.epoch_order(consts, e, n_pad)
-
-                def step_body(b: Any, state: tuple) -> tuple:
-                    p, o = state
-                    grads = grad_fn(p, consts, order, e, b)
-                    return tuple(opt.stateless_apply(o, grads, p))
-
-                return jax.lax.fori_loop(0, steps, step_body, state)
-
-            return jax.lax.fori_loop(0, epochs, epoch_body, (params, opt_vars))[0]
-
-        self.fn = jax.jit(run)
-
-    def run(self, params: list[np.ndarray], consts: dict, lr: np.ndarray) -> list[np.ndarray]:
-        trained = self.fn(params, self.opt_initial, consts, lr)
-        return [np.asarray(p) for p in trained]
 
 
 def predict_stack(replicas: Sequence[Replica], weights: list[list[tuple[np.ndarray, np.ndarray]]],
@@ -446,20 +360,34 @@ def predict_stack(replicas: Sequence[Replica], weights: list[list[tuple[np.ndarr
                     _stacked_params(trained, lay), X, rows)
 
 
+def predict_chunk_rows(batch_size: int) -> int:
+    """Rows per replica in one prediction pass: the activations :func:`stack_bytes` counts."""
+    return 2 * batch_size
+
+
 def _predict(model: _Model, lay: _Layout, params: list[np.ndarray], X: np.ndarray,
-             rows: Sequence[np.ndarray] | None) -> list[np.ndarray]:
+             rows: Sequence[np.ndarray] | None, chunk_rows: int = 4096) -> list[np.ndarray]:
+    """Each replica's outputs on its ``rows`` of X, ``chunk_rows`` rows per replica at a time."""
     import keras
 
     R = len(lay.lr)
     X = np.asarray(X, "float32")
     if rows is None:
         rows = [np.arange(len(X))] * R
-    index = np.zeros((R, max(len(r) for r in rows)), "int64")
-    for i, r in enumerate(rows):
-        index[i, :len(r)] = r
+    longest = max(len(r) for r in rows)
     consts = {"masks": lay.masks, "real": lay.real, "selects": lay.selects}
-    out = keras.ops.convert_to_numpy(model.forward(params, consts, X[index]))
-    return [out[i, :len(r)] for i, r in enumerate(rows)]
+    outs = [np.empty((len(r), lay.n_outputs), "float32") for r in rows]
+    for start in range(0, longest, chunk_rows):
+        # Only this chunk's (R, rows, features) inputs and activations are alive at once.
+        index = np.zeros((R, min(chunk_rows, longest - start)), "int64")
+        for i, r in enumerate(rows):
+            part = r[start:start + chunk_rows]
+            index[i, :len(part)] = part
+        out = keras.ops.convert_to_numpy(model.forward(params, consts, X[index]))
+        for i, r in enumerate(rows):
+            n = max(min(len(r) - start, chunk_rows), 0)
+            outs[i][start:start + n] = out[i, :n]
+    return outs
 
 
 def epoch_orders(replicas: Sequence[Replica], epochs: int, batch_size: int) -> np.ndarray:

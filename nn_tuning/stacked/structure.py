@@ -1,7 +1,8 @@
 """What a stack needs to know of one model: read it off the compiled Keras model.
 
 A model is stackable when it is one chain ``Input -> (Dense [Activation]
-[Dropout])* -> Dense [Activation]`` of plain float32 Dense layers, compiled
+[Dropout] | Dense Dropout Activation)* -> Dense [Activation]`` of plain
+float32 Dense layers (Keras' own classes, not subclasses), compiled
 with one of :data:`SUPPORTED_LOSSES` and one of :data:`SUPPORTED_OPTIMIZERS`
 (an optimizer whose update is elementwise, so that the update of every
 replica's weights only reads that replica's gradient and state). Everything
@@ -36,11 +37,19 @@ class NotStackable(Exception):
 
 @dataclass(frozen=True)
 class Hidden:
-    """One hidden block: Dense of ``units`` with ``activation``, then dropout at ``dropout``."""
+    """One hidden block: Dense of ``units`` with ``activation``, and dropout at ``dropout``.
+
+    ``dropout_first`` says the Dropout layer comes before the Activation layer
+    (``Dense -> Dropout -> Activation``): the activation then reads the
+    dropped-out pre-activations, which differs from dropping its outputs for
+    any activation with f(0) != 0 or not positively homogeneous (tanh,
+    sigmoid, elu, gelu...).
+    """
 
     units: int
     activation: str
     dropout: float
+    dropout_first: bool = False
 
 
 @dataclass(frozen=True)
@@ -118,27 +127,35 @@ def _chain(model: Any) -> list[Any]:
 
 
 def _blocks(model: Any) -> list[list[Any]]:
-    """[Dense, optional Activation, optional Dropout] groups, in order."""
+    """[Dense, activation, dropout rate, dropout first, dropout seen] per block, in order."""
     import keras
 
     blocks: list[list[Any]] = []
+    kinds = (keras.layers.Dense, keras.layers.Activation, keras.layers.Dropout)
     for layer in _chain(model):
-        if isinstance(layer, keras.layers.Dense):
+        for kind in kinds:
+            if isinstance(layer, kind) and type(layer) is not kind:
+                # Its own call() may compute anything: a stack would train Keras' plain one.
+                raise NotStackable(f"layer {layer.name!r} is a {type(layer).__name__}, a subclass "
+                                   f"of {kind.__name__}, not Keras' own {kind.__name__}")
+        if type(layer) is keras.layers.Dense:
             _check_dense(layer)
             blocks.append([layer, "linear" if layer.activation is None else
-                           _activation_name(layer.activation), 0.0])
+                           _activation_name(layer.activation), 0.0, False, False])
         elif not blocks:
             raise NotStackable(f"a {type(layer).__name__} layer comes before the first Dense layer")
         elif type(layer) is keras.layers.Activation:
             name = _activation_name(layer.activation)
             if blocks[-1][1] == "linear":
                 blocks[-1][1] = name
+                # Dense -> Dropout -> Activation: the activation reads dropped-out inputs.
+                blocks[-1][3] = blocks[-1][4] and name != "linear"
             elif name != "linear":
                 raise NotStackable("an Activation layer follows a Dense layer's own activation")
         elif type(layer) is keras.layers.Dropout:
-            if layer.noise_shape is not None or blocks[-1][2]:
+            if layer.noise_shape is not None or blocks[-1][4]:
                 raise NotStackable("a Dropout layer has a noise shape or follows another")
-            blocks[-1][2] = float(layer.rate)
+            blocks[-1][2], blocks[-1][4] = float(layer.rate), True
         else:
             raise NotStackable(f"a {type(layer).__name__} layer is not Dense, Activation or "
                                "Dropout")
@@ -198,14 +215,14 @@ def read_structure(model: Any) -> Structure:
     shape = model.inputs[0].shape
     if len(shape) != 2 or shape[1] is None:
         raise NotStackable(f"the input shape {shape} is not (batch, features)")
-    *hidden, (out_layer, out_act, out_drop) = blocks
+    *hidden, (out_layer, out_act, out_drop, _, _) = blocks
     if out_drop:
         raise NotStackable("dropout after the output layer")
     loss, loss_kwargs = _loss(model)
     optimizer, config, lr = _optimizer(model)
     return Structure(
         input_dim=int(shape[1]),
-        hidden=tuple(Hidden(int(d.units), act, rate) for d, act, rate in hidden),
+        hidden=tuple(Hidden(int(d.units), act, rate, first) for d, act, rate, first, _ in hidden),
         output_units=int(out_layer.units), output_activation=out_act,
         loss=loss, loss_kwargs=loss_kwargs, optimizer=optimizer, optimizer_config=config,
         learning_rate=lr,
@@ -216,4 +233,4 @@ def dense_layers(model: Any) -> list[Any]:
     """The model's Dense layers in order (their kernels and biases are the weights)."""
     import keras
 
-    return [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    return [layer for layer in model.layers if type(layer) is keras.layers.Dense]

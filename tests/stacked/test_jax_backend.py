@@ -80,8 +80,21 @@ def test_shuffles_are_the_same_on_both_backends():
     assert run_jax(code) == json.loads(tf_out.stdout.strip().splitlines()[-1])
 
 
-def test_tune_under_jax_stacked_fallback_and_refit():
-    res = run_jax("""
+# Makes TensorFlow unimportable in the subprocess, as where it is not installed.
+_NO_TENSORFLOW = """
+    import sys
+
+    class _NoTensorFlow:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] == "tensorflow":
+                raise ImportError(f"No module named {name!r}")
+
+    sys.meta_path.insert(0, _NoTensorFlow())
+"""
+
+
+def test_tune_under_jax_stacked_fallback_and_refit_without_tensorflow():
+    res = run_jax(textwrap.dedent(_NO_TENSORFLOW) + textwrap.dedent("""
         import json, sys
         import numpy as np
         from sklearn.datasets import load_diabetes
@@ -98,9 +111,11 @@ def test_tune_under_jax_stacked_fallback_and_refit():
                            result.trials["engine"]))
         pred = result.best_estimator.predict(X[:5])
         print(json.dumps({"states": sorted(set(result.trials["state"])), "engines": engines,
-                          "pred": np.asarray(pred).shape[0],
+                          "pred": np.asarray(pred).shape[0], "device": result.extra["device"],
                           "tensorflow": "tensorflow" in sys.modules}))
-    """, timeout=600)
+    """), timeout=600)
+    assert res["tensorflow"] is False
+    assert res["device"] == "cpu"  # from jax.devices() (JAX_PLATFORMS=cpu)
     assert res["states"] == ["complete"]
     assert res["engines"] == {"adam-4": "stacked", "adam-8": "stacked", "lion-4": "keras",
                               "lion-8": "keras"}
@@ -114,3 +129,36 @@ def test_importing_the_engine_imports_neither_tensorflow_nor_scikeras():
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_under_jax_only_scikeras_imports_an_installed_tensorflow():
+    """nn_tuning itself never imports TensorFlow on JAX; scikeras 0.13 tries to, at import.
+
+    ``scikeras/utils/random_state.py`` does ``try: import tensorflow`` (and falls
+    back when it is missing, as the test above shows), so where TensorFlow is
+    installed it is loaded as soon as nn_tuning's wrappers import scikeras.
+    """
+    res = run_jax("""
+        import json, sys, traceback
+
+        importers = []
+
+        class _Spy:
+            def find_spec(self, name, path=None, target=None):
+                if name == "tensorflow" and "tensorflow" not in sys.modules:
+                    frames = [f.filename for f in traceback.extract_stack()
+                              if "importlib" not in f.filename and f.filename != "<string>"]
+                    importers.append(frames[-1].split("site-packages/")[-1])
+
+        sys.meta_path.insert(0, _Spy())
+        import nn_tuning, nn_tuning.stacked.plan
+        from nn_tuning.devices import configure_devices, default_device_label, describe_devices
+        labels = [default_device_label(), configure_devices("auto"), describe_devices()[0]]
+        before = "tensorflow" in sys.modules
+        import nn_tuning.plan  # imports nn_tuning.wrappers, so scikeras
+        print(json.dumps({"before_wrappers": before, "labels": labels,
+                          "importers": sorted(set(importers))}))
+    """)
+    assert res["before_wrappers"] is False
+    assert res["labels"] == ["cpu", "cpu", "CPU:0"]
+    assert res["importers"] == ["scikeras/utils/random_state.py"]
