@@ -11,16 +11,15 @@ before anything has run on TensorFlow in the process.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Sequence
 
 from .exceptions import ConfigError
 
-__all__ = ["DEVICES", "configure_devices", "default_device_label", "describe_devices"]
+__all__ = ["DEVICES", "configure_devices", "default_device_label", "describe_devices",
+           "device_note"]
 
 DEVICES = ("auto", "cpu", "gpu")
-logger = logging.getLogger("nn_tuning")
 
 
 def _backend() -> str:
@@ -75,9 +74,7 @@ def _configure_jax(device: str, gpus: Sequence[int] | None, mixed_precision: boo
                           "GPU; set JAX_PLATFORMS=cpu before starting")
     if mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
-    label = "gpu:" + ",".join(str(i) for i in range(len(physical))) if physical else "cpu"
-    logger.info("training on %s (JAX devices: %s)", label, ", ".join(describe_devices()))
-    return label
+    return "gpu:" + ",".join(str(i) for i in range(len(physical))) if physical else "cpu"
 
 
 def configure_devices(
@@ -136,7 +133,11 @@ def configure_devices(
         ) from None
     if mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
-    label = "gpu:" + ",".join(str(g) for g in (gpus or range(len(chosen)))) if chosen else "cpu"
-    logger.info("training on %s (visible CUDA devices: %s)", label,
-                os.environ.get("CUDA_VISIBLE_DEVICES", "all"))
-    return label
+    return "gpu:" + ",".join(str(g) for g in (gpus or range(len(chosen)))) if chosen else "cpu"
+
+
+def device_note() -> str:
+    """What the active backend trains on, for the one line a run logs per strategy."""
+    if _backend() == "jax":
+        return "JAX devices: " + ", ".join(describe_devices())
+    return "visible CUDA devices: " + os.environ.get("CUDA_VISIBLE_DEVICES", "all")

@@ -10,12 +10,11 @@ training) and, with ``mixed_precision``, Keras' global policy (restored by
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -30,7 +29,7 @@ from .space import SearchSpace
 from .strategies import strategy_class
 from .strategies.manual import check_configs
 
-__all__ = ["quiet_device_choice", "RunPlan", "plan_run", "run_fingerprint"]
+__all__ = ["RunPlan", "plan_run", "run_fingerprint"]
 
 logger = logging.getLogger("nn_tuning")
 
@@ -100,35 +99,10 @@ def _device_label(device: str | None, scale: ScaleOut) -> str:
     from .devices import configure_devices, default_device_label
 
     if device is not None or scale.mixed_precision:
-        with quiet_device_choice():  # tune() says it once per strategy, as the run starts
-            return configure_devices(device or "auto", scale.gpus,
-                                     mixed_precision=scale.mixed_precision)
+        # tune() says once per strategy, as its run starts, where it trains.
+        return configure_devices(device or "auto", scale.gpus,
+                                 mixed_precision=scale.mixed_precision)
     return default_device_label()
-
-
-class _DropDeviceChoice(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.filename == "devices.py" and record.levelno <= logging.INFO)
-
-
-@contextlib.contextmanager
-def quiet_device_choice() -> Iterator[None]:
-    """Drop the device line :func:`~nn_tuning.devices.configure_devices` logs on each call.
-
-    A compare checks each strategy's call, then runs it: the choice is made many
-    times (the same each time) and :func:`nn_tuning.tune.execute` reports it once
-    per strategy.
-    """
-    # Logger filters do not apply to records passed up from child loggers: both names.
-    loggers = [logging.getLogger("nn_tuning"), logging.getLogger("nn_tuning.devices")]
-    drop = _DropDeviceChoice()
-    for logger in loggers:
-        logger.addFilter(drop)
-    try:
-        yield
-    finally:
-        for logger in loggers:
-            logger.removeFilter(drop)
 
 
 def plan_run(builder: Callable[..., Any], space: SearchSpace | Mapping[str, Any] | None,

@@ -21,7 +21,6 @@ from .devices import configure_devices
 from .exceptions import ConfigError, NNTuningError
 from .experiment import Experiment
 from .locks import RunLock
-from .plan import quiet_device_choice
 from .result import TuningResult, write_atomic
 from .scaleout import ScaleOut
 from .strategies import KERAS_TUNER_STRATEGIES, STRATEGIES, unknown_strategy
@@ -250,9 +249,8 @@ def run_experiment(exp: Experiment, out_dir: str | Path, strategies: list[str] |
     # Devices are chosen once, before the run folder is touched; tune() repeats
     # the same (idempotent) choice per strategy and records it with each trial.
     try:
-        with quiet_device_choice():  # each strategy's run says where it trains
-            configure_devices(exp.training.device, scale.gpus if scale else None,
-                              mixed_precision=bool(scale and scale.mixed_precision))
+        configure_devices(exp.training.device, scale.gpus if scale else None,
+                          mixed_precision=bool(scale and scale.mixed_precision))
     except ConfigError as exc:
         raise ConfigError(f"{exp.source}: training.device {exp.training.device!r}: {exc}") \
             from None

@@ -20,12 +20,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .devices import device_note
 from .evaluators import Evaluator
 from .exceptions import AllTrialsFailedError, ConfigError
 from .locks import RunLock
@@ -251,8 +251,7 @@ def execute(plan: RunPlan, store: TrialStore, evaluator: Evaluator, workdir: Pat
     (its ``resumed`` and ``repeats`` counts).
     """
     start = time.perf_counter() if start is None else start
-    logger.info("%s: training on %s (visible CUDA devices: %s)", plan.name, plan.device,
-                os.environ.get("CUDA_VISIBLE_DEVICES", "all"))
+    logger.info("%s: training on %s (%s)", plan.name, plan.device, device_note())
     if len(store):
         logger.info("resuming %s in %s: %d trials already stored", plan.name, workdir, len(store))
     ctx = SearchContext(

@@ -8,16 +8,25 @@ same shapes (:func:`nn_tuning.stacked.engine.train_stack` keeps them).
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from .structure import Structure
 
-if TYPE_CHECKING:
-    from .engine import _Model
-
 __all__ = ["JaxLoop", "TFLoop"]
+
+
+class _Model(Protocol):
+    """What a loop needs of the stacked model (engine.py's ``_Model``).
+
+    Declared here rather than imported, so that engine.py (which runs the
+    loops) and this module do not import each other.
+    """
+
+    def batch_loss(self, params: Any, consts: dict, order: Any, epoch: Any, step: Any) -> Any: ...
+
+    def epoch_order(self, consts: dict, epoch: Any, n_pad: int) -> Any: ...
 
 
 def _optimizer(structure: Structure, lr_holder: dict) -> Any:
