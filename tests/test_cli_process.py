@@ -107,13 +107,13 @@ def test_ctrl_c_keeps_every_finished_trial_and_says_how_to_resume(tmp_path):
         # signal within 0.1 s of a trial's commit went on and exited 0), as a user's first
         # Ctrl-C can be; what is tested is what happens once the run is interrupted.
         presses = 0
-        while "interrupted" not in err_file.read_text():
+        while "nn-tune: interrupted" not in err_file.read_text():
             assert proc.poll() is None, "the run ended before it could be interrupted"
             assert presses < 5, err_file.read_text()[-2000:]
             proc.send_signal(signal.SIGINT)
             presses += 1
             for _ in range(20):
-                if proc.poll() is not None or "interrupted" in err_file.read_text():
+                if proc.poll() is not None or "nn-tune: interrupted" in err_file.read_text():
                     break
                 time.sleep(0.1)
         proc.wait(timeout=120)
