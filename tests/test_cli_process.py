@@ -73,7 +73,8 @@ def _stored(db: Path) -> list[tuple[str, str]]:
         return []
 
 
-_INTERRUPTED = "nn-tune: interrupted; every finished trial is kept in {}: rerun the same command to resume"
+_INTERRUPTED = ("nn-tune: interrupted; every finished trial is kept in {}: rerun the same command "
+                "to resume")
 
 
 @pytest.mark.slow
