@@ -28,6 +28,7 @@ from typing import Any
 from .devices import device_note
 from .evaluators import Evaluator
 from .exceptions import AllTrialsFailedError, ConfigError
+from .interrupts import remembered
 from .locks import RunLock
 from .plan import RunPlan, plan_run
 from .result import Trial, TrialState, TuningResult, one_standard_error, trials_frame
@@ -267,7 +268,8 @@ def execute(plan: RunPlan, store: TrialStore, evaluator: Evaluator, workdir: Pat
     watcher = TrialWatcher(store, csv_dir, plan.strategy.planned_trials(ctx), plan.name, progress)
     ctx.on_trial = watcher
     try:
-        plan.strategy.run(ctx)
+        with remembered():  # a Ctrl-C lost inside TensorFlow still stops the search
+            plan.strategy.run(ctx)
     except BudgetSpent:
         logger.info("%s: wall-clock budget of %s s spent after %d trials",
                     plan.name, plan.max_seconds, len(store))

@@ -22,6 +22,7 @@ import numpy as np
 from ..evaluation import Protocol
 from ..evaluators import Evaluator
 from ..exceptions import ConfigError, NNTuningError
+from ..interrupts import raise_if_interrupted
 from ..result import Trial, TrialState
 from ..scaleout import ScaleOut
 from ..space import SearchSpace, config_key
@@ -95,6 +96,7 @@ class SearchContext:
         if trial.state is TrialState.FAILED:
             logger.warning("trial %s failed: %s", trial.number, trial.reason)
         self._tick(trial)
+        raise_if_interrupted()  # committed first: the trial is kept
         return trial
 
     def _tick(self, trial: Trial) -> None:
