@@ -23,9 +23,18 @@ def _swallowing_builder(neurons: int = 4, meta=None):
     return mlp_regressor(neurons=neurons, meta=meta)
 
 
-def test_a_swallowed_ctrl_c_stops_the_search_at_the_next_trial(advertising, tmp_path):
+@pytest.fixture
+def default_sigint():
+    """Python's own SIGINT handler, as in a terminal (an earlier test in a full run may have
+    left this process ignoring SIGINT); put back as it was afterwards."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_a_swallowed_ctrl_c_stops_the_search_at_the_next_trial(advertising, tmp_path,
+                                                                default_sigint):
     X, y = advertising
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     configs = [{"neurons": n} for n in (4, 5, 6, 7)]
     with pytest.raises(KeyboardInterrupt):
         tune(_swallowing_builder, None, X, y, strategy="manual", configs=configs, cv=2,
