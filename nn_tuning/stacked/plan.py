@@ -89,7 +89,7 @@ def build(protocol: Any, X: np.ndarray, y: np.ndarray, index: int,
         if len(getattr(est, "classes_", [])) != len(classes):
             raise NotStackable("a fold lacks some classes")
     structure = read_structure(est.model_)
-    weights = [(np.array(d.kernel), np.array(d.bias)) for d in dense_layers(est.model_)]
+    weights = [(d.kernel.numpy(), d.bias.numpy()) for d in dense_layers(est.model_)]
     # Scoring needs the estimator's encoders, never its model (the stack's outputs
     # stand in for its predictions): release the Keras model now.
     est.model_ = None
