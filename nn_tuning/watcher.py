@@ -38,7 +38,6 @@ class TrialWatcher:
         self.written = -1  # the highest trial number in the file
         self.best = -math.inf
         self.bar = None
-        self.repeats = 0
         if self.csv is not None:
             self._rewrite()
         if progress:
