@@ -7,7 +7,7 @@ TensorFlow nor scikeras: Keras and its backend load when a stack trains.
 
 from __future__ import annotations
 
-from .engine import Replica, StackResult, epoch_orders, predict_stack, train_stack
+from .engine import Replica, StackResult, epoch_orders, train_stack
 from .structure import (
     SUPPORTED_ACTIVATIONS,
     SUPPORTED_LOSSES,
@@ -18,5 +18,5 @@ from .structure import (
 )
 
 __all__ = ["SUPPORTED_ACTIVATIONS", "SUPPORTED_LOSSES", "SUPPORTED_OPTIMIZERS", "NotStackable",
-           "Replica", "StackResult", "Structure", "epoch_orders", "predict_stack",
+           "Replica", "StackResult", "Structure", "epoch_orders",
            "read_structure", "train_stack"]

@@ -41,8 +41,8 @@ import numpy as np
 
 from .structure import Structure
 
-__all__ = ["Replica", "StackResult", "clear_compiled", "epoch_orders", "predict_chunk_rows",
-           "predict_stack", "stack_bytes", "train_stack"]
+__all__ = ["Replica", "StackResult", "compiled_loop", "epoch_orders", "predict_chunk_rows",
+           "stack_bytes", "train_stack"]
 
 _MASKED = -1e9  # softmax logit of a padded unit: exp underflows to exactly 0
 
@@ -86,10 +86,18 @@ class _Layout:
     lr: np.ndarray  # (R, 1, 1)
 
 
-def _layout(replicas: Sequence[Replica]) -> _Layout:
+def _layout(replicas: Sequence[Replica], at_least: _Layout | None = None) -> _Layout:
+    """The stack's padded shapes and per-replica constants.
+
+    With ``at_least``, the static parts (depth, width, activations present,
+    dropout flags) are at least that layout's, so a stack whose members change
+    keeps the shapes, and the compiled loop, it started with.
+    """
     R = len(replicas)
     depth = max(len(r.structure.hidden) for r in replicas)
     width = max((h.units for r in replicas for h in r.structure.hidden), default=0)
+    if at_least is not None:
+        depth, width = max(depth, at_least.depth), max(width, at_least.width)
     s0 = replicas[0].structure
     masks, real, acts, selects, dropout, any_dropout, first = [], [], [], [], [], [], []
     for layer in range(depth):
@@ -100,18 +108,24 @@ def _layout(replicas: Sequence[Replica]) -> _Layout:
             mask[i, 0, :h.units if h else 0] = 1.0
         masks.append(mask)
         real.append(np.array([h is not None for h in hs], "float32").reshape(R, 1, 1))
-        present = tuple(sorted({h.activation for h in hs if h is not None}))
+        present = {h.activation for h in hs if h is not None}
+        if at_least is not None and layer < at_least.depth:
+            present |= set(at_least.acts[layer])
+        present = tuple(sorted(present))
         acts.append(present)
         selects.append([np.array([h is not None and h.activation == a for h in hs],
                                  "float32").reshape(R, 1, 1) for a in present])
         rates = np.array([h.dropout if h else 0.0 for h in hs], "float32").reshape(R, 1, 1)
         dropout.append(rates)
-        any_dropout.append(bool(rates.any()))
+        kept = at_least is not None and layer < at_least.depth
+        any_dropout.append(bool(rates.any()) or (kept and at_least.any_dropout[layer]))
         first.append(np.array([bool(h and h.dropout and h.dropout_first) for h in hs],
                               "float32").reshape(R, 1, 1))
+    any_first = [bool(f.any()) or (at_least is not None and i < at_least.depth
+                                   and at_least.any_first[i]) for i, f in enumerate(first)]
     lr = np.array([r.structure.learning_rate for r in replicas], "float32").reshape(R, 1, 1)
     return _Layout(depth, width, s0.input_dim, s0.output_units, masks, real, acts, selects,
-                   dropout, any_dropout, first, [bool(f.any()) for f in first], lr)
+                   dropout, any_dropout, first, any_first, lr)
 
 
 def _stacked_params(replicas: Sequence[Replica], lay: _Layout) -> list[np.ndarray]:
@@ -122,12 +136,19 @@ def _stacked_params(replicas: Sequence[Replica], lay: _Layout) -> list[np.ndarra
     shapes.append(((R, H if lay.depth else lay.n_inputs, lay.n_outputs), (R, 1, lay.n_outputs)))
     params = [np.zeros(s, "float32") for pair in shapes for s in pair]
     for r, rep in enumerate(replicas):
-        n_hidden = len(rep.structure.hidden)
-        for i, (kernel, bias) in enumerate(rep.weights):
-            slot = i if i < n_hidden else lay.depth  # the output layer goes last
-            params[2 * slot][r, :kernel.shape[0], :kernel.shape[1]] = kernel
-            params[2 * slot + 1][r, 0, :bias.shape[0]] = bias
+        write_replica(params, r, rep, lay)
     return params
+
+
+def write_replica(params: list[np.ndarray], r: int, replica: Replica, lay: _Layout) -> None:
+    """Put ``replica``'s weights in slice ``r`` of the stacked ``params``, zero-padded."""
+    n_hidden = len(replica.structure.hidden)
+    for p in params:
+        p[r] = 0.0
+    for i, (kernel, bias) in enumerate(replica.weights):
+        slot = i if i < n_hidden else lay.depth  # the output layer goes last
+        params[2 * slot][r, :kernel.shape[0], :kernel.shape[1]] = kernel
+        params[2 * slot + 1][r, 0, :bias.shape[0]] = bias
 
 
 def _unstack(params: list[np.ndarray], replicas: Sequence[Replica],
@@ -230,6 +251,7 @@ class _Model:
             def drop_bits(layer: int) -> Any:
                 counter = ops.add(ops.multiply(ops.cast(epoch, "uint32"), np.uint32(0x10000)),
                                   ops.cast(step, "uint32"))
+                counter = ops.reshape(counter, (-1, 1, 1))  # per replica, or one for all
                 return _hash(ops, seeds3, ops.add(counter, np.uint32(0x9E3779B9 * (layer + 1)
                                                                     % 2 ** 32)), cells)
         pred = self.forward(params, consts, x, drop_bits)
@@ -258,7 +280,7 @@ def _consts(replicas: Sequence[Replica], lay: _Layout, X: np.ndarray, Y: np.ndar
     for r, rep in enumerate(replicas):
         rows[r, :len(rep.rows)] = rep.rows
     return {
-        "X": X, "Y": Y, "rows": rows,
+        "X": X, "Y": Y, "rows": rows, "epoch0": np.zeros((R, 1), "int32"),
         "n_rows": np.array([len(r.rows) for r in replicas], "int32").reshape(R, 1),
         "seeds": np.array([r.seed for r in replicas], "uint32").reshape(R, 1),
         "masks": lay.masks, "real": lay.real, "selects": lay.selects, "dropout": lay.dropout,
@@ -297,11 +319,6 @@ _COMPILED: OrderedDict[tuple, Any] = OrderedDict()
 _MAX_COMPILED = 4
 
 
-def clear_compiled() -> None:
-    """Drop the cached training loops of earlier stacks."""
-    _COMPILED.clear()
-
-
 def _signature(lay: _Layout, structure: Structure, consts: dict, epochs: int, steps: int,
                n_pad: int, batch_size: int) -> tuple:
     import keras
@@ -330,19 +347,9 @@ def train_stack(replicas: Sequence[Replica], X: np.ndarray, Y: np.ndarray, *, ep
     consts = _consts(replicas, lay, np.asarray(X, "float32"),
                      Y.astype("float32") if Y.dtype.kind == "f" else Y, n_pad)
     structure = replicas[0].structure
-    key = _signature(lay, structure, consts, epochs, steps, n_pad, batch_size)
-    compiled = _COMPILED.get(key)
-    if compiled is None:
-        from .loops import JaxLoop, TFLoop
-
-        model = _Model(lay, structure, batch_size)
-        driver = JaxLoop if keras.backend.backend() == "jax" else TFLoop
-        compiled = driver(model, _stacked_params(replicas, lay), structure, epochs, steps, n_pad)
-        _COMPILED[key] = compiled
-        while len(_COMPILED) > _MAX_COMPILED:
-            _COMPILED.popitem(last=False)
-    _COMPILED.move_to_end(key)
-    trained = compiled.run(_stacked_params(replicas, lay), consts, lay.lr)
+    params = _stacked_params(replicas, lay)
+    compiled = compiled_loop(lay, structure, consts, params, epochs, steps, n_pad, batch_size)
+    trained, _ = compiled.run(params, consts, lay.lr)
     finite = [all(np.isfinite(p[r]).all() for p in trained) for r in range(len(replicas))]
     predictions = (None if predict_rows is None else
                    _predict(compiled.model, lay, trained, X, predict_rows,
@@ -351,13 +358,24 @@ def train_stack(replicas: Sequence[Replica], X: np.ndarray, Y: np.ndarray, *, ep
                        predictions)
 
 
-def predict_stack(replicas: Sequence[Replica], weights: list[list[tuple[np.ndarray, np.ndarray]]],
-                  X: np.ndarray, rows: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
-    """Each replica's outputs with the given weights: on all of X, or on its own ``rows`` of X."""
-    trained = [replace_weights(rep, w) for rep, w in zip(replicas, weights)]
-    lay = _layout(trained)
-    return _predict(_Model(lay, replicas[0].structure, batch_size=1), lay,
-                    _stacked_params(trained, lay), X, rows)
+def compiled_loop(lay: _Layout, structure: Structure, consts: dict, params: list[np.ndarray],
+                  epochs: int, steps: int, n_pad: int, batch_size: int) -> Any:
+    """The training loop of ``epochs`` epochs for stacks of this layout: traced once, then reused."""
+    import keras
+
+    key = _signature(lay, structure, consts, epochs, steps, n_pad, batch_size)
+    compiled = _COMPILED.get(key)
+    if compiled is None:
+        from .loops import JaxLoop, TFLoop
+
+        model = _Model(lay, structure, batch_size)
+        driver = JaxLoop if keras.backend.backend() == "jax" else TFLoop
+        compiled = driver(model, params, structure, epochs, steps, n_pad)
+        _COMPILED[key] = compiled
+        while len(_COMPILED) > _MAX_COMPILED:
+            _COMPILED.popitem(last=False)
+    _COMPILED.move_to_end(key)
+    return compiled
 
 
 def predict_chunk_rows(batch_size: int) -> int:
@@ -401,6 +419,3 @@ def epoch_orders(replicas: Sequence[Replica], epochs: int, batch_size: int) -> n
     return np.stack([keras.ops.convert_to_numpy(model.epoch_order(consts, e, n_pad))
                      for e in range(epochs)])
 
-
-def replace_weights(replica: Replica, weights: list[tuple[np.ndarray, np.ndarray]]) -> Replica:
-    return Replica(replica.structure, weights, replica.rows, replica.seed)

@@ -60,13 +60,28 @@ def test_stacked_optimizer_step_is_keras_own_per_replica(name):
     steps = [[rng.normal(size=W.shape).astype("float32"), rng.normal(size=b.shape).astype("float32")]
              for _ in range(3)]
     holder = {"lr": keras.ops.convert_to_tensor(lrs.reshape(R, 1, 1))}
-    stacked = _optimizer(structure, holder)
-    vw, vb = keras.Variable(W), keras.Variable(b)
+    stacked, (vw, vb) = _optimizer(structure, holder, [W, b])
+    # Replicas of different ages: replica r has already taken r steps (its own
+    # step count), as a replica continued after a rung shares a stack with new ones.
+    ages = np.arange(R)
+
+    def u_product(age):  # Nadam's running product over the steps already taken
+        return float(np.prod([0.9 * (1.0 - 0.5 * 0.96 ** t) for t in range(1, age + 1)]))
+
+    stacked.iterations.assign(ages.reshape(R, 1, 1).astype(
+        keras.backend.standardize_dtype(stacked.iterations.dtype)))
+    if name == "Nadam":
+        stacked._u_product.assign(np.array([u_product(a) for a in ages], "float32")
+                                  .reshape(R, 1, 1))
     for grads in steps:
         stacked.apply(grads, [vw, vb])
     for r in range(R):
         own = getattr(keras.optimizers, name)(learning_rate=float(lrs[r]), **kwargs)
         w1, b1 = keras.Variable(W[r]), keras.Variable(b[r, 0])
+        own.build([w1, b1])
+        own.iterations.assign(int(ages[r]))
+        if name == "Nadam":
+            own._u_product.assign(u_product(int(ages[r])))
         for gw, gb in steps:
             own.apply([gw[r], gb[r, 0]], [w1, b1])
         assert _ulps(vw.numpy()[r], w1.numpy()) <= ULP_BOUND
