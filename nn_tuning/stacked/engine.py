@@ -337,8 +337,6 @@ def train_stack(replicas: Sequence[Replica], X: np.ndarray, Y: np.ndarray, *, ep
     """
     import time
 
-    import keras
-
     start = time.perf_counter()
     lay = _layout(replicas)
     steps = _steps_per_epoch(replicas, batch_size)

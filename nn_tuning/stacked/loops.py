@@ -90,7 +90,6 @@ class TFLoop:
 
     def __init__(self, model: _Model, params: list[np.ndarray], structure: Structure,
                  epochs: int, steps: int, n_pad: int) -> None:
-        import keras
         import tensorflow as tf
 
         self.model = model
@@ -147,7 +146,6 @@ class JaxLoop:
     def __init__(self, model: _Model, params: list[np.ndarray], structure: Structure,
                  epochs: int, steps: int, n_pad: int) -> None:
         import jax
-        import keras
 
         self.model = model
         holder: dict = {}
