@@ -18,7 +18,7 @@ from pathlib import Path
 
 __all__ = ["main", "build_parser"]
 
-_STRATEGIES = "manual,grid,random,bayesian,hyperband"
+_STRATEGIES = "manual,grid,random,bayesian,hyperband,asha"
 
 
 def _int_at_least(low: int):

@@ -286,6 +286,8 @@ class StrategySection:
             _named(source, check_seconds, f"{where}.max_seconds", table["max_seconds"])
         if strat.needs_max_trials and "max_trials" not in table:
             raise ConfigError(f"{source}: {where}.max_trials is required (a trial budget)")
+        if strat.needs_budget and "max_trials" not in table and "max_seconds" not in table:
+            raise ConfigError(f"{source}: {where} needs max_trials or max_seconds (a budget)")
         configs = None
         if name == "manual":
             configs = table.get("configs")

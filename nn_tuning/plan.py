@@ -128,6 +128,7 @@ def plan_run(builder: Callable[..., Any], space: SearchSpace | Mapping[str, Any]
     parsed_options = cls.parse_options(options)
     if max_seconds is not None:
         max_seconds = check_seconds("max_seconds", max_seconds)
+    cls.check_budget(max_trials, max_seconds)
     check_int("seed", seed, 0)
     engine = check_engine(engine)
     scale.check_strategy(cls.name, cls.keras_tuner)

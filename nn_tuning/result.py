@@ -41,6 +41,8 @@ class Trial:
     budget: int | None = None  # Hyperband: the epochs this trial trained (not a builder argument)
     n_params: int | None = None  # trainable parameters of the trained model; None: unknown
     engine: str = "keras"  # "stacked": trained in a stack, fit_seconds its share of the stack
+    # Successive halving: mean CV score at each rung reached (epochs -> score).
+    intermediate: dict[int, float] | None = None
 
     @property
     def mean_score(self) -> float:
@@ -225,7 +227,7 @@ class TuningResult:
 
     @property
     def simplest(self) -> dict[str, Any] | None:
-        budget = self.extra.get("epochs") if self.strategy == "hyperband" else None
+        budget = self.extra.get("epochs") if "budget" in self.trials else None
         choice = one_standard_error(self.trials, budget)
         if choice is None:
             return None

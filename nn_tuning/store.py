@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS trials (
     finished_at REAL NOT NULL,
     budget INTEGER,
     n_params INTEGER,
-    engine TEXT
+    engine TEXT,
+    intermediate TEXT
 );
 CREATE INDEX IF NOT EXISTS trials_key ON trials (config_key);
 CREATE TABLE IF NOT EXISTS sessions (
@@ -59,8 +60,10 @@ CREATE TABLE IF NOT EXISTS sessions (
 _COLUMNS = ("number", "params", "state", "fold_scores", "fit_seconds", "reason", "worker",
             "device", "finished_at")
 # Columns added after the first version: Hyperband's budget, the trainable-parameter
-# count and the engine that trained the trial; an older store reads them as NULL.
-_OPTIONAL_COLUMNS = (("budget", "INTEGER"), ("n_params", "INTEGER"), ("engine", "TEXT"))
+# count, the engine that trained the trial and the scores it reported on its way
+# (successive halving's rungs, JSON); an older store reads them as NULL.
+_OPTIONAL_COLUMNS = (("budget", "INTEGER"), ("n_params", "INTEGER"), ("engine", "TEXT"),
+                     ("intermediate", "TEXT"))
 
 
 def _key(params: dict[str, Any], budget: int | None) -> str:
@@ -180,13 +183,15 @@ class TrialStore:
             if row is None:
                 cur = self._db.execute(
                     "INSERT INTO trials (config_key, params, state, fold_scores, fit_seconds,"
-                    " reason, worker, device, finished_at, budget, n_params, engine)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " reason, worker, device, finished_at, budget, n_params, engine,"
+                    " intermediate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         key, json.dumps(trial.params, default=str),
                         trial.state.value, json.dumps(trial.fold_scores), trial.fit_seconds,
                         trial.reason, trial.worker, trial.device, time.time(), trial.budget,
                         None if trial.n_params is None else int(trial.n_params), trial.engine,
+                        None if trial.intermediate is None else json.dumps(
+                            {str(k): v for k, v in trial.intermediate.items()}),
                     ),
                 )
             self._db.execute("COMMIT")
@@ -243,7 +248,7 @@ class TrialStore:
 
     def _row_to_trial(self, row: tuple) -> Trial:
         (number, params, state, folds, fit_seconds, reason, worker, device, _t, budget,
-         n_params, engine) = row
+         n_params, engine, intermediate) = row
         try:
             return Trial(
                 params=json.loads(params), state=TrialState(state),
@@ -251,6 +256,8 @@ class TrialStore:
                 fit_seconds=fit_seconds, reason=reason, number=number - 1,
                 worker=worker, device=device, budget=budget,
                 n_params=None if n_params is None else int(n_params), engine=engine or "keras",
+                intermediate=None if intermediate is None else {
+                    int(k): v for k, v in json.loads(intermediate).items()},
             )
         except (ValueError, TypeError) as exc:
             raise StoreError(

@@ -286,9 +286,18 @@ def execute(plan: RunPlan, store: TrialStore, evaluator: Evaluator, workdir: Pat
 
 
 def best_trial(trials: Sequence[Trial]) -> Trial | None:
-    """The complete trial with the best mean score (the earliest among equals)."""
+    """The complete trial with the best mean score (the earliest among equals).
+
+    Where trials trained for different budgets (Hyperband, successive halving),
+    only those that reached the most epochs compete: a score after a few epochs
+    says little of the network the refit trains for all of them.
+    """
     complete = [t for t in trials if t.state is TrialState.COMPLETE]
-    return max(complete, key=lambda t: (t.mean_score, -t.number)) if complete else None
+    if not complete:
+        return None
+    most = max(math.inf if t.budget is None else t.budget for t in complete)
+    complete = [t for t in complete if (math.inf if t.budget is None else t.budget) == most]
+    return max(complete, key=lambda t: (t.mean_score, -t.number))
 
 
 def build_result(plan: RunPlan, trials: list[Trial], ctx: SearchContext, *, refit: bool | str,
@@ -319,14 +328,15 @@ def build_result(plan: RunPlan, trials: list[Trial], ctx: SearchContext, *, refi
         refit_choice=choice,
         extra={"task": p.task, "cv_folds": len(p.splits), "epochs": p.epochs,
                "batch_size": p.batch_size, "seed": p.seed, "max_trials": plan.max_trials,
-               "workers": plan.scale.workers, "device": plan.device, "engine": plan.engine},
+               "workers": plan.scale.workers, "device": plan.device, "engine": plan.engine,
+               **({"search": dict(ctx.notes)} if ctx.notes else {})},
     )
 
 
 def _simplest_trial(trials: list[Trial], plan: RunPlan, best: Trial) -> tuple[Trial, str]:
     """The one-standard-error choice among ``trials``, or ``best`` when no size is known."""
     choice = one_standard_error(trials_frame(trials),
-                                plan.protocol.epochs if plan.name == "hyperband" else None)
+                                plan.protocol.epochs if plan.strategy.partial_budgets else None)
     if choice is None:
         logger.warning("refit='simplest': no trial has a trainable-parameter count (stored by an "
                        "earlier version); refitting the best configuration instead")

@@ -29,7 +29,7 @@ __all__ = ["load_run", "run_name", "read_json", "STRATEGY_ORDER"]
 logger = logging.getLogger("nn_tuning")
 
 # The order strategies are shown in (nn_tuning.strategies.STRATEGIES' order).
-STRATEGY_ORDER = ("manual", "grid", "random", "bayesian", "hyperband")
+STRATEGY_ORDER = ("manual", "grid", "random", "bayesian", "hyperband", "asha")
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -134,7 +134,7 @@ def _strategy(folder: Path, experiment: dict[str, Any]) -> dict[str, Any] | None
     epochs = summary.get("epochs") or experiment.get("training", {}).get("epochs")
     data.update(
         summary=summary, folder=folder.name, partial=partial, space=_space(folder, experiment),
-        budget_epochs=int(epochs) if name == "hyperband" and epochs else None,
+        budget_epochs=int(epochs) if name in ("hyperband", "asha") and epochs else None,
     )
     data["simplest"] = one_standard_error(data["trials"], data["budget_epochs"])
     if data["simplest"] is not None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import logging
 import math
 from collections.abc import Iterator, Mapping, Sequence
@@ -24,7 +23,9 @@ from typing import Any
 
 import pandas as pd
 
-from ..space import Choice, Fixed, Float, Int, SearchSpace
+from ..optuna_space import distribution as _from_entry
+from ..optuna_space import optuna_value
+from ..space import SearchSpace
 
 __all__ = ["optuna_distributions", "optuna_study", "optuna_value", "frozen_trials",
            "quiet_optuna", "study_name", "StrategyTrials"]
@@ -33,35 +34,6 @@ logger = logging.getLogger("nn_tuning")
 
 # What export and importance need of one strategy's trials (see report.load_run).
 StrategyTrials = Mapping[str, Any]
-
-
-def optuna_value(value: Any) -> Any:
-    """A hyperparameter value as Optuna stores it: scalars as they are, sequences as JSON."""
-    if isinstance(value, (list, tuple)):
-        return json.dumps(list(value))
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()  # NumPy scalars
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
-
-
-def _from_entry(entry: Any) -> Any:
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-    if isinstance(entry, Int):
-        high = entry.low + (entry.high - entry.low) // entry.step * entry.step
-        return IntDistribution(entry.low, high, log=entry.log, step=entry.step)
-    if isinstance(entry, Float):
-        if entry.step is not None:
-            n = math.floor((entry.high - entry.low) / entry.step + 1e-9)
-            return FloatDistribution(entry.low, entry.low + n * entry.step, step=entry.step)
-        return FloatDistribution(entry.low, entry.high, log=entry.log)
-    if isinstance(entry, Choice):
-        return CategoricalDistribution([optuna_value(v) for v in entry.values])
-    if isinstance(entry, Fixed):
-        return CategoricalDistribution([optuna_value(entry.value)])
-    return None
 
 
 def _contains(dist: Any, value: Any) -> bool:

@@ -141,18 +141,9 @@ class SlotStack:
         lay = self._layout()
         return _unstack([p[slot:slot + 1] for p in self.params], [self.slots[slot]], lay)[0]
 
-    # State, for checkpoints
-    def state(self) -> dict[str, Any]:
-        return {"params": self.params, "opt_state": self.opt_state, "epochs": self.epochs.copy(),
-                "active": self.active.copy()}
-
-    def restore(self, state: dict[str, Any], slots: Sequence[Replica]) -> None:
-        self._compiled()
-        self.params = [np.array(p) for p in state["params"]]
-        self.opt_state = [np.array(o) for o in state["opt_state"]]
-        self.epochs = np.array(state["epochs"], "int32")
-        self.active = np.array(state["active"], bool)
-        self.slots = list(slots)
+    # Checkpoints: everything but the compiled loop, which is traced again when needed.
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_loop": None}
 
     def _layout(self) -> _Layout:
         return _layout(self.slots, at_least=self.envelope)
@@ -163,5 +154,6 @@ class SlotStack:
             consts = _consts(self.slots, lay, self.X, self.Y, self.n_pad)
             self._loop = compiled_loop(lay, self.structure, consts, self.params, self.segment,
                                        self.steps, self.n_pad, self.batch_size)
-            self.opt_state = [np.array(o) for o in self._loop.opt_initial]
+            if not self.opt_state:  # a new stack (a restored one has its state)
+                self.opt_state = [np.array(o) for o in self._loop.opt_initial]
         return self._loop

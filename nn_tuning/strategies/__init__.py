@@ -22,6 +22,7 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "random": ("sklearn_search", "RandomSearch"),
     "bayesian": ("keras_tuner_search", "BayesianSearch"),
     "hyperband": ("keras_tuner_search", "HyperbandSearch"),
+    "asha": ("asha", "AshaSearch"),
 }
 
 #: The strategies whose trials keras-tuner's oracles propose (chief/worker mode).
@@ -73,6 +74,7 @@ _LAZY = {
     "SearchContext": "base", "Strategy": "base", "BudgetSpent": "base",
     "ManualSearch": "manual", "GridSearch": "sklearn_search", "RandomSearch": "sklearn_search",
     "BayesianSearch": "keras_tuner_search", "HyperbandSearch": "keras_tuner_search",
+    "AshaSearch": "asha",
 }
 
 

@@ -68,6 +68,7 @@ class SearchContext:
     deadline: float | None = None  # time.perf_counter() after which no trial starts
     resumed: int = 0
     repeats: int = 0
+    notes: dict[str, Any] = field(default_factory=dict)  # what the strategy reports of its run
     _seen: set[int] = field(default_factory=set, repr=False)  # trial numbers met this run
 
     def finished(self, params: Mapping[str, Any], budget: int | None = None) -> Trial | None:
@@ -160,6 +161,10 @@ class Strategy:
     name: ClassVar[str]
     needs_space: ClassVar[bool] = True
     needs_max_trials: ClassVar[bool] = False
+    #: Needs max_trials or max_seconds (it would otherwise never stop).
+    needs_budget: ClassVar[bool] = False
+    #: Its trials may have trained fewer epochs than the run's (their ``budget``).
+    partial_budgets: ClassVar[bool] = False
     #: Whether keras-tuner's oracle proposes the trials (chief/worker mode).
     keras_tuner: ClassVar[bool] = False
     Options: ClassVar[type] = NoOptions
@@ -183,6 +188,13 @@ class Strategy:
             raise ConfigError(f"strategy {cls.name!r} needs a search space, got None")
         if cls.needs_max_trials and not max_trials:
             raise ConfigError(f"strategy {cls.name!r} needs max_trials >= 1, got {max_trials!r}")
+
+    @classmethod
+    def check_budget(cls, max_trials: int | None, max_seconds: float | None) -> None:
+        """Refuse a run that would never stop."""
+        if cls.needs_budget and max_trials is None and max_seconds is None:
+            raise ConfigError(f"strategy {cls.name!r} needs max_trials or max_seconds, got "
+                              "neither")
 
     def planned_trials(self, ctx: SearchContext) -> int | None:
         """How many trials the search will have, when known (for the progress bar)."""

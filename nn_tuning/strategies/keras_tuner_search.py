@@ -300,6 +300,7 @@ class HyperbandSearch(_KerasTunerStrategy):
 
     name = "hyperband"
     uses_epochs = True
+    partial_budgets = True
     Options = HyperbandOptions
     # Hyperband's proposals within a round do not depend on each other's
     # results: ask for the whole round (the oracle hands out at most that).
