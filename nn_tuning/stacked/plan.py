@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..fast_fit import clear_engines
+from ..space import config_key
 from .engine import Replica, stack_bytes, train_stack
 from .structure import NotStackable, Structure, dense_layers, read_structure
 
@@ -63,7 +64,8 @@ class Built:
 
 def replica_seed(seed: int, params: Mapping[str, Any], fold: int) -> int:
     """The replica's own random stream: from the run's seed, its configuration and fold only."""
-    text = json.dumps([int(seed), sorted((str(k), repr(v)) for k, v in params.items()), fold])
+    # config_key: a list and a tuple of the same values (JSON and the space give either) agree.
+    text = json.dumps([int(seed), config_key(params), fold])
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
 
 

@@ -37,7 +37,6 @@ import logging
 import math
 import os
 import pickle
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -185,7 +184,7 @@ class _Search:
                     break
                 self.trainer.train()
                 stored = self._decide()
-                if ctx.deadline is not None and time.perf_counter() >= ctx.deadline:
+                if ctx.budget_spent:  # past the deadline, and at least one trial stored
                     self._snapshot()
                     self._save()
                     raise BudgetSpent
@@ -206,7 +205,7 @@ class _Search:
             return False
         if self.ctx.max_trials is not None and self.started >= self.ctx.max_trials:
             return False
-        return self.ctx.deadline is None or time.perf_counter() < self.ctx.deadline
+        return not self.ctx.budget_spent
 
     def _fill(self) -> None:
         """Give every free slot a configuration: waiting ones first, then new proposals.

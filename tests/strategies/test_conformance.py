@@ -30,18 +30,22 @@ def check_result(result, strategy, space, n_folds, scoring):
     assert len(done) >= 1
     np.testing.assert_allclose(done["mean_score"], done[fold_cols].mean(axis=1), rtol=1e-6)
     assert (trials["fit_seconds"] > 0).all()
+    partial = strategy in ("hyperband", "asha")  # trials of several budgets (epochs)
+    if partial:  # the best is among those that trained the most epochs
+        done = done[done["budget"] == done["budget"].max()]
     assert result.best_score == pytest.approx(done["mean_score"].max())
     # Exactly the builder's arguments: the space's keys (manual: its configs' keys).
-    best_row = trials.loc[trials["mean_score"].idxmax()]
+    best_row = done.loc[done["mean_score"].idxmax()]
     expected_keys = set(space) if strategy != "manual" else set(result.trial_params[0])
     assert set(result.best_params) == expected_keys
     for name, value in result.best_params.items():
         assert best_row[name] == value
         if strategy != "manual":
             assert value in space[name].values
-    # Hyperband's epochs are its budget, in their own column; the refit trains the run's epochs.
-    assert ("budget" in trials.columns) == (strategy == "hyperband")
-    if strategy == "hyperband":
+    # Hyperband's and ASHA's epochs are their budget, in their own column; the refit trains
+    # the run's epochs.
+    assert ("budget" in trials.columns) == partial
+    if partial:
         assert set(trials["budget"]) <= set(range(1, result.extra["epochs"] + 1))
     assert result.best_estimator.epochs == result.extra["epochs"]
     assert isinstance(result.best_model, keras.Model)
@@ -55,7 +59,8 @@ def test_every_strategy_on_advertising(strategy, advertising):
                   batch_size=40, max_trials=3, seed=0, configs=MANUAL,
                   scoring="neg_root_mean_squared_error")
     check_result(result, strategy, REG_SPACE, 3, "neg_root_mean_squared_error")
-    expected = {"manual": 2, "grid": 8, "random": 3, "bayesian": 3, "hyperband": 3}[strategy]
+    expected = {"manual": 2, "grid": 8, "random": 3, "bayesian": 3, "hyperband": 3,
+                "asha": 3}[strategy]
     assert len(result.trials) == expected
     pred = result.best_model.predict(X[:4], verbose=0)
     assert pred.shape == (4, 1) and np.isfinite(pred).all()
