@@ -26,7 +26,8 @@ from .evaluation import Protocol, check_data, make_protocol
 from .evaluators import select_evaluator
 from .scaleout import Role, ScaleOut, check_engine
 from .space import SearchSpace
-from .strategies import strategy_class
+from .exceptions import ConfigError
+from .strategies import TIME_BUDGET_STRATEGY, strategy_class
 from .strategies.manual import check_configs
 
 __all__ = ["RunPlan", "plan_run", "run_fingerprint"]
@@ -106,7 +107,7 @@ def _device_label(device: str | None, scale: ScaleOut) -> str:
 
 
 def plan_run(builder: Callable[..., Any], space: SearchSpace | Mapping[str, Any] | None,
-             X: Any, y: Any, *, strategy: str, cv: Any = 5, scoring: str | None = None,
+             X: Any, y: Any, *, strategy: str | None, cv: Any = 5, scoring: str | None = None,
              epochs: int = 50, batch_size: int = 32, max_trials: int | None = None,
              seed: int = 0, configs: Sequence[Mapping[str, Any]] | None = None,
              task: str | None = None, fixed: Mapping[str, Any] | None = None, fast: bool = True,
@@ -115,6 +116,11 @@ def plan_run(builder: Callable[..., Any], space: SearchSpace | Mapping[str, Any]
              max_seconds: float | None = None) -> RunPlan:
     """Check ``tune()``'s arguments; see :func:`nn_tuning.tune` for their meaning."""
     scale = scale if scale is not None else ScaleOut()
+    if strategy is None:
+        if max_seconds is None:
+            raise ConfigError("strategy is required (or give max_seconds: a time budget runs "
+                              f"{TIME_BUDGET_STRATEGY!r}), got None")
+        strategy = TIME_BUDGET_STRATEGY
     cls = strategy_class(strategy)
     if space is not None and not isinstance(space, SearchSpace):
         space = SearchSpace(space)

@@ -50,7 +50,7 @@ def tune(
     X: Any,
     y: Any,
     *,
-    strategy: str,
+    strategy: str | None = None,
     cv: int | Any = 5,
     scoring: str | None = None,
     epochs: int = 50,
@@ -94,7 +94,11 @@ def tune(
         Features and target, samples on the first axis. ``X`` has at least 2
         dimensions: a table (rows, features), images (N, H, W[, C]),
         sequences (N, T, F); its shape is part of the run's identity.
-    strategy : {"manual", "grid", "random", "bayesian", "hyperband"}
+    strategy : {"manual", "grid", "random", "bayesian", "hyperband", "asha"}, optional
+        How configurations are chosen. Without one, a run given ``max_seconds``
+        runs ``"asha"`` (successive halving inside the stack, which measured
+        best for a time budget: README, "The best network for the time you
+        have"); otherwise a strategy is required.
     cv : int or splitter, default=5
     scoring : str, optional
         A scikit-learn scorer name; ``"r2"`` for regression and ``"accuracy"``
@@ -163,7 +167,8 @@ def tune(
         model; ``auto`` picks. Part of the run's identity.
     max_seconds : float, optional
         Wall-clock budget: no new trial starts once it is spent (trials in
-        flight finish and are kept).
+        flight finish and are kept; ``"asha"`` stops its stacks at the next
+        segment of epochs and stores each configuration where it got).
 
     Returns
     -------

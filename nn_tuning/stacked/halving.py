@@ -39,6 +39,7 @@ class Live:
     epochs: int = 0
     seconds: float = 0.0  # its share of the stacks' training time so far
     scores: dict[int, float] = field(default_factory=dict)  # rung epochs -> mean CV score
+    last: tuple | None = None  # (epochs, fold scores, failure reason) when last scored
 
 
 class _Bank:

@@ -102,7 +102,7 @@ class SlotStack:
         self.slots[slot] = replica
         self.active[slot] = True
         self.epochs[slot] = 0
-        write_replica(self.params, slot, replica, self._layout())
+        write_replica(self.params, slot, replica, self.envelope)  # its depth is the stack's
         loop = self._compiled()
         for state, initial in zip(self.opt_state, loop.opt_initial):
             state[slot] = initial[slot]

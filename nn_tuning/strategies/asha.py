@@ -274,6 +274,7 @@ class _Search:
         stored = False
         for key, (scores, reason) in self.trainer.score(due).items():
             lv = self.trainer.live[key]
+            lv.last = (lv.epochs, scores, reason)
             trial = self.otrials[key]
             mean = float(sum(scores) / len(scores)) if reason is None else math.nan
             if reason is None and lv.epochs < self.epochs:
@@ -303,9 +304,13 @@ class _Search:
 
         They stay in the checkpoint, alive: a rerun of the folder continues them.
         """
-        live = [k for k, lv in self.trainer.live.items() if lv.epochs > 0]
-        for key, (scores, reason) in self.trainer.score(live).items():
-            lv = self.trainer.live[key]
+        lives = self.trainer.live
+        # Those scored at a rung this segment are not scored again.
+        fresh = {k: lv.last[1:] for k, lv in lives.items()
+                 if lv.last is not None and lv.last[0] == lv.epochs}
+        todo = [k for k, lv in lives.items() if lv.epochs > 0 and k not in fresh]
+        for key, (scores, reason) in {**fresh, **self.trainer.score(todo)}.items():
+            lv = lives[key]
             if reason is None:
                 lv.scores[lv.epochs] = float(sum(scores) / len(scores))
             self._record(lv, scores, reason)

@@ -91,3 +91,19 @@ def test_epochs_in_the_space_is_refused(advertising):
     space = SearchSpace(neurons=Choice([4, 8]), epochs=Choice([3, 9]))
     with pytest.raises(ConfigError, match="asha.*remove 'epochs'"):
         tune(mlp_regressor, space, X, y, strategy="asha", max_trials=2, **KW)
+
+
+def test_a_time_budget_without_a_strategy_runs_asha_within_its_seconds(advertising):
+    X, y = advertising
+    start = time.perf_counter()
+    result = tune(mlp_regressor, SPACE, X, y, max_seconds=4.0, refit=False,
+                  **(KW | {"epochs": 27}))
+    assert result.strategy == "asha" and len(result.trials) >= 1
+    # Stopped at a segment boundary after the deadline: nothing like a whole stack more.
+    assert time.perf_counter() - start < 60
+
+
+def test_no_strategy_and_no_time_budget_is_refused(advertising):
+    X, y = advertising
+    with pytest.raises(ConfigError, match="strategy is required .*'asha'.*got None"):
+        tune(mlp_regressor, SPACE, X, y, max_trials=3, **KW)
