@@ -267,6 +267,7 @@ def execute(plan: RunPlan, store: TrialStore, evaluator: Evaluator, workdir: Pat
         device=plan.device, engine=plan.engine,
         deadline=None if plan.max_seconds is None else start + plan.max_seconds,
     )
+    evaluator.deadline = ctx.deadline
     # keras-tuner workers share the chief's folder: several appenders would repeat each
     # other's lines, so only the chief writes trials.csv (at the end, with the results).
     csv_dir = workdir if plan.scale.role is not Role.WORKER else None

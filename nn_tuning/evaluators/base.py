@@ -45,6 +45,10 @@ class Evaluator(abc.ABC):
     name: ClassVar[str] = "evaluator"
     #: Most configurations per :meth:`evaluate` call; ``None`` for no limit.
     batch_limit: int | None = None
+    #: ``time.perf_counter()`` of the run's ``max_seconds``: evaluators that can
+    #: stop training part-way (the stacked engine) stop there; the others finish
+    #: what is in flight.
+    deadline: float | None = None
 
     def __init__(self, protocol: Protocol, X: np.ndarray, y: np.ndarray) -> None:
         self.protocol = protocol

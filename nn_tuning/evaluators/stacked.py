@@ -59,7 +59,7 @@ class StackedEvaluator(Evaluator):
             protocol, self.X, self.y, batch, seed=protocol.seed,
             fallback=lambda configs: self.fallback.evaluate(configs, epochs=epochs),
             max_replicas=self.max_replicas, max_bytes=self.max_bytes, logged=self._logged,
-            stopping=lambda: self.stopping)
+            stopping=lambda: self.stopping, deadline=self.deadline)
 
     def stop(self) -> None:
         super().stop()

@@ -65,6 +65,7 @@ class StackResult:
     finite: list[bool]
     seconds: float = 0.0
     predictions: list[np.ndarray] | None = None
+    epochs: int = 0  # epochs trained (fewer than asked when a deadline stopped the stack)
 
 
 @dataclass
@@ -328,12 +329,23 @@ def _signature(lay: _Layout, structure: Structure, consts: dict, epochs: int, st
             batch_size, len(lay.lr), consts["X"].shape, consts["Y"].shape, str(consts["Y"].dtype))
 
 
+def segment_epochs(epochs: int) -> int:
+    """Epochs per segment of a stack trained against a deadline: a divisor of ``epochs``
+    near an eighth of it, so one compiled loop serves every segment."""
+    return max(d for d in range(1, max(epochs // 8, 1) + 1) if epochs % d == 0)
+
+
 def train_stack(replicas: Sequence[Replica], X: np.ndarray, Y: np.ndarray, *, epochs: int,
-                batch_size: int, predict_rows: Sequence[np.ndarray] | None = None) -> StackResult:
+                batch_size: int, predict_rows: Sequence[np.ndarray] | None = None,
+                deadline: float | None = None) -> StackResult:
     """Train every replica for ``epochs`` epochs of ``batch_size`` on its own rows of X, Y.
 
     With ``predict_rows`` (one index array per replica), the result's
     ``predictions`` hold each trained replica's outputs on those rows of X.
+    With a ``deadline`` (a ``time.perf_counter()`` value), the stack trains
+    in segments of :func:`segment_epochs` and stops at the first segment
+    boundary past it: the result's ``epochs`` says how far it got (each
+    replica exactly as far as its own ``model.fit`` of that many epochs).
     """
     import time
 
@@ -346,14 +358,21 @@ def train_stack(replicas: Sequence[Replica], X: np.ndarray, Y: np.ndarray, *, ep
                      Y.astype("float32") if Y.dtype.kind == "f" else Y, n_pad)
     structure = replicas[0].structure
     params = _stacked_params(replicas, lay)
-    compiled = compiled_loop(lay, structure, consts, params, epochs, steps, n_pad, batch_size)
-    trained, _ = compiled.run(params, consts, lay.lr)
+    segment = epochs if deadline is None else segment_epochs(epochs)
+    compiled = compiled_loop(lay, structure, consts, params, segment, steps, n_pad, batch_size)
+    trained, state, done = params, None, 0
+    while done < epochs:
+        consts["epoch0"][:] = done
+        trained, state = compiled.run(trained, consts, lay.lr, state)
+        done += segment
+        if deadline is not None and time.perf_counter() >= deadline:
+            break
     finite = [all(np.isfinite(p[r]).all() for p in trained) for r in range(len(replicas))]
     predictions = (None if predict_rows is None else
                    _predict(compiled.model, lay, trained, X, predict_rows,
                             predict_chunk_rows(batch_size)))
     return StackResult(_unstack(trained, replicas, lay), finite, time.perf_counter() - start,
-                       predictions)
+                       predictions, done)
 
 
 def compiled_loop(lay: _Layout, structure: Structure, consts: dict, params: list[np.ndarray],

@@ -133,10 +133,14 @@ def _targets(b: Built, y: np.ndarray) -> np.ndarray:
 
 
 def run_chunk(chunk: Sequence[Built], protocol: Any, X: np.ndarray, y: np.ndarray,
-              seed: int) -> Iterator[tuple[Built, list[float], float, str | None]]:
+              seed: int, deadline: float | None = None
+              ) -> Iterator[tuple[Built, list[float], float, str | None, int]]:
     """Train one chunk (one stack per steps-per-epoch group of its folds) and score it.
 
-    Yields (configuration, fold scores, seconds, failure reason) per configuration.
+    Yields (configuration, fold scores, seconds, failure reason, epochs trained)
+    per configuration. With a ``deadline``, the stack stops at the first
+    segment of epochs past it (:func:`~nn_tuning.stacked.engine.train_stack`)
+    and every fold trains that many epochs.
     A replica is scored by ``protocol.scorer`` on the configuration's own
     estimator, whose raw outputs are the stack's predictions for that fold:
     label decoding, ``predict_proba`` and the scorer are the wrapper's.
@@ -146,6 +150,7 @@ def run_chunk(chunk: Sequence[Built], protocol: Any, X: np.ndarray, y: np.ndarra
     X_fit = np.asarray(first.estimator.feature_encoder_.transform(X), dtype="float32")
     Y = _targets(first, y)
     trained: dict[tuple[int, int], tuple[np.ndarray, bool]] = {}
+    epochs = first.epochs
     for folds in _steps_split(protocol, first.batch_size):
         replicas, keys = [], []
         for b in chunk:
@@ -153,8 +158,11 @@ def run_chunk(chunk: Sequence[Built], protocol: Any, X: np.ndarray, y: np.ndarra
                 replicas.append(Replica(b.structure, b.weights, protocol.splits[k][0],
                                         replica_seed(seed, b.params, k)))
                 keys.append((b.index, k))
-        result = train_stack(replicas, X_fit, Y, epochs=first.epochs, batch_size=first.batch_size,
-                             predict_rows=[protocol.splits[k][1] for _, k in keys])
+        # Only the first stack watches the deadline; the others train as far as it got.
+        result = train_stack(replicas, X_fit, Y, epochs=epochs, batch_size=first.batch_size,
+                             predict_rows=[protocol.splits[k][1] for _, k in keys],
+                             deadline=deadline if epochs == first.epochs else None)
+        epochs = result.epochs
         for key, pred, ok in zip(keys, result.predictions, result.finite):
             trained[key] = (pred, ok)
     seconds = (time.perf_counter() - start) / len(chunk)
@@ -164,10 +172,10 @@ def run_chunk(chunk: Sequence[Built], protocol: Any, X: np.ndarray, y: np.ndarra
             pred, ok = trained[(b.index, k)]
             if not ok:
                 scores.append(math.nan)
-                reason = f"training diverged: non-finite weights after {b.epochs} epochs"
+                reason = f"training diverged: non-finite weights after {epochs} epochs"
                 continue
             scores.append(_score(protocol, b.estimator, pred, X[valid], y[valid]))
-        yield b, scores, seconds, reason
+        yield b, scores, seconds, reason, epochs
 
 
 def _score(protocol: Any, estimator: Any, raw: np.ndarray, X: np.ndarray, y: np.ndarray) -> float:
@@ -236,7 +244,8 @@ def stacked_trials(protocol: Any, X: np.ndarray, y: np.ndarray,
                    fallback: Callable[[list[dict[str, Any]]], Iterator[Any]],
                    max_replicas: int = DEFAULT_MAX_REPLICAS, max_bytes: int = DEFAULT_MAX_BYTES,
                    logged: set[str] | None = None,
-                   stopping: Callable[[], bool] = lambda: False) -> Iterator[Any]:
+                   stopping: Callable[[], bool] = lambda: False,
+                   deadline: float | None = None) -> Iterator[Any]:
     """Trials of ``configs``: stackable ones through stacks, the rest through ``fallback``.
 
     Configurations are built one at a time and a stack trains as soon as its
@@ -247,7 +256,9 @@ def stacked_trials(protocol: Any, X: np.ndarray, y: np.ndarray,
     goes to ``fallback`` (the per-configuration evaluator) before the next
     stack that starts after it, with its reason logged once per run
     (``logged`` holds the reasons already said). Once ``stopping()`` is true
-    nothing more is built and no new stack starts.
+    nothing more is built and no new stack starts. A stack in training when
+    the ``deadline`` passes stops at its next segment of epochs; its trials
+    have the epochs they reached as their ``budget``.
     """
     logged = set() if logged is None else logged
     chunker = _Chunker(protocol, max_replicas, max_bytes)
@@ -263,7 +274,7 @@ def stacked_trials(protocol: Any, X: np.ndarray, y: np.ndarray,
         if before and not stopping():
             yield from fallback(before)
         if chunk is not None and not stopping():
-            yield from _chunk_trials(chunk, protocol, X, y, seed)
+            yield from _chunk_trials(chunk, protocol, X, y, seed, deadline)
             # Building a Keras model leaves about 0.3 MB in Keras' and TensorFlow's
             # global state even once the model is dropped (measured: +97 MB over 300
             # builds; flat with this): free it between stacks once enough builds
@@ -299,11 +310,13 @@ def stacked_trials(protocol: Any, X: np.ndarray, y: np.ndarray,
 
 
 def _chunk_trials(chunk: list[Built], protocol: Any, X: np.ndarray, y: np.ndarray,
-                  seed: int) -> Iterator[Any]:
+                  seed: int, deadline: float | None) -> Iterator[Any]:
     from ..evaluation import trial_from_scores
 
-    for b, scores, seconds, reason in run_chunk(chunk, protocol, X, y, seed):
+    for b, scores, seconds, reason, epochs in run_chunk(chunk, protocol, X, y, seed, deadline):
         trial = trial_from_scores(dict(b.params), scores, seconds, reason)
+        if epochs < b.epochs:  # stopped by the deadline: a partial-budget trial
+            trial.budget = epochs
         trial.engine = "stacked"
         trial.n_params = b.structure.n_params
         yield trial

@@ -138,7 +138,8 @@ class SearchContext:
             if self.budget_spent:
                 raise BudgetSpent
             for trial in self.evaluator.evaluate(pending[start:start + limit], epochs=epochs):
-                trial.budget = epochs
+                if trial.budget is None:  # else: stopped part-way by the deadline
+                    trial.budget = epochs
                 done[config_key(trial.params)] = self.record(trial)
                 if self.budget_spent:
                     self.evaluator.stop()
