@@ -14,6 +14,8 @@ seed reported 0.64 on its one split; the seed's recipe, unscaled target, gave
     python experiments/bench_quality.py --engine keras        # advertising_wide, bayesian, 8 trials
     python experiments/bench_quality.py --strategy random --max-trials 400 --max-seconds 40 \\
         --engine stacked
+    python experiments/bench_quality.py --engine auto --budgets 5,10,20,40,80 \\
+        --strategies asha,random,bayesian,hyperband --plot docs/anytime_quality.png
 
 This is a benchmark, not a test: it trains for minutes.
 
@@ -73,6 +75,65 @@ def split_child(config: str, split: int, strategy: str, max_trials: int, epochs:
     return {"summary": summary, "name": base.name, "engine": engines_ran(trials)}
 
 
+def run_splits(args: argparse.Namespace, strategy: str, max_trials: int,
+               max_seconds: float | None, tmp: str) -> tuple[list[float], list[int], str]:
+    """Test RMSE and trials of each split, each in its own fresh process."""
+    rmses, trials, name = [], [], ""
+    for split in range(args.splits):
+        r = run_fresh("bench_quality:split_child", dict(
+            config=args.config, split=split, strategy=strategy, max_trials=max_trials,
+            epochs=args.epochs, engine=args.engine, max_seconds=max_seconds,
+            out=str(Path(tmp) / f"{strategy}_{max_seconds}_split{split}")))
+        summary, name = r["summary"], r["name"]
+        rmse = summary["test_metrics"]["rmse"]
+        rmses.append(rmse)
+        trials.append(summary["trials_run"])
+        print(f"{strategy} {max_seconds} s split {split}: test RMSE {rmse:.3f}  "
+              f"R2 {summary['test_metrics']['r2']:.4f}  best {json.dumps(summary['best_params'])}"
+              f"  ({summary['trials_run']} trials, {summary['wall_seconds']:.1f} s with the "
+              f"refit; engine that ran: {r['engine']})", flush=True)
+    return rmses, trials, name
+
+
+def sweep(args: argparse.Namespace) -> int:
+    """Median test RMSE per strategy and budget (seconds per split); a table and a plot."""
+    budgets = [float(b) for b in args.budgets.split(",")]
+    strategies = args.strategies.split(",")
+    medians: dict[str, list[float]] = {}
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench_quality_") as tmp:
+        for strategy in strategies:
+            for budget in budgets:
+                rmses, trials, name = run_splits(args, strategy, 10**6, budget, tmp)
+                medians.setdefault(strategy, []).append(statistics.median(rmses))
+                rows.append((strategy, budget, statistics.median(rmses), statistics.median(trials)))
+    print(f"\n{name}, {args.splits} splits, engine {args.engine}: median test RMSE (median "
+          "trials) per budget")
+    print("strategy    " + "".join(f"{b:>14g} s" for b in budgets))
+    for strategy in strategies:
+        cells = [f"{m:>9.3f} ({t:>4.0f})" for s, _, m, t in rows if s == strategy]
+        print(f"{strategy:<12}" + "".join(f"{c:>16}" for c in cells))
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for strategy, values in medians.items():
+            ax.plot(budgets, values, marker="o", label=strategy)
+        ax.set_xscale("log")
+        ax.set_xticks(budgets, [f"{b:g}" for b in budgets])
+        ax.set_xlabel("seconds per split (cold, 2 CPU cores)")
+        ax.set_ylabel(f"median test RMSE over {args.splits} splits")
+        ax.set_title(f"{name}: the best network for the time")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(args.plot, dpi=110)
+        print(f"plot: {args.plot}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(HERE / "advertising_wide.toml"))
@@ -84,23 +145,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="tune(engine=...)")
     parser.add_argument("--max-seconds", type=float, default=None,
                         help="wall-clock budget per split: as many trials as fit")
+    parser.add_argument("--budgets", default=None,
+                        help="comma-separated seconds per split: run --strategies at each "
+                             "(as many trials as fit) and print median test RMSE per budget")
+    parser.add_argument("--strategies", default="asha,random,bayesian,hyperband")
+    parser.add_argument("--plot", default=None, help="with --budgets: write the plot here")
     args = parser.parse_args(argv)
+    if args.budgets:
+        return sweep(args)
 
-    rmses, name = [], ""
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench_quality_") as tmp:
-        for split in range(args.splits):
-            r = run_fresh("bench_quality:split_child", dict(
-                config=args.config, split=split, strategy=args.strategy,
-                max_trials=args.max_trials, epochs=args.epochs, engine=args.engine,
-                max_seconds=args.max_seconds, out=str(Path(tmp) / f"split{split}")))
-            summary, name = r["summary"], r["name"]
-            rmse = summary["test_metrics"]["rmse"]
-            rmses.append(rmse)
-            print(f"split {split}: test RMSE {rmse:.3f}  R2 {summary['test_metrics']['r2']:.4f}  "
-                  f"best {json.dumps(summary['best_params'])}  "
-                  f"({summary['trials_run']} trials, {summary['wall_seconds']:.0f} s; "
-                  f"engine that ran: {r['engine']})", flush=True)
+        rmses, _, name = run_splits(args, args.strategy, args.max_trials, args.max_seconds, tmp)
     median = statistics.median(rmses)
     budget = f"{args.max_trials} trials"
     if args.max_seconds:

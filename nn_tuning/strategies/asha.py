@@ -37,6 +37,7 @@ import logging
 import math
 import os
 import pickle
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,8 @@ _SAMPLERS = ("tpe", "random")
 _CHECKPOINT = "asha.ckpt"
 # Proposals in a row that the run had already trained: the sampler has nothing new.
 _MAX_REPEATS = 100
+# Share of a time budget spent building the first stack's configurations.
+_FIRST_FILL = 0.15
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,7 @@ class _Search:
         self.exhausted = False
         self.checkpoint = None if ctx.workdir is None else Path(ctx.workdir) / _CHECKPOINT
         self.logged: set[str] = set()
+        self.last_segment = 0.0  # seconds the last segment trained
 
     # The loop
     def run(self) -> None:
@@ -182,7 +186,7 @@ class _Search:
                 self._fill()
                 if not self.trainer.live:
                     break
-                self.trainer.train()
+                self.last_segment = self.trainer.train()
                 stored = self._decide()
                 if ctx.budget_spent:  # past the deadline, and at least one trial stored
                     self._snapshot()
@@ -211,14 +215,33 @@ class _Search:
         """Give every free slot a configuration: waiting ones first, then new proposals.
 
         Proposals are built before any is placed, so that a new stack's shapes
-        cover all of them (one compiled loop for many configurations).
+        cover all of them (one compiled loop for many configurations). Under a
+        time budget, the first stack gets the configurations built in the first
+        :data:`_FIRST_FILL` of the budget (building a Keras model costs more
+        than training it in a stack): its capacity is what the machine builds in
+        that time, so the first rungs come early and no slot trains empty.
         """
+        timed = self.ctx.deadline is not None
+        first = not self.trainer.banks and timed and self.ctx.options.slots is None
+        until = None
+        now = time.perf_counter()
+        if first:
+            until = now + _FIRST_FILL * max(self.ctx.deadline - now, 0.0)
+        elif timed and self.trainer.banks:
+            # Later refills build for as long as the last segment trained: where building
+            # a model costs more than training it (small models on a CPU), the survivors
+            # still reach the full epochs before the deadline instead of waiting on builds.
+            until = now + self.last_segment
         while self._may_start() and len(self.pending) < max(self.trainer.free_slots(), 1):
+            if until is not None and self.pending and time.perf_counter() >= until:
+                break
             proposal = self._propose()
             if proposal is not None:
                 built = self._build(*proposal)
                 if built is not None:
                     self.pending.append((proposal[0], built))
+        if first and self.pending:
+            self.trainer.capacity = min(self.trainer.capacity, len(self.pending))
         waiting = []
         for i, (number, built) in enumerate(self.pending):
             rest = [b for _, b in self.pending[i + 1:]]
