@@ -12,11 +12,12 @@ A config has six parts (see ``experiments/*.toml``)::
                                     # workers, engine                                  -> TrainingSection
     [strategies.<name>]             # its budget and its options                       -> StrategySection
 
-Budgets: ``max_trials`` for random, Bayesian and Hyperband search (grid runs
-the whole grid, manual its ``configs``); ``max_seconds`` for any strategy, a
-wall-clock budget after which no new trial starts (see :func:`nn_tuning.tune`).
-A strategy's options are its own typed options class's fields
-(:attr:`nn_tuning.strategies.base.Strategy.Options`).
+Budgets: ``max_trials`` where the strategy's class takes one
+(:attr:`~nn_tuning.strategies.base.Strategy.takes_max_trials`: random,
+Bayesian and Hyperband; grid runs the whole grid, manual its ``configs``);
+``max_seconds`` for any strategy, a wall-clock budget after which no new trial
+starts (see :func:`nn_tuning.tune`). A strategy's options are its own typed
+options class's fields (:attr:`nn_tuning.strategies.base.Strategy.Options`).
 
 Parsing is strict: an unknown key, builder, strategy, option or builder
 argument is a one-line :class:`~nn_tuning.exceptions.ConfigError` naming the
@@ -272,10 +273,10 @@ class StrategySection:
             raise ConfigError(f"{source}: strategies.{name} must be a table, got {table!r}")
         strat = strategy_class(name)
         where = f"strategies.{name}"
-        own = ["configs"] if name == "manual" else []
-        budget = ["max_seconds"] if name in ("manual", "grid") else ["max_trials", "max_seconds"]
+        own = ["configs"] if strat.takes_configs else []
+        budget = ["max_trials", "max_seconds"] if strat.takes_max_trials else ["max_seconds"]
         _unknown(source, f"{where}.", table, [*own, *budget, *_fields(strat.Options)])
-        options = {k: v for k, v in table.items() if k not in ("configs", *budget)}
+        options = {k: v for k, v in table.items() if k not in (*own, *budget)}
         try:
             strat.parse_options(options)  # checks each option's value
         except ConfigError as exc:
@@ -287,7 +288,7 @@ class StrategySection:
         if strat.needs_max_trials and "max_trials" not in table:
             raise ConfigError(f"{source}: {where}.max_trials is required (a trial budget)")
         configs = None
-        if name == "manual":
+        if strat.takes_configs:
             configs = table.get("configs")
             if not isinstance(configs, list) or not configs:
                 raise ConfigError(f"{source}: {where}.configs must be a non-empty list of "
@@ -299,11 +300,12 @@ class StrategySection:
                 _unknown(source, f"{where}.configs[{i}].", config,
                          [*builder.parameters, *SearchSpace.TRAINING_PARAMS])
             configs = tuple(dict(c) for c in configs)
-        elif space is None:
+        if strat.needs_space and space is None:
             raise ConfigError(f"{source}: strategy {name!r} needs a [space] table")
-        if name == "grid" and space is not None and space.grid_size is None:
-            raise ConfigError(f"{source}: strategies.grid needs grid points, but [space] has a "
-                              "continuous float entry; use a list of values or give it a step")
+        try:
+            strat.check_space(space)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {where}: {exc}") from None
         return cls(name=name, max_trials=table.get("max_trials"),
                    max_seconds=table.get("max_seconds"), configs=configs, options=options)
 
@@ -321,9 +323,10 @@ class StrategySection:
 class Overrides:
     """Command-line overrides for quick runs; ``None`` keeps the config's value.
 
-    ``max_trials`` caps every strategy: random, Bayesian and Hyperband budgets,
-    the first ``max_trials`` manual configs, and grid search runs a sub-grid of
-    at most ``max_trials`` points (the leading values of each entry).
+    ``max_trials`` caps every strategy, as its class says
+    (:meth:`~nn_tuning.strategies.base.Strategy.capped`): random, Bayesian and
+    Hyperband budgets, the first ``max_trials`` manual configs, and grid search
+    runs a sub-grid of at most ``max_trials`` points.
     """
 
     max_trials: int | None = None
@@ -355,7 +358,6 @@ class Experiment:
     strategies: dict[str, StrategySection]
     description: str = ""
     base_dir: Path = field(default_factory=Path.cwd)
-    grid_max_points: int | None = None  # --max-trials on grid search: a sub-grid
 
     # Construction ----------------------------------------------------------
     @classmethod
@@ -438,13 +440,6 @@ class Experiment:
     def task(self) -> str:
         return "regression" if self.builder_name.endswith("regressor") else "classification"
 
-    def csv_path(self) -> Path | None:
-        """The data CSV, relative paths taken from the config file's folder."""
-        if self.data.csv is None:
-            return None
-        path = Path(self.data.csv).expanduser()
-        return path if path.is_absolute() else self.base_dir / path
-
     def with_overrides(self, overrides: Overrides | None) -> Experiment:
         """A copy with the command-line overrides applied."""
         if overrides is None:
@@ -464,49 +459,25 @@ class Experiment:
                 training = replace(training, **{key: value})
         strategies = dict(self.strategies)
         n = overrides.max_trials
-        grid_max = self.grid_max_points
         if n is not None:
             _named("command line", check_int, "--max-trials", n)
             for name, s in strategies.items():
-                if name == "manual":
-                    strategies[name] = replace(s, configs=s.configs[:n])
-                elif name != "grid":
-                    options = dict(s.options)
-                    if "num_initial_points" in options:
-                        options["num_initial_points"] = min(options["num_initial_points"], n)
-                    strategies[name] = replace(s, max_trials=min(s.max_trials or n, n),
-                                               options=options)
-            grid_max = n
-        return replace(self, training=training, strategies=strategies, grid_max_points=grid_max)
+                strategies[name] = replace(s, **strategy_class(name).capped(
+                    n, max_trials=s.max_trials, configs=s.configs, options=s.options))
+        return replace(self, training=training, strategies=strategies)
 
-    def grid_space(self) -> SearchSpace | None:
-        """The space grid search runs: all of it, or a sub-grid of at most ``--max-trials`` points."""
-        space, max_points = self.space, self.grid_max_points
-        if space is None or max_points is None or (space.grid_size or 0) <= max_points:
-            return space
-        values = {n: e.grid_values(n) for n, e in space.items()}
-        while _prod(len(v) for v in values.values()) > max_points:
-            longest = max(values, key=lambda n: len(values[n]))
-            values[longest] = values[longest][:-1]
-        return SearchSpace({n: list(v) for n, v in values.items()})
+    def search_args(self, name: str) -> tuple[SearchSpace | None, int | None]:
+        """The space and ``max_trials`` that strategy ``name`` searches (grid: its sub-grid)."""
+        return strategy_class(name).search_args(self.space, self.strategies[name].max_trials)
 
     def resolved(self) -> dict[str, Any]:
         """The config as run, as plain data (saved as ``experiment.json``)."""
         data = {k: (list(v) if isinstance(v, tuple) else v)
                 for k, v in dataclasses.asdict(self.data).items() if v is not None}
         strategies = {n: s.to_dict() for n, s in self.strategies.items()}
-        if self.grid_max_points is not None and "grid" in strategies:
-            strategies["grid"]["max_trials"] = self.grid_max_points
         return {
             "name": self.name, "description": self.description, "source": self.source,
             "data": data, "builder": {"name": self.builder_name, "args": self.builder_args},
             "task": self.task, "space": self.space.to_dict() if self.space else None,
             "training": dataclasses.asdict(self.training), "strategies": strategies,
         }
-
-
-def _prod(values: Iterable[int]) -> int:
-    out = 1
-    for v in values:
-        out *= v
-    return out

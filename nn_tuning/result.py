@@ -225,8 +225,7 @@ class TuningResult:
 
     @property
     def simplest(self) -> dict[str, Any] | None:
-        budget = self.extra.get("epochs") if self.strategy == "hyperband" else None
-        choice = one_standard_error(self.trials, budget)
+        choice = one_standard_error(self.trials, self.extra.get("budget_epochs"))
         if choice is None:
             return None
         row = choice.pop("row")
