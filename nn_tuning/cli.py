@@ -47,7 +47,9 @@ def _add_override_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cv", type=_int_at_least(2), metavar="K", help="number of CV folds (>= 2)")
     p.add_argument("--device", choices=("auto", "cpu", "gpu"),
                    help="train on the CPU, the GPUs, or whatever TensorFlow picks (auto)")
-    p.add_argument("--engine", choices=("auto", "keras", "stacked"),
+    from .scaleout import ENGINES  # a leaf: no TensorFlow
+
+    p.add_argument("--engine", choices=ENGINES,
                    help="train each configuration as its own Keras model (keras), many as one "
                         "stacked model (stacked), or let nn-tune pick (auto)")
 
