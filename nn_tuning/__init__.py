@@ -27,7 +27,7 @@ from .exceptions import (
 )
 from .result import Trial, TrialState, TuningResult
 from .space import Choice, Fixed, Float, Int, SearchSpace
-from .strategies import STRATEGIES
+from .strategies import STRATEGIES, register_strategy
 
 # Public names whose modules import TensorFlow: loaded on first use.
 _LAZY = {"tune": "tune", "KerasClassifier": "wrappers", "KerasRegressor": "wrappers"}
@@ -78,5 +78,6 @@ __all__ = [
     "TrialFailedError",
     "TrialState",
     "TuningResult",
+    "register_strategy",
     "tune",
 ]

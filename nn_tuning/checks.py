@@ -9,11 +9,12 @@ nothing from nn-tuning.
 from __future__ import annotations
 
 import numbers
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .exceptions import ConfigError
 
-__all__ = ["check_int", "check_seconds"]
+__all__ = ["check_int", "check_keys", "check_seconds", "in_source"]
 
 
 def check_int(name: str, value: Any, low: int = 1) -> int:
@@ -32,3 +33,23 @@ def check_seconds(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
         raise ConfigError(f"{name} must be a number > 0, got {value!r}")
     return float(value)
+
+
+def check_keys(source: str, where: str, keys: Iterable[str], allowed: Iterable[str]) -> None:
+    """A one-line ConfigError naming ``source`` and the first of ``keys`` not ``allowed``.
+
+    ``where`` prefixes the key (``"data."``) as the config spells it.
+    """
+    allowed = list(allowed)
+    for key in keys:
+        if key not in allowed:
+            raise ConfigError(f"{source}: unknown key {where + key!r}; allowed: "
+                              f"{', '.join(allowed) or 'none'}")
+
+
+def in_source(source: str, check: Callable[..., Any], *args: Any) -> Any:
+    """``check(*args)``; its ConfigError names ``source`` (the config file) too."""
+    try:
+        return check(*args)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None

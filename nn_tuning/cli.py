@@ -18,8 +18,6 @@ from pathlib import Path
 
 __all__ = ["main", "build_parser"]
 
-_STRATEGIES = "manual,grid,random,bayesian,hyperband,asha"
-
 
 def _int_at_least(low: int):
     def parse(text: str) -> int:
@@ -49,7 +47,9 @@ def _add_override_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cv", type=_int_at_least(2), metavar="K", help="number of CV folds (>= 2)")
     p.add_argument("--device", choices=("auto", "cpu", "gpu"),
                    help="train on the CPU, the GPUs, or whatever TensorFlow picks (auto)")
-    p.add_argument("--engine", choices=("auto", "keras", "stacked"),
+    from .scaleout import ENGINES  # a leaf: no TensorFlow
+
+    p.add_argument("--engine", choices=ENGINES,
                    help="train each configuration as its own Keras model (keras), many as one "
                         "stacked model (stacked), or let nn-tune pick (auto)")
 
@@ -128,6 +128,8 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``nn-tune`` argument parser."""
+    from .strategies import STRATEGIES  # the registry's names (no strategy is imported)
+
     parser = _Parser(
         prog="nn-tune", description="Tune Keras model hyperparameters from experiment configs.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -144,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("config", metavar="CONFIG", nargs="?",
                      help="experiment TOML file (default: the embedded Advertising study)")
     cmp.add_argument("--strategies", metavar="LIST",
-                     help=f"comma-separated, e.g. {_STRATEGIES} (default: the config's)")
+                     help=f"comma-separated, of {','.join(STRATEGIES)} (default: the config's)")
     _add_run_options(cmp)
     wrk = sub.add_parser(
         "worker", help="serve as a keras-tuner worker of a chief",
@@ -155,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     wrk.add_argument("config", metavar="CONFIG", help="the chief's experiment TOML file")
     wrk.add_argument("--chief", metavar="HOST:PORT", required=True, help="the chief's address")
     wrk.add_argument("--strategy", metavar="NAME", default="bayesian",
-                     help="bayesian (default) or hyperband")
+                     help="a strategy with keras-tuner's chief/worker mode (default: bayesian)")
     wrk.add_argument("--out", metavar="DIR", help="the chief's run folder (shared)")
     _add_override_options(wrk)  # the chief's overrides: the same run
     wrk.add_argument("--gpus", type=_gpu_list, metavar="LIST")

@@ -14,7 +14,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -40,10 +40,11 @@ DEFAULT_SCORING = {"regression": "r2", "classification": "accuracy"}
 class Protocol:
     """What every configuration of a run is trained and scored with.
 
-    An evaluator needs nothing else (besides ``X, y``): the builder and its
-    fixed arguments, the training settings (``epochs``, ``batch_size``,
-    ``seed``, ``fast``), the CV splits, the scorer and the task. ``estimator``
-    is the nn-tuning wrapper holding all of them, as scikit-learn clones it.
+    An evaluator needs nothing else (besides ``X, y``): ``estimator`` is the
+    nn-tuning wrapper holding the builder, its fixed arguments and the
+    training settings, as scikit-learn clones it (``epochs``, ``batch_size``
+    and ``seed`` are repeated here for reading); then the CV splits, the
+    scorer and the task.
     """
 
     estimator: Any
@@ -54,9 +55,6 @@ class Protocol:
     epochs: int
     batch_size: int
     seed: int
-    builder: Callable[..., Any] | None = None
-    fixed: Mapping[str, Any] = field(default_factory=dict)
-    fast: bool = True
 
     def estimator_for(self, params: Mapping[str, Any]) -> Any:
         """A fresh, unfitted estimator set to ``params``."""
@@ -175,7 +173,6 @@ def make_protocol(
         estimator=estimator, splits=splits, scoring=scoring,
         scorer=check_scoring(estimator, scoring), task=task,
         epochs=int(epochs), batch_size=int(batch_size), seed=int(seed),
-        builder=builder, fixed=dict(fixed or {}), fast=bool(fast),
     )
 
 

@@ -6,17 +6,19 @@ A config has six parts (see ``experiments/*.toml``)::
     description = "..."
 
     [data]                          # dataset, csv, npz or images = "<path>"          -> DataSection
+                                    #   (nn_tuning.data_section)
     [builder]                       # name = "mlp_regressor", args = {...}             -> BuilderSection
     [space]                         # the search space, as in SearchSpace.from_dict   -> SearchSpace
     [training]                      # cv, scoring, epochs, batch_size, seed, device,
                                     # workers, engine                                  -> TrainingSection
     [strategies.<name>]             # its budget and its options                       -> StrategySection
 
-Budgets: ``max_trials`` for random, Bayesian and Hyperband search (grid runs
-the whole grid, manual its ``configs``); ``max_seconds`` for any strategy, a
-wall-clock budget after which no new trial starts (see :func:`nn_tuning.tune`).
-A strategy's options are its own typed options class's fields
-(:attr:`nn_tuning.strategies.base.Strategy.Options`).
+Budgets: ``max_trials`` where the strategy's class takes one
+(:attr:`~nn_tuning.strategies.base.Strategy.takes_max_trials`: random,
+Bayesian and Hyperband; grid runs the whole grid, manual its ``configs``);
+``max_seconds`` for any strategy, a wall-clock budget after which no new trial
+starts (see :func:`nn_tuning.tune`). A strategy's options are its own typed
+options class's fields (:attr:`nn_tuning.strategies.base.Strategy.Options`).
 
 Parsing is strict: an unknown key, builder, strategy, option or builder
 argument is a one-line :class:`~nn_tuning.exceptions.ConfigError` naming the
@@ -28,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -36,11 +38,10 @@ from typing import Any
 
 import model_builders
 
-from .checks import check_int, check_seconds
-from .data import BUNDLED, SCALES
+from .checks import check_int, check_keys, check_seconds, in_source
+from .data_section import DataSection
 from .devices import DEVICES
 from .exceptions import ConfigError, NNTuningError
-from .images import COLOR_MODES
 from .scaleout import ENGINES
 from .space import SearchSpace
 from .strategies import STRATEGIES, strategy_class
@@ -53,14 +54,6 @@ DEFAULT_CONFIG = "advertising.toml"
 _TOP = ("name", "description", "data", "builder", "space", "training", "strategies")
 
 
-def _unknown(source: str, where: str, keys: Iterable[str], allowed: Iterable[str]) -> None:
-    allowed = list(allowed)
-    for key in keys:
-        if key not in allowed:
-            raise ConfigError(f"{source}: unknown key {where + key!r}; allowed: "
-                              f"{', '.join(allowed) or 'none'}")
-
-
 def _table(source: str, doc: Mapping[str, Any], key: str) -> dict[str, Any]:
     value = doc.get(key, {})
     if not isinstance(value, Mapping):
@@ -68,123 +61,8 @@ def _table(source: str, doc: Mapping[str, Any], key: str) -> dict[str, Any]:
     return dict(value)
 
 
-def _named(source: str, check: Any, *args: Any) -> Any:
-    """Run a shared check; its error names the file too."""
-    try:
-        return check(*args)
-    except ConfigError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
-
-
 def _fields(cls: type) -> list[str]:
     return [f.name for f in dataclasses.fields(cls)]
-
-
-_SOURCES = ("dataset", "csv", "npz", "images")
-# Keys that only apply to some sources.
-_SOURCE_KEYS = {"target": ("dataset", "csv"), "features": ("dataset", "csv"),
-                "x_array": ("npz",), "y_array": ("npz",), "shape": ("dataset", "csv", "npz"),
-                "image_size": ("images",), "color_mode": ("images",)}
-
-
-def _check_dims(source: str, key: str, value: Any, length: int | None = None) -> tuple[int, ...]:
-    ok = isinstance(value, list) and value and (length is None or len(value) == length) \
-        and all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in value)
-    if not ok:
-        what = "[height, width]" if length == 2 else "a list of sizes such as [8, 8, 1]"
-        raise ConfigError(f"{source}: data.{key} must be {what} of integers >= 1, got {value!r}")
-    return tuple(value)
-
-
-@dataclass(frozen=True)
-class DataSection:
-    """``[data]``: one source and how it is split and scaled (see :mod:`nn_tuning.data`).
-
-    The source is one of ``dataset`` (a bundled name), ``csv`` (a path),
-    ``npz`` (a path; arrays ``x_array`` and ``y_array``) or ``images`` (a
-    folder with one sub-folder per class; ``image_size`` and ``color_mode``).
-    ``shape`` reshapes each sample of a table or an npz array (``[8, 8, 1]``:
-    the digits as images). ``scale`` is true, false or one of
-    :data:`nn_tuning.data.SCALES`.
-    """
-
-    dataset: str | None = None
-    csv: str | None = None
-    npz: str | None = None
-    images: str | None = None
-    target: str | None = None
-    features: tuple[str, ...] | None = None
-    x_array: str | None = None
-    y_array: str | None = None
-    shape: tuple[int, ...] | None = None
-    image_size: tuple[int, int] | None = None
-    color_mode: str | None = None
-    test_size: float = 0.2
-    scale: bool | str = True
-    scale_target: bool = False
-    split_seed: int | None = None
-
-    @classmethod
-    def parse(cls, source: str, table: dict[str, Any]) -> DataSection:
-        _unknown(source, "data.", table, _fields(cls))
-        given = [k for k in _SOURCES if k in table]
-        if len(given) != 1:
-            raise ConfigError(f"{source}: [data] needs exactly one of 'dataset' (one of "
-                              f"{', '.join(BUNDLED)}), 'csv' (a path), 'npz' (a path) or "
-                              f"'images' (a folder); got {', '.join(given) or 'none'}")
-        kind = given[0]
-        if kind == "dataset" and table["dataset"] not in BUNDLED:
-            raise ConfigError(f"{source}: unknown data.dataset {table['dataset']!r}; choose one "
-                              f"of {', '.join(BUNDLED)}")
-        for key, allowed in _SOURCE_KEYS.items():
-            if key in table and kind not in allowed:
-                raise ConfigError(f"{source}: data.{key} applies to data."
-                                  f"{' or data.'.join(allowed)}, not to data.{kind}")
-        for key, what in (("csv", "a path string"), ("npz", "a path string"),
-                          ("images", "a folder path string"), ("target", "a column name"),
-                          ("x_array", "an array name"), ("y_array", "an array name")):
-            if key in table and not isinstance(table[key], str):
-                raise ConfigError(f"{source}: data.{key} must be {what}, got {table[key]!r}")
-        feats = table.get("features")
-        if feats is not None and (not isinstance(feats, list) or not feats
-                                  or not all(isinstance(f, str) for f in feats)):
-            raise ConfigError(f"{source}: data.features must be a non-empty list of column "
-                              f"names, got {feats!r}")
-        shape = _check_dims(source, "shape", table["shape"]) if "shape" in table else None
-        size = (_check_dims(source, "image_size", table["image_size"], 2)
-                if "image_size" in table else None)
-        if "color_mode" in table and table["color_mode"] not in COLOR_MODES:
-            raise ConfigError(f"{source}: data.color_mode must be one of "
-                              f"{', '.join(COLOR_MODES)}, got {table['color_mode']!r}")
-        ts = table.get("test_size", 0.2)
-        if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not 0 < ts < 1:
-            raise ConfigError(f"{source}: data.test_size must be a number in (0, 1), got {ts!r}")
-        if "scale" in table and not isinstance(table["scale"], bool) \
-                and table["scale"] not in SCALES:
-            raise ConfigError(f"{source}: data.scale must be true, false or one of "
-                              f"{', '.join(SCALES)}, got {table['scale']!r}")
-        if "scale_target" in table and not isinstance(table["scale_target"], bool):
-            raise ConfigError(f"{source}: data.scale_target must be true or false, got "
-                              f"{table['scale_target']!r}")
-        if "split_seed" in table:
-            _named(source, check_int, "data.split_seed", table["split_seed"], 0)
-        return cls(**{**table, "features": tuple(feats) if feats else None, "shape": shape,
-                      "image_size": size})
-
-    def load_args(self, base_dir: Path) -> dict[str, Any]:
-        """The source arguments of :func:`nn_tuning.data.load_data`, paths from ``base_dir``."""
-        args: dict[str, Any] = {"dataset": self.dataset, "target": self.target,
-                                "features": list(self.features) if self.features else None,
-                                "shape": self.shape, "image_size": self.image_size}
-        for key in ("csv", "npz", "images"):
-            value = getattr(self, key)
-            if value is not None:
-                path = Path(value).expanduser()
-                args[key] = path if path.is_absolute() else base_dir / path
-        for key in ("x_array", "y_array", "color_mode"):
-            if getattr(self, key) is not None:
-                args[key] = getattr(self, key)
-        return args
 
 
 @dataclass(frozen=True)
@@ -206,7 +84,7 @@ class BuilderSection:
 
     @classmethod
     def parse(cls, source: str, table: dict[str, Any]) -> BuilderSection:
-        _unknown(source, "builder.", table, _fields(cls))
+        check_keys(source, "builder.", table, _fields(cls))
         name = table.get("name")
         if name not in model_builders.__all__:
             raise ConfigError(f"{source}: unknown builder.name {name!r}; choose one of "
@@ -215,7 +93,7 @@ class BuilderSection:
         if not isinstance(args, Mapping):
             raise ConfigError(f"{source}: builder.args must be a table, got {args!r}")
         section = cls(name=name, args=dict(args))
-        _unknown(source, "builder.args.", args, section.parameters)
+        check_keys(source, "builder.args.", args, section.parameters)
         return section
 
 
@@ -236,10 +114,10 @@ class TrainingSection:
     def parse(cls, source: str, table: dict[str, Any]) -> TrainingSection:
         from sklearn.metrics import get_scorer_names
 
-        _unknown(source, "training.", table, _fields(cls))
+        check_keys(source, "training.", table, _fields(cls))
         for key, low in (("cv", 2), ("epochs", 1), ("batch_size", 1), ("seed", 0), ("workers", 1)):
             if key in table:
-                _named(source, check_int, f"training.{key}", table[key], low)
+                in_source(source, check_int, f"training.{key}", table[key], low)
         scoring = table.get("scoring")
         if scoring is not None and scoring not in get_scorer_names():
             raise ConfigError(f"{source}: training.scoring {scoring!r} is not a scikit-learn "
@@ -272,24 +150,24 @@ class StrategySection:
             raise ConfigError(f"{source}: strategies.{name} must be a table, got {table!r}")
         strat = strategy_class(name)
         where = f"strategies.{name}"
-        own = ["configs"] if name == "manual" else []
-        budget = ["max_seconds"] if name in ("manual", "grid") else ["max_trials", "max_seconds"]
-        _unknown(source, f"{where}.", table, [*own, *budget, *_fields(strat.Options)])
-        options = {k: v for k, v in table.items() if k not in ("configs", *budget)}
+        own = ["configs"] if strat.takes_configs else []
+        budget = ["max_trials", "max_seconds"] if strat.takes_max_trials else ["max_seconds"]
+        check_keys(source, f"{where}.", table, [*own, *budget, *_fields(strat.Options)])
+        options = {k: v for k, v in table.items() if k not in (*own, *budget)}
         try:
             strat.parse_options(options)  # checks each option's value
         except ConfigError as exc:
             raise ConfigError(f"{source}: {where}.{exc}") from None
         if "max_trials" in table:
-            _named(source, check_int, f"{where}.max_trials", table["max_trials"])
+            in_source(source, check_int, f"{where}.max_trials", table["max_trials"])
         if "max_seconds" in table:
-            _named(source, check_seconds, f"{where}.max_seconds", table["max_seconds"])
+            in_source(source, check_seconds, f"{where}.max_seconds", table["max_seconds"])
         if strat.needs_max_trials and "max_trials" not in table:
             raise ConfigError(f"{source}: {where}.max_trials is required (a trial budget)")
         if strat.needs_budget and "max_trials" not in table and "max_seconds" not in table:
             raise ConfigError(f"{source}: {where} needs max_trials or max_seconds (a budget)")
         configs = None
-        if name == "manual":
+        if strat.takes_configs:
             configs = table.get("configs")
             if not isinstance(configs, list) or not configs:
                 raise ConfigError(f"{source}: {where}.configs must be a non-empty list of "
@@ -298,14 +176,15 @@ class StrategySection:
                 if not isinstance(config, Mapping) or not config:
                     raise ConfigError(f"{source}: {where}.configs[{i}] must be a non-empty "
                                       f"table, got {config!r}")
-                _unknown(source, f"{where}.configs[{i}].", config,
+                check_keys(source, f"{where}.configs[{i}].", config,
                          [*builder.parameters, *SearchSpace.TRAINING_PARAMS])
             configs = tuple(dict(c) for c in configs)
-        elif space is None:
+        if strat.needs_space and space is None:
             raise ConfigError(f"{source}: strategy {name!r} needs a [space] table")
-        if name == "grid" and space is not None and space.grid_size is None:
-            raise ConfigError(f"{source}: strategies.grid needs grid points, but [space] has a "
-                              "continuous float entry; use a list of values or give it a step")
+        try:
+            strat.check_space(space)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {where}: {exc}") from None
         return cls(name=name, max_trials=table.get("max_trials"),
                    max_seconds=table.get("max_seconds"), configs=configs, options=options)
 
@@ -323,9 +202,10 @@ class StrategySection:
 class Overrides:
     """Command-line overrides for quick runs; ``None`` keeps the config's value.
 
-    ``max_trials`` caps every strategy: random, Bayesian and Hyperband budgets,
-    the first ``max_trials`` manual configs, and grid search runs a sub-grid of
-    at most ``max_trials`` points (the leading values of each entry).
+    ``max_trials`` caps every strategy, as its class says
+    (:meth:`~nn_tuning.strategies.base.Strategy.capped`): random, Bayesian and
+    Hyperband budgets, the first ``max_trials`` manual configs, and grid search
+    runs a sub-grid of at most ``max_trials`` points.
     """
 
     max_trials: int | None = None
@@ -357,7 +237,6 @@ class Experiment:
     strategies: dict[str, StrategySection]
     description: str = ""
     base_dir: Path = field(default_factory=Path.cwd)
-    grid_max_points: int | None = None  # --max-trials on grid search: a sub-grid
 
     # Construction ----------------------------------------------------------
     @classmethod
@@ -386,7 +265,7 @@ class Experiment:
             doc = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{source}: malformed TOML: {exc}") from None
-        _unknown(source, "", doc, _TOP)
+        check_keys(source, "", doc, _TOP)
         name = doc.get("name", Path(source).stem if not source.startswith("<") else "experiment")
         if not isinstance(name, str) or not name.strip() or "/" in name or "\\" in name:
             raise ConfigError(f"{source}: name must be a non-empty string without slashes, "
@@ -417,7 +296,7 @@ class Experiment:
         if not raw:
             raise ConfigError(f"{source}: the [space] table is empty; give at least one "
                               "hyperparameter")
-        _unknown(source, "space.", raw, [*builder.parameters, *SearchSpace.TRAINING_PARAMS])
+        check_keys(source, "space.", raw, [*builder.parameters, *SearchSpace.TRAINING_PARAMS])
         try:
             return SearchSpace.from_dict(raw)
         except NNTuningError as exc:
@@ -440,13 +319,6 @@ class Experiment:
     def task(self) -> str:
         return "regression" if self.builder_name.endswith("regressor") else "classification"
 
-    def csv_path(self) -> Path | None:
-        """The data CSV, relative paths taken from the config file's folder."""
-        if self.data.csv is None:
-            return None
-        path = Path(self.data.csv).expanduser()
-        return path if path.is_absolute() else self.base_dir / path
-
     def with_overrides(self, overrides: Overrides | None) -> Experiment:
         """A copy with the command-line overrides applied."""
         if overrides is None:
@@ -455,7 +327,7 @@ class Experiment:
         for key, low in (("epochs", 1), ("seed", 0), ("cv", 2)):
             value = getattr(overrides, key)
             if value is not None:
-                check = _named("command line", check_int, f"--{key}", value, low)
+                check = in_source("command line", check_int, f"--{key}", value, low)
                 training = replace(training, **{key: check})
         for key, allowed in (("device", DEVICES), ("engine", ENGINES)):
             value = getattr(overrides, key)
@@ -466,49 +338,25 @@ class Experiment:
                 training = replace(training, **{key: value})
         strategies = dict(self.strategies)
         n = overrides.max_trials
-        grid_max = self.grid_max_points
         if n is not None:
-            _named("command line", check_int, "--max-trials", n)
+            in_source("command line", check_int, "--max-trials", n)
             for name, s in strategies.items():
-                if name == "manual":
-                    strategies[name] = replace(s, configs=s.configs[:n])
-                elif name != "grid":
-                    options = dict(s.options)
-                    if "num_initial_points" in options:
-                        options["num_initial_points"] = min(options["num_initial_points"], n)
-                    strategies[name] = replace(s, max_trials=min(s.max_trials or n, n),
-                                               options=options)
-            grid_max = n
-        return replace(self, training=training, strategies=strategies, grid_max_points=grid_max)
+                strategies[name] = replace(s, **strategy_class(name).capped(
+                    n, max_trials=s.max_trials, configs=s.configs, options=s.options))
+        return replace(self, training=training, strategies=strategies)
 
-    def grid_space(self) -> SearchSpace | None:
-        """The space grid search runs: all of it, or a sub-grid of at most ``--max-trials`` points."""
-        space, max_points = self.space, self.grid_max_points
-        if space is None or max_points is None or (space.grid_size or 0) <= max_points:
-            return space
-        values = {n: e.grid_values(n) for n, e in space.items()}
-        while _prod(len(v) for v in values.values()) > max_points:
-            longest = max(values, key=lambda n: len(values[n]))
-            values[longest] = values[longest][:-1]
-        return SearchSpace({n: list(v) for n, v in values.items()})
+    def search_args(self, name: str) -> tuple[SearchSpace | None, int | None]:
+        """The space and ``max_trials`` that strategy ``name`` searches (grid: its sub-grid)."""
+        return strategy_class(name).search_args(self.space, self.strategies[name].max_trials)
 
     def resolved(self) -> dict[str, Any]:
         """The config as run, as plain data (saved as ``experiment.json``)."""
         data = {k: (list(v) if isinstance(v, tuple) else v)
                 for k, v in dataclasses.asdict(self.data).items() if v is not None}
         strategies = {n: s.to_dict() for n, s in self.strategies.items()}
-        if self.grid_max_points is not None and "grid" in strategies:
-            strategies["grid"]["max_trials"] = self.grid_max_points
         return {
             "name": self.name, "description": self.description, "source": self.source,
             "data": data, "builder": {"name": self.builder_name, "args": self.builder_args},
             "task": self.task, "space": self.space.to_dict() if self.space else None,
             "training": dataclasses.asdict(self.training), "strategies": strategies,
         }
-
-
-def _prod(values: Iterable[int]) -> int:
-    out = 1
-    for v in values:
-        out *= v
-    return out

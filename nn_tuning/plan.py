@@ -24,11 +24,10 @@ import numpy as np
 from .checks import check_int, check_seconds
 from .evaluation import Protocol, check_data, make_protocol
 from .evaluators import select_evaluator
-from .scaleout import Role, ScaleOut, check_engine
+from .scaleout import Role, ScaleMode, ScaleOut, check_engine
 from .space import SearchSpace
 from .exceptions import ConfigError
-from .strategies import TIME_BUDGET_STRATEGY, strategy_class
-from .strategies.manual import check_configs
+from .strategies import TIME_BUDGET_STRATEGY, strategy_class, supporting
 
 __all__ = ["RunPlan", "plan_run", "run_fingerprint"]
 
@@ -62,10 +61,16 @@ class RunPlan:
     def name(self) -> str:
         return self.strategy.name
 
+    def for_worker(self, address: str, device: str) -> RunPlan:
+        """This run as a keras-tuner worker of the chief at ``address``, training on ``device``."""
+        scale = dataclasses.replace(self.scale, chief=None, worker_of=address, workers=1)
+        return dataclasses.replace(self, scale=scale, device=device,
+                                   make_evaluator=_evaluator_maker(self.engine, scale, self.X))
+
     @property
     def needs_shared_store(self) -> bool:
         """keras-tuner's chief and workers share the trial store through a file."""
-        return self.strategy.keras_tuner and (
+        return ScaleMode.CHIEF in self.strategy.scale_out and (
             self.scale.role is not Role.LOCAL or self.scale.workers > 1)
 
 
@@ -94,6 +99,16 @@ def _per_configuration_nd(protocol: Protocol, X: np.ndarray, y: np.ndarray, *,
     logger.info("X has samples of shape %s: the stacked engine stacks (rows, features) tables "
                 "only; each configuration trains as its own model", X.shape[1:])
     return make(protocol, X, y)
+
+
+def _evaluator_maker(engine: str, scale: ScaleOut, X: np.ndarray) -> Callable[..., Any]:
+    """``make(protocol, X, y) -> Evaluator`` for a run's engine, scale-out settings and data."""
+    if X.ndim != 2 and engine != "keras":
+        # A stack's input is a (rows, features) table (nn_tuning.stacked.structure), so
+        # no configuration fed N-D samples can stack: skip the stacked evaluator, whose
+        # shape checks are the model's, not X's.
+        return partial(_per_configuration_nd, make=select_evaluator("keras", scale))
+    return select_evaluator(engine, scale)
 
 
 def _device_label(device: str | None, scale: ScaleOut) -> str:
@@ -127,24 +142,18 @@ def plan_run(builder: Callable[..., Any], space: SearchSpace | Mapping[str, Any]
     if max_trials is not None:
         max_trials = check_int("max_trials", max_trials)
     cls.check(space, max_trials)
-    if cls.name == "manual":
-        configs = check_configs(configs)
-    elif configs is not None:
-        configs = None  # only manual search reads configs
+    configs = cls.check_configs(configs)  # None unless the strategy runs the user's configs
     parsed_options = cls.parse_options(options)
     if max_seconds is not None:
         max_seconds = check_seconds("max_seconds", max_seconds)
     cls.check_budget(max_trials, max_seconds)
     check_int("seed", seed, 0)
     engine = check_engine(engine)
-    scale.check_strategy(cls.name, cls.keras_tuner)
-    make_evaluator = select_evaluator(engine, scale)
+    scale.check_strategy(cls.name, cls.scale_out,
+                         {mode: supporting("scale_out", mode) for mode in scale.modes})
+    select_evaluator(engine, scale)  # an engine these settings cannot serve is refused here
     X, y = check_data(X, y)
-    if X.ndim != 2 and engine != "keras":
-        # A stack's input is a (rows, features) table (nn_tuning.stacked.structure), so
-        # no configuration fed N-D samples can stack: skip the stacked evaluator, whose
-        # shape checks are the model's, not X's.
-        make_evaluator = partial(_per_configuration_nd, make=select_evaluator("keras", scale))
+    make_evaluator = _evaluator_maker(engine, scale, X)
     protocol = make_protocol(builder, X, y, task=task, cv=cv, scoring=scoring, epochs=epochs,
                              batch_size=batch_size, seed=seed, fixed=fixed, fast=fast)
     settings = dict(

@@ -227,8 +227,7 @@ class TuningResult:
 
     @property
     def simplest(self) -> dict[str, Any] | None:
-        budget = self.extra.get("epochs") if "budget" in self.trials else None
-        choice = one_standard_error(self.trials, budget)
+        choice = one_standard_error(self.trials, self.extra.get("budget_epochs"))
         if choice is None:
             return None
         row = choice.pop("row")

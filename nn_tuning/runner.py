@@ -22,8 +22,8 @@ from .exceptions import ConfigError, NNTuningError
 from .experiment import Experiment
 from .locks import RunLock
 from .result import TuningResult, write_atomic
-from .scaleout import ScaleOut
-from .strategies import KERAS_TUNER_STRATEGIES, STRATEGIES, unknown_strategy
+from .scaleout import ScaleMode, ScaleOut
+from .strategies import STRATEGIES, strategy_class, supporting, unknown_strategy
 from .tune import check_call, check_refit, tune
 from .versions import package_versions
 
@@ -117,13 +117,15 @@ def _tune_kwargs(exp: Experiment, name: str, scale: ScaleOut | None) -> dict[str
     """Arguments of tune() that say how to run, not what to compute.
 
     The run's scale-out settings (the config's workers unless given), less
-    what strategy ``name`` cannot use: Dask is for the scikit-learn driven
-    strategies, a chief address for keras-tuner's.
+    the modes strategy ``name`` does not support (its class's ``scale_out``):
+    a Dask scheduler or a chief address given for a whole run applies to the
+    strategies that can use it.
     """
     scale = scale or ScaleOut(workers=exp.training.workers)
-    if name in KERAS_TUNER_STRATEGIES:
+    modes = strategy_class(name).scale_out
+    if ScaleMode.DASK not in modes:
         scale = replace(scale, dask_scheduler=None)
-    else:
+    if ScaleMode.CHIEF not in modes:
         scale = replace(scale, chief=None)
     return dict(dataclasses.asdict(scale), device=exp.training.device)
 
@@ -132,10 +134,10 @@ def _search_args(exp: Experiment, name: str, data: DataSplit) -> tuple[Any, dict
     """The space and the tune() arguments that define what strategy ``name`` computes."""
     section = exp.strategies[name]
     t = exp.training
-    space = exp.grid_space() if name == "grid" else exp.space
+    space, max_trials = exp.search_args(name)
     return space, dict(
         strategy=name, cv=t.cv, scoring=t.scoring, epochs=t.epochs, batch_size=t.batch_size,
-        max_trials=section.max_trials, seed=t.seed,
+        max_trials=max_trials, seed=t.seed,
         configs=list(section.configs) if section.configs else None, task=exp.task,
         fixed=exp.builder_args, options=section.options, engine=t.engine,
     )
@@ -146,22 +148,20 @@ def _run_strategy(exp: Experiment, name: str, data: DataSplit, out: Path,
                   stability: int | None, refit: bool | str = True) -> dict[str, Any]:
     section = exp.strategies[name]
     space, args = _search_args(exp, name, data)
-    if name == "grid" and space is not exp.space:
-        logger.warning("grid: max_trials %s runs a %d-point sub-grid of the %d-point grid",
-                       exp.grid_max_points, space.grid_size, exp.space.grid_size)
+    if space is not exp.space:  # the strategy searches part of it (grid: a sub-grid)
+        logger.warning("%s: max_trials %s runs a %d-point sub-grid of the %d-point grid",
+                       name, section.max_trials, space.grid_size, exp.space.grid_size)
     folder = out / name
     result = tune(exp.builder, space, data.X_train, data.y_train, directory=folder,
                   progress=progress, max_seconds=section.max_seconds, refit=refit, **args,
                   **_tune_kwargs(exp, name, scale))
     summary = result.summary()
     budget = {k: v for k, v in (("max_trials", section.max_trials),
-                                ("max_seconds", section.max_seconds)) if v is not None}
-    if name == "grid" and exp.grid_max_points is not None:
-        budget["max_trials"] = exp.grid_max_points
+                                ("max_seconds", section.max_seconds),
+                                ("planned_trials", result.extra.get("planned_trials")))
+              if v is not None}
     summary.update(
-        budget=budget
-        | ({"configs": len(section.configs)} if name == "manual" else {})
-        | ({"grid_points": space.grid_size} if name == "grid" else {}),
+        budget=budget,
         test_metrics=test_metrics(result, data, exp.task),
         target_scaled=data.y_scaler is not None,
         builder=exp.builder_name,
@@ -209,8 +209,9 @@ def run_worker(exp: Experiment, out_dir: str | Path, strategy: str, chief: str,
     folder the chief runs in; on other machines it must be a shared filesystem.
     Returns the number of trials in the store when the chief stops the search.
     """
-    if strategy not in KERAS_TUNER_STRATEGIES:
-        raise ConfigError(f"nn-tune worker runs keras-tuner strategies (bayesian, hyperband), "
+    if ScaleMode.CHIEF not in strategy_class(strategy).scale_out:
+        raise ConfigError(f"nn-tune worker runs keras-tuner strategies "
+                          f"({', '.join(supporting('scale_out', ScaleMode.CHIEF))}), "
                           f"got {strategy!r}")
     select_strategies(exp, [strategy])
     data = prepare_data(exp)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from .checks import check_int
 from .exceptions import ConfigError
 
-__all__ = ["ENGINES", "Role", "ScaleOut", "check_engine", "parse_address"]
+__all__ = ["ENGINES", "Role", "ScaleMode", "ScaleOut", "check_engine", "parse_address"]
 
 #: Training engines: ``auto`` picks one, ``keras`` trains each configuration
 #: as its own model, ``stacked`` trains a batch of configurations as one model.
@@ -32,6 +32,17 @@ class Role(str, enum.Enum):
     LOCAL = "local"    # proposes and trains (optionally with local worker processes)
     CHIEF = "chief"    # serves the oracle; workers started elsewhere train
     WORKER = "worker"  # asks a chief for trials and trains them
+
+
+class ScaleMode(str, enum.Enum):
+    """A way of spreading trials beyond this process that a strategy must support.
+
+    Every strategy runs with local ``workers``; these two are each strategy's
+    own business (:attr:`nn_tuning.strategies.base.Strategy.scale_out`).
+    """
+
+    DASK = "dask"    # scikit-learn's joblib work on a Dask cluster (dask_scheduler)
+    CHIEF = "chief"  # keras-tuner's chief/worker mode (chief, worker_of; workers > 1 locally)
 
 
 def parse_address(address: object, what: str = "chief") -> tuple[str, int]:
@@ -112,12 +123,27 @@ class ScaleOut:
             return Role.WORKER
         return Role.CHIEF if self.chief is not None else Role.LOCAL
 
-    def check_strategy(self, strategy: str, keras_tuner: bool) -> None:
-        """Refuse settings the strategy cannot use, naming the argument."""
-        if not keras_tuner and (self.chief or self.worker_of):
-            raise ConfigError(f"chief/worker mode is keras-tuner's: use strategy bayesian or "
-                              f"hyperband, got {strategy!r} (grid and random scale out with Dask)")
-        if keras_tuner and self.dask_scheduler is not None:
-            raise ConfigError(f"dask_scheduler runs grid, random and manual search, got "
-                              f"strategy {strategy!r} (bayesian and hyperband scale out with "
-                              "workers or chief)")
+    @property
+    def modes(self) -> frozenset[ScaleMode]:
+        """The scale-out modes these settings ask of the strategy."""
+        return frozenset(
+            ([ScaleMode.DASK] if self.dask_scheduler is not None else [])
+            + ([ScaleMode.CHIEF] if self.chief is not None or self.worker_of is not None else []))
+
+    def check_strategy(self, strategy: str, modes: frozenset[ScaleMode],
+                       supporting: dict[ScaleMode, list[str]]) -> None:
+        """Refuse settings strategy ``strategy`` cannot use (it supports ``modes``).
+
+        ``supporting`` names, per mode, the strategies that do (for the hint).
+        """
+        def names(mode: ScaleMode) -> str:
+            found = supporting.get(mode) or ["none"]
+            return f"{', '.join(found[:-1])} or {found[-1]}" if len(found) > 1 else found[0]
+
+        if ScaleMode.CHIEF in self.modes - modes:
+            raise ConfigError(f"chief/worker mode is keras-tuner's: use strategy "
+                              f"{names(ScaleMode.CHIEF)}, got {strategy!r} (it scales out with "
+                              "workers or Dask)")
+        if ScaleMode.DASK in self.modes - modes:
+            raise ConfigError(f"dask_scheduler runs strategy {names(ScaleMode.DASK)}, got "
+                              f"{strategy!r} (it scales out with workers or chief)")

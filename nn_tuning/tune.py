@@ -20,8 +20,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +41,7 @@ from .store import TrialStore
 from .watcher import TrialWatcher
 from .strategies.base import BudgetSpent, SearchContext
 
-__all__ = ["tune", "check_call", "execute", "best_trial", "build_result"]
+__all__ = ["tune", "check_call", "execute", "best_trial", "build_result", "worker_process"]
 
 logger = logging.getLogger("nn_tuning")
 
@@ -250,11 +252,13 @@ def _restored_precision_policy() -> Iterator[None]:
 
 
 def execute(plan: RunPlan, store: TrialStore, evaluator: Evaluator, workdir: Path | None, *,
-            progress: bool = False, start: float | None = None) -> SearchContext:
+            progress: bool = False, start: float | None = None,
+            tuner_id: str = "main") -> SearchContext:
     """Run the plan's strategy: its batches go to ``evaluator``, its trials to ``store``.
 
     Stops quietly when ``max_seconds`` are spent. Returns the search context
-    (its ``resumed`` and ``repeats`` counts).
+    (its ``resumed`` and ``repeats`` counts). ``tuner_id`` names this process
+    among a keras-tuner chief's workers.
     """
     start = time.perf_counter() if start is None else start
     logger.info("%s: training on %s (%s)", plan.name, plan.device, device_note())
@@ -264,8 +268,10 @@ def execute(plan: RunPlan, store: TrialStore, evaluator: Evaluator, workdir: Pat
         protocol=plan.protocol, X=plan.X, y=plan.y, space=plan.space, store=store,
         evaluator=evaluator, options=plan.options, max_trials=plan.max_trials,
         seed=plan.protocol.seed, configs=plan.configs, workdir=workdir, scale=plan.scale,
-        device=plan.device, engine=plan.engine,
+        device=plan.device, engine=plan.engine, tuner_id=tuner_id,
         deadline=None if plan.max_seconds is None else start + plan.max_seconds,
+        start_worker=None if store.path is None else partial(
+            worker_process, plan, str(store.path), workdir),
     )
     evaluator.deadline = ctx.deadline
     # keras-tuner workers share the chief's folder: several appenders would repeat each
@@ -289,6 +295,22 @@ def execute(plan: RunPlan, store: TrialStore, evaluator: Evaluator, workdir: Pat
         logger.info("%s: the oracle proposed already scored configurations %d times; they were "
                     "not retrained", plan.name, ctx.repeats)
     return ctx
+
+
+def worker_process(plan: RunPlan, store_path: str, workdir: Path | None, tuner_id: str,
+                   address: str, device: str, environment: Mapping[str, str]) -> None:
+    """Entry point of a keras-tuner worker process its chief started (``workers > 1``).
+
+    The same steps as :func:`tune`, for the chief's run: the plan (as a worker
+    of ``address``), its evaluator, the chief's trial store, :func:`execute`.
+    The chief holds the run folder, picks the best and refits.
+    """
+    os.environ.update(environment)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    plan = plan.for_worker(address, device)
+    with plan.evaluator() as evaluator, \
+            contextlib.closing(TrialStore(store_path, fingerprint=plan.fingerprint)) as store:
+        execute(plan, store, evaluator, workdir, tuner_id=tuner_id)
 
 
 def best_trial(trials: Sequence[Trial]) -> Trial | None:
@@ -335,14 +357,20 @@ def build_result(plan: RunPlan, trials: list[Trial], ctx: SearchContext, *, refi
         extra={"task": p.task, "cv_folds": len(p.splits), "epochs": p.epochs,
                "batch_size": p.batch_size, "seed": p.seed, "max_trials": plan.max_trials,
                "workers": plan.scale.workers, "device": plan.device, "engine": plan.engine,
+               "budget_epochs": _budget_epochs(plan),
+               "planned_trials": plan.strategy.planned_trials(ctx),
                **({"search": dict(ctx.notes)} if ctx.notes else {})},
     )
 
 
+def _budget_epochs(plan: RunPlan) -> int | None:
+    """The full budget of a strategy whose trials may train on part of it (Hyperband's)."""
+    return plan.protocol.epochs if plan.strategy.partial_budgets else None
+
+
 def _simplest_trial(trials: list[Trial], plan: RunPlan, best: Trial) -> tuple[Trial, str]:
     """The one-standard-error choice among ``trials``, or ``best`` when no size is known."""
-    choice = one_standard_error(trials_frame(trials),
-                                plan.protocol.epochs if plan.strategy.partial_budgets else None)
+    choice = one_standard_error(trials_frame(trials), _budget_epochs(plan))
     if choice is None:
         logger.warning("refit='simplest': no trial has a trainable-parameter count (stored by an "
                        "earlier version); refitting the best configuration instead")

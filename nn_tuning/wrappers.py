@@ -8,6 +8,14 @@ and shuffling from ``random_state``, and train through
 :mod:`nn_tuning.fast_fit` (``fast=True``, the default): same epochs, batch
 size and per-epoch shuffling as ``model.fit``, without its per-epoch overhead.
 
+They are also the stacked engine's one seam to what it trains
+(:mod:`nn_tuning.stacked.plan`): :meth:`~KerasRegressor.stacking_obstacle`
+(why a stack cannot train a configuration as its fit would),
+:meth:`~KerasRegressor.initial_model` (the compiled model a fit would start
+from), :meth:`~KerasRegressor.encode_target` (the target as the model trains
+on it) and :meth:`~KerasRegressor.score_outputs` (the scorer, given the
+model's raw outputs instead of running it). scikeras stays behind these.
+
 >>> from model_builders import mlp_regressor
 >>> reg = KerasRegressor(mlp_regressor, model__neurons=8, epochs=5, random_state=0, verbose=0)
 """
@@ -192,7 +200,56 @@ class _FastWrapperMixin:
                 f"training diverged: the loss is {losses[-1]} after {epochs} epochs"
             )
 
+    # What the stacked engine asks of a wrapper (module docstring) --------------------
+    def stacking_obstacle(self) -> str | None:
+        """Why a stack cannot train this estimator's model as its fit would, or None.
+
+        Before :meth:`initial_model` only the fit settings are known
+        (callbacks, validation, class weights, no shuffling); after it, the
+        feature encoding too (a stack feeds the features as given).
+        """
+        params = self.get_params()
+        if params.get("validation_split") or params.get("class_weight") is not None \
+                or params.get("callbacks") or params.get("shuffle") is False:
+            return "the estimator uses callbacks, validation, class weights or no shuffle"
+        encoder = getattr(self, "feature_encoder_", None)
+        if encoder is not None and getattr(encoder, "func", "custom") is not None:
+            return "the estimator transforms its features"
+        return None
+
+    def initial_model(self, X: np.ndarray, y: np.ndarray) -> keras.Model:
+        """The compiled model a fit on ``(X, y)`` would start from, built and seeded as fit does.
+
+        The estimator keeps what scoring needs (its target encoding, its
+        classes) but not the model: the caller owns it, and
+        :meth:`score_outputs` stands in for predicting with it.
+        """
+        self.initialize(X, y)
+        model = self.model_
+        del self.model_
+        return model
+
+    def encode_target(self, y: np.ndarray) -> np.ndarray:
+        """``y`` as the model trains on it (the fitted target encoding), one row per sample."""
+        Y = np.asarray(self.target_encoder_.transform(y))
+        return Y.reshape(len(Y), -1) if Y.ndim == 1 else Y
+
+    def score_outputs(self, scorer: Any, outputs: np.ndarray, X: Any, y: Any) -> float:
+        """``scorer(self, X, y)`` with ``outputs`` as the model's raw outputs for ``X``.
+
+        Label decoding, ``predict_proba`` and the scorer are this estimator's
+        own, exactly as when it predicts; only the forward pass is replaced.
+        """
+        self._given_outputs = outputs
+        try:
+            return float(scorer(self, X, y))
+        finally:
+            del self._given_outputs
+
     def _predict_raw(self, X, **kwargs):
+        given = getattr(self, "_given_outputs", None)
+        if given is not None:  # score_outputs: the outputs are known
+            return given
         if not self.initialized_:
             raise NotFittedError("Estimator needs to be fit before `predict` can be called")
         if (not getattr(self, "fast", True) or kwargs or self._predict_callbacks

@@ -1,14 +1,18 @@
-"""Run folders as nn-tune leaves them, written through the real trial store.
+"""Run folders as nn-tune leaves them, the tiny configs that make them, and their stores.
 
-Trial records only (no models): the report and the export read records, never
-models. Scores depend on the learning rate alone (best near 10**-2.5), so the
-importance a report finds can be checked.
+:func:`make_run` writes trial records only (no models) through the real
+trial store: the report and the export read records, never models. Scores
+depend on the learning rate alone (best near 10**-2.5), so the importance a
+report finds can be checked. :func:`tiny_config` writes a tiny Advertising
+study for ``nn-tune``; :func:`stored_rows` reads a store the way another
+process sees it (while it is being written).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -98,3 +102,42 @@ def make_run(root: Path, strategies: dict[str, int], *, unfinished: tuple[str, .
             "test_metrics": {"rmse": 0.55, "r2": 0.98, "adjusted_r2": 0.979, "mae": 0.4},
         }, default=list))
     return root
+
+
+def tiny_config(folder: Path, *, space: str = "neurons = [2, 8]",
+                strategies: str = "[strategies.grid]", epochs: int = 2,
+                name: str = "tiny") -> Path:
+    """Write ``folder/<name>.toml``: Advertising, an MLP, 2 folds, ``epochs``, batches of 40.
+
+    ``space`` and ``strategies`` are TOML lines of the [space] table and the
+    [strategies.*] tables.
+    """
+    path = Path(folder) / f"{name}.toml"
+    path.write_text(f"""
+name = "{name}"
+[data]
+dataset = "advertising"
+target = "Sales"
+[builder]
+name = "mlp_regressor"
+[space]
+{space}
+[training]
+cv = 2
+epochs = {epochs}
+batch_size = 40
+{strategies}
+""")
+    return path
+
+
+def stored_rows(db: Path, columns: str = "params, state") -> list[tuple]:
+    """``columns`` of every trial in the store ``db``, in trial order, read as another
+    process would (empty while the file is missing or locked)."""
+    if not Path(db).exists():
+        return []
+    try:
+        with sqlite3.connect(db, timeout=1) as con:
+            return con.execute(f"SELECT {columns} FROM trials ORDER BY number").fetchall()
+    except sqlite3.OperationalError:
+        return []

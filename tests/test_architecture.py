@@ -30,7 +30,7 @@ def _imports(path: Path) -> set[str]:
     """Every nn_tuning module ``path`` imports: at module level, inside functions, under
     ``if TYPE_CHECKING:`` (a cycle for the type checker and the reader all the same), and
     through ``importlib.import_module`` with a literal name or a registry of names (every
-    string constant of the module that names a module beside it)."""
+    string constant of the module that names a module beside it, or ``"module:Class"``)."""
     name = _module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     tree = ast.parse(path.read_text())
@@ -56,7 +56,7 @@ def _imports(path: Path) -> set[str]:
     if any(_is_import_module(node) for node in ast.walk(tree)):
         for node in ast.walk(tree):
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
-                text = node.value.strip().lstrip(".")
+                text = node.value.strip().lstrip(".").partition(":")[0]  # "module:Class"
                 for candidate in (text, f"{package}.{text}"):
                     if candidate.startswith("nn_tuning") and candidate != package \
                             and _module_exists(candidate):
@@ -99,13 +99,15 @@ def test_the_cycle_finder_finds_a_cycle():
 def test_the_graph_sees_function_level_type_checking_and_registry_imports(tmp_path):
     pkg = tmp_path / "nn_tuning"
     (pkg / "sub").mkdir(parents=True)
-    for f in ("__init__.py", "sub/__init__.py", "sub/a.py", "sub/b.py", "sub/c.py", "sub/d.py"):
+    for f in ("__init__.py", "sub/__init__.py", "sub/a.py", "sub/b.py", "sub/c.py", "sub/d.py",
+              "sub/e.py"):
         (pkg / f).write_text("")
     (pkg / "sub/a.py").write_text("def f():\n    from .b import x\n")
     (pkg / "sub/b.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
                                   "    from .c import Y\n")
     (pkg / "sub/__init__.py").write_text(
-        "from importlib import import_module\n_REGISTRY = {'x': ('d', 'D')}\n"
+        "from importlib import import_module\n_REGISTRY = {'x': ('d', 'D'), "
+        "'y': 'nn_tuning.sub.e:E'}\n"
         "def get(n):\n    m, c = _REGISTRY[n]\n    return import_module(f'.{m}', __name__)\n")
     global PACKAGE
     saved, PACKAGE = PACKAGE, pkg
@@ -116,13 +118,14 @@ def test_the_graph_sees_function_level_type_checking_and_registry_imports(tmp_pa
     assert "nn_tuning.sub.b" in graph["nn_tuning.sub.a"]  # inside a function
     assert "nn_tuning.sub.c" in graph["nn_tuning.sub.b"]  # under TYPE_CHECKING
     assert "nn_tuning.sub.d" in graph["nn_tuning.sub"]  # a registry name for import_module
+    assert "nn_tuning.sub.e" in graph["nn_tuning.sub"]  # a registry "module:Class" path
 
 
 def test_no_import_cycles_in_nn_tuning():
     graph = import_graph()
     assert "nn_tuning.strategies.keras_tuner_workers" in graph
     assert "nn_tuning.strategies.keras_tuner_workers" in \
-        graph["nn_tuning.strategies.keras_tuner_search"]
+        graph["nn_tuning.strategies.keras_tuner_loop"]
     assert "nn_tuning.strategies.keras_tuner_search" in graph["nn_tuning.strategies"]  # registry
     cycle = find_cycle(graph)
     assert cycle is None, " -> ".join(cycle)
@@ -150,6 +153,13 @@ def test_importing_nn_tuning_imports_neither_tensorflow_nor_scikeras():
     loaded = _fresh_import(
         "import sys, nn_tuning; from nn_tuning import SearchSpace, Choice, STRATEGIES; "
         "list(STRATEGIES); "
+        "print(sorted(m for m in ('tensorflow', 'keras', 'scikeras', 'keras_tuner') "
+        "if m in sys.modules))")
+    assert loaded == "[]"
+    # Every strategy class too: the config parser, the CLI and the report read them.
+    loaded = _fresh_import(
+        "import sys; from nn_tuning.strategies import STRATEGIES; "
+        "[STRATEGIES[n].partial_budgets for n in STRATEGIES]; "
         "print(sorted(m for m in ('tensorflow', 'keras', 'scikeras', 'keras_tuner') "
         "if m in sys.modules))")
     assert loaded == "[]"

@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from run_folders import stored_rows
 from tests.test_cli import TINY, _write
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,16 +63,6 @@ def test_nn_tune_report_does_not_import_tensorflow(tiny_run):
     assert (run / "report.md").is_file() and (run / "best_so_far.png").is_file()
 
 
-def _stored(db: Path) -> list[tuple[str, str]]:
-    if not db.exists():
-        return []
-    try:
-        with sqlite3.connect(db, timeout=1) as con:
-            return con.execute("SELECT params, state FROM trials ORDER BY number").fetchall()
-    except sqlite3.OperationalError:
-        return []
-
-
 _INTERRUPTED = ("nn-tune: interrupted; every finished trial is kept in {}: rerun the same command "
                 "to resume")
 
@@ -99,7 +89,7 @@ def test_ctrl_c_keeps_every_finished_trial_and_says_how_to_resume(tmp_path):
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         db = out / "grid" / "trials.db"
         deadline = time.monotonic() + 300
-        while len(_stored(db)) < 2:
+        while len(stored_rows(db)) < 2:
             assert proc.poll() is None, err_file.read_text()[-2000:]
             assert time.monotonic() < deadline
             time.sleep(0.1)
@@ -114,11 +104,11 @@ def test_ctrl_c_keeps_every_finished_trial_and_says_how_to_resume(tmp_path):
     assert proc.returncode == 130, stderr[-2000:]
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert lines[-1] == _INTERRUPTED.format(out)
-    kept = _stored(db)
+    kept = stored_rows(db)
     assert len(kept) >= 2 and {state for _, state in kept} == {"complete"}
     # The rerun resumes: the kept trials are not trained again, the grid is completed.
     done = subprocess.run(argv, capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads((out / "grid" / "summary.json").read_text())
     assert summary["resumed_trials"] == len(kept) and summary["trials_run"] == 6
-    assert _stored(db)[: len(kept)] == kept
+    assert stored_rows(db)[: len(kept)] == kept

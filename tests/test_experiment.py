@@ -76,15 +76,16 @@ def test_overrides_cap_every_strategy():
     assert exp.training.seed == 7 and exp.training.cv == 2
     assert len(exp.strategies["manual"].configs) == 4
     assert all(exp.strategies[s].max_trials == 4 for s in ("random", "bayesian", "hyperband"))
-    sub = exp.grid_space()
-    assert 1 <= sub.grid_size <= 4 and set(sub) == set(exp.space)
+    sub, max_trials = exp.search_args("grid")
+    assert 1 <= sub.grid_size <= 4 and set(sub) == set(exp.space) and max_trials is None
+    assert exp.resolved()["strategies"]["grid"]["max_trials"] == 4
     # The original is untouched.
     assert Experiment.default().strategies["random"].max_trials == 15
 
 
 def test_no_overrides_keeps_the_full_grid():
     exp = Experiment.default().with_overrides(Overrides())
-    assert exp.grid_space().grid_size == 54
+    assert exp.search_args("grid")[0].grid_size == 54
 
 
 @pytest.mark.parametrize("edit, match", [
@@ -104,7 +105,7 @@ def test_no_overrides_keeps_the_full_grid():
      r"training\.scoring 'goodness' is not a scikit-learn scorer"),
     (lambda t: t.replace("[training]", '[training]\ndevice = "tpu"'), r"training\.device"),
     (lambda t: t.replace("neurons = [4, 8]", 'neurons = { type = "float", low = 1.0, high = 2.0 }'),
-     r"strategies\.grid needs grid points"),
+     r"strategies\.grid: .*a grid search needs grid points"),
     (lambda t: t.replace("neurons = [4, 8]\nactivation = [\"relu\", \"linear\"]", ""),
      r"the \[space\] table is empty"),
     (lambda t: t.replace("[space]", "[spaces]"), r"unknown key 'spaces'"),

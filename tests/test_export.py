@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 from nn_tuning import ConfigError, cli
 from nn_tuning.export import export_optuna
 from nn_tuning.report import load_run
+from run_folders import tiny_config
 
 
 @pytest.fixture
@@ -117,31 +118,12 @@ def test_bad_storage_urls(run, tmp_path):
     assert not (tmp_path / "x.db").exists()
 
 
-TINY = """
-name = "tiny"
-[data]
-dataset = "advertising"
-target = "Sales"
-[builder]
-name = "mlp_regressor"
-[space]
-neurons = [2, 8]
-hidden_layers = [[4, 4], [6]]
-learning_rate = { type = "float", low = 0.001, high = 0.1, log = true }
-[training]
-cv = 2
-epochs = 2
-batch_size = 40
-[strategies.random]
-max_trials = 3
-[strategies.hyperband]
-max_trials = 3
-"""
-
-
 def test_cli_export_of_a_real_run(tmp_path, capsys):
-    config = tmp_path / "tiny.toml"
-    config.write_text(TINY)
+    config = tiny_config(
+        tmp_path,
+        space="neurons = [2, 8]\nhidden_layers = [[4, 4], [6]]\n"
+              'learning_rate = { type = "float", low = 0.001, high = 0.1, log = true }',
+        strategies="[strategies.random]\nmax_trials = 3\n[strategies.hyperband]\nmax_trials = 3")
     out = tmp_path / "run"
     assert cli.main(["compare", str(config), "--out", str(out), "--quiet"]) == 0
     url = _url(tmp_path / "study.db")

@@ -24,4 +24,5 @@ def test_tune_is_the_function_even_after_its_module_is_imported():
 
 
 def test_every_strategy_is_registered():
-    assert set(nn_tuning.STRATEGIES) == {"manual", "grid", "random", "bayesian", "hyperband"}
+    assert set(nn_tuning.STRATEGIES) == {"manual", "grid", "random", "bayesian", "hyperband",
+                                        "asha"}

@@ -112,28 +112,11 @@ def test_a_bad_refit_is_refused_before_anything_is_written(advertising, tmp_path
     assert not (tmp_path / "out").exists()
 
 
-TINY = """
-name = "tiny"
-[data]
-dataset = "advertising"
-target = "Sales"
-[builder]
-name = "mlp_regressor"
-[space]
-neurons = [2, 24]
-[training]
-cv = 2
-epochs = 3
-batch_size = 40
-[strategies.grid]
-"""
-
-
 def test_cli_refit_simplest_exports_the_smallest_good_network(tmp_path):
     from nn_tuning import cli
+    from run_folders import tiny_config
 
-    config = tmp_path / "tiny.toml"
-    config.write_text(TINY)
+    config = tiny_config(tmp_path, space="neurons = [2, 24]", epochs=3)
     out = tmp_path / "run"
     assert cli.main(["run", str(config), "--out", str(out), "--quiet",
                      "--refit", "simplest"]) == 0

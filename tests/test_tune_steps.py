@@ -45,7 +45,7 @@ def folder_digest(folder: Path):
         ({"strategy": "grid", "max_seconds": 0}, "max_seconds must be a number > 0, got 0"),
         ({"strategy": "grid", "chief": "127.0.0.1:9"}, "chief/worker mode is keras-tuner's"),
         ({"strategy": "bayesian", "max_trials": 2, "dask_scheduler": "local"},
-         "dask_scheduler runs grid, random and manual search"),
+         "dask_scheduler runs strategy manual, grid or random, got .bayesian."),
         ({"strategy": "grid", "cv": 1}, "cv must be an integer >= 2"),
     ],
 )
@@ -160,9 +160,10 @@ def test_bayesian_batches_parallel_trials_and_restores_the_global_generators(adv
     random.seed(7)
     np.random.seed(7)
     py_state, np_state = random.getstate(), np.random.get_state()
+    from nn_tuning.strategies.keras_tuner_loop import OracleLoop
     from nn_tuning.strategies.keras_tuner_search import BayesianSearch
 
-    oracle = BayesianSearch().tuner(_Settings(), str(tmp_path), "p").oracle
+    oracle = OracleLoop(BayesianSearch()).tuner(_Settings(), str(tmp_path), "p").oracle
     proposals = [oracle.create_trial(f"t{i}").hyperparameters.values for i in range(3)]
     assert len(proposals) == 3
     assert random.getstate() == py_state

@@ -189,3 +189,21 @@ def test_the_engine_builder_sees_the_meta_the_models_builder_saw(advertising):
     KerasRegressor(build, epochs=1, verbose=0, random_state=0).fit(X, y)
     assert len(seen) == 2 and seen[0] == seen[1]  # the model, then its engine
     assert "model_" not in seen[1]
+
+
+def test_the_stacking_seam_scores_given_outputs_as_predict_would(iris):
+    from sklearn.metrics import check_scoring
+
+    X, y = iris
+    est = KerasClassifier(mlp_classifier, model__neurons=4, epochs=1, random_state=0, verbose=0)
+    assert est.stacking_obstacle() is None
+    model = est.initial_model(X, y)
+    assert isinstance(model, keras.Model) and not est.initialized_  # the caller owns the model
+    assert est.encode_target(y).shape == (len(y), 1)  # class indices, one column
+    scorer = check_scoring(est, "accuracy")
+    outputs = keras.ops.convert_to_numpy(model(X, training=False))
+    expected = float(np.mean(np.argmax(outputs, axis=1) == y))
+    assert est.score_outputs(scorer, outputs, X, y) == pytest.approx(expected)
+    assert "_given_outputs" not in vars(est) and "_predict_raw" not in vars(est)
+    assert KerasClassifier(mlp_classifier, validation_split=0.2).stacking_obstacle() \
+        == "the estimator uses callbacks, validation, class weights or no shuffle"

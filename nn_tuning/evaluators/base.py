@@ -38,7 +38,8 @@ class Evaluator(abc.ABC):
     Subclasses implement :meth:`evaluate`; they may override :meth:`close`
     (release processes or clusters) and set :attr:`batch_limit`, the most
     configurations one :meth:`evaluate` call should get (``None``: any
-    number; the search context cuts larger batches).
+    number; the search context cuts larger batches), and
+    :attr:`fuses_batches`.
     """
 
     #: Name shown in logs.
@@ -49,6 +50,10 @@ class Evaluator(abc.ABC):
     #: stop training part-way (the stacked engine) stop there; the others finish
     #: what is in flight.
     deadline: float | None = None
+    #: Whether a batch trains as one model (a stack), so that a larger batch costs little
+    #: more time than one configuration; strategies that can propose several
+    #: configurations at once then do (``fused_parallel_trials``).
+    fuses_batches: ClassVar[bool] = False
 
     def __init__(self, protocol: Protocol, X: np.ndarray, y: np.ndarray) -> None:
         self.protocol = protocol

@@ -42,6 +42,7 @@ class StackedEvaluator(Evaluator):
     """
 
     name = "stacked"
+    fuses_batches = True
 
     def __init__(self, protocol: Protocol, X: np.ndarray, y: np.ndarray, fallback: Evaluator, *,
                  max_replicas: int = DEFAULT_MAX_REPLICAS,

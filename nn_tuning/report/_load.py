@@ -22,14 +22,12 @@ from ..exceptions import ConfigError, NNTuningError
 from ..result import TrialState, one_standard_error, trials_frame
 from ..space import SearchSpace
 from ..store import TrialStore
+from ..strategies import STRATEGIES
 from ..tensorboard_logs import param_columns
 
-__all__ = ["load_run", "run_name", "read_json", "STRATEGY_ORDER"]
+__all__ = ["load_run", "run_name", "read_json"]
 
 logger = logging.getLogger("nn_tuning")
-
-# The order strategies are shown in (nn_tuning.strategies.STRATEGIES' order).
-STRATEGY_ORDER = ("manual", "grid", "random", "bayesian", "hyperband", "asha")
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -110,6 +108,18 @@ def _partial_summary(name: str, trials: pd.DataFrame, params: list[dict[str, Any
     }
 
 
+def _partial_budgets(name: str, trials: pd.DataFrame) -> bool:
+    """Whether strategy ``name``'s trials may train on part of the epochs (Hyperband's do).
+
+    Its class says so; for a strategy this process does not know (another
+    package's, not imported here), its trials' ``budget`` column does.
+    """
+    try:
+        return bool(STRATEGIES[name].partial_budgets)
+    except (KeyError, NNTuningError):
+        return "budget" in trials
+
+
 def _strategy(folder: Path, experiment: dict[str, Any]) -> dict[str, Any] | None:
     summary = read_json(folder / "summary.json") if (folder / "summary.json").is_file() else None
     data = None
@@ -134,7 +144,7 @@ def _strategy(folder: Path, experiment: dict[str, Any]) -> dict[str, Any] | None
     epochs = summary.get("epochs") or experiment.get("training", {}).get("epochs")
     data.update(
         summary=summary, folder=folder.name, partial=partial, space=_space(folder, experiment),
-        budget_epochs=int(epochs) if name in ("hyperband", "asha") and epochs else None,
+        budget_epochs=int(epochs) if epochs and _partial_budgets(name, data["trials"]) else None,
     )
     data["simplest"] = one_standard_error(data["trials"], data["budget_epochs"])
     if data["simplest"] is not None:
@@ -170,5 +180,6 @@ def load_run(run_dir: str | Path) -> dict[str, dict[str, Any]]:
     if not found:
         raise ConfigError(f"run folder {str(run)!r} holds no strategy results (no "
                           "<strategy>/trials.db or summary.json); is it an nn-tune run folder?")
-    order = {name: i for i, name in enumerate(STRATEGY_ORDER)}
-    return dict(sorted(found.items(), key=lambda kv: (order.get(kv[0], 99), kv[0])))
+    # The registry's order (its built-in strategies first), then strategies it does not know.
+    order = {name: i for i, name in enumerate(STRATEGIES)}
+    return dict(sorted(found.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))

@@ -76,25 +76,27 @@ def _fit_arg(estimator: Any, name: str, default: Any) -> Any:
 
 def build(protocol: Any, X: np.ndarray, y: np.ndarray, index: int,
           params: Mapping[str, Any]) -> Built:
-    """Build ``params``' model as its first fold would be; NotStackable if it cannot stack."""
+    """Build ``params``' model as its first fold would be; NotStackable if it cannot stack.
+
+    Everything is asked of the wrapper's stacking seam (:mod:`nn_tuning.wrappers`):
+    ``stacking_obstacle``, ``initial_model``; the Keras model itself is read
+    through Keras' public API only.
+    """
     est = protocol.estimator_for(params)
-    fit_params = est.get_params()
-    if fit_params.get("validation_split") or fit_params.get("class_weight") is not None \
-            or fit_params.get("callbacks") or fit_params.get("shuffle") is False:
-        raise NotStackable("the estimator uses callbacks, validation, class weights or no shuffle")
+    if (reason := est.stacking_obstacle()) is not None:
+        raise NotStackable(reason)
     train = protocol.splits[0][0]
-    est.initialize(X[train], y[train])
-    if getattr(est.feature_encoder_, "func", "custom") is not None:
-        raise NotStackable("the estimator transforms its features")
+    model = est.initial_model(X[train], y[train])
+    if (reason := est.stacking_obstacle()) is not None:
+        raise NotStackable(reason)
     if protocol.task == "classification":
         classes = np.unique(y)
         if len(getattr(est, "classes_", [])) != len(classes):
             raise NotStackable("a fold lacks some classes")
-    structure = read_structure(est.model_)
-    weights = [(d.kernel.numpy(), d.bias.numpy()) for d in dense_layers(est.model_)]
+    structure = read_structure(model)
+    weights = [(d.kernel.numpy(), d.bias.numpy()) for d in dense_layers(model)]
     # Scoring needs the estimator's encoders, never its model (the stack's outputs
-    # stand in for its predictions): release the Keras model now.
-    est.model_ = None
+    # stand in for its predictions): the model is dropped here.
     batch_size = _fit_arg(est, "batch_size", 32)
     return Built(index, dict(params), est, structure, weights, int(_fit_arg(est, "epochs", 1)),
                  int(batch_size))
@@ -128,8 +130,7 @@ def _steps_split(protocol: Any, batch_size: int) -> list[list[int]]:
 
 
 def _targets(b: Built, y: np.ndarray) -> np.ndarray:
-    Y = np.asarray(b.estimator.target_encoder_.transform(y))
-    return Y.reshape(len(Y), -1) if Y.ndim == 1 else Y
+    return b.estimator.encode_target(y)
 
 
 def run_chunk(chunk: Sequence[Built], protocol: Any, X: np.ndarray, y: np.ndarray,
@@ -180,11 +181,7 @@ def run_chunk(chunk: Sequence[Built], protocol: Any, X: np.ndarray, y: np.ndarra
 
 def _score(protocol: Any, estimator: Any, raw: np.ndarray, X: np.ndarray, y: np.ndarray) -> float:
     """``protocol.scorer(estimator, X, y)`` with the estimator's raw outputs given."""
-    estimator._predict_raw = lambda *args, **kwargs: raw  # an instance attribute, for this call
-    try:
-        return float(protocol.scorer(estimator, X, y))
-    finally:
-        del estimator._predict_raw
+    return estimator.score_outputs(protocol.scorer, raw, X, y)
 
 
 def _stack_size(members: Sequence[Built], folds: int, n_rows: int) -> tuple[int, int]:

@@ -43,7 +43,6 @@ from pathlib import Path
 from typing import Any
 
 from ..checks import check_int
-from ..evaluation import trial_from_scores
 from ..exceptions import ConfigError
 from ..optuna_space import distributions, from_optuna
 from ..result import Trial, TrialState
@@ -117,8 +116,8 @@ class AshaSearch(Strategy):
     partial_budgets = True
 
     @classmethod
-    def check(cls, space: Any, max_trials: int | None) -> None:
-        super().check(space, max_trials)
+    def check_space(cls, space: Any) -> None:
+        super().check_space(space)
         if "epochs" in space:
             raise ConfigError("strategy 'asha' sets each trial's epochs itself (its rungs, up to "
                               "epochs); remove 'epochs' from the search space")
@@ -317,6 +316,8 @@ class _Search:
         self._tell_trial(self.otrials.pop(key), t)
 
     def _record(self, lv: Any, scores: list[float], reason: str | None) -> Trial:
+        from ..evaluation import trial_from_scores
+
         t = trial_from_scores(dict(lv.built.params), scores, lv.seconds, reason)
         t.engine, t.n_params, t.budget = "stacked", lv.built.structure.n_params, lv.epochs
         t.intermediate = dict(lv.scores)

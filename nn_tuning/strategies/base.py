@@ -15,20 +15,22 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from ..evaluation import Protocol
-from ..evaluators import Evaluator
 from ..exceptions import ConfigError, NNTuningError
 from ..interrupts import raise_if_interrupted
 from ..result import Trial, TrialState
-from ..scaleout import ScaleOut
+from ..scaleout import ScaleMode, ScaleOut
 from ..space import SearchSpace, config_key
 from ..store import TrialStore
 
-__all__ = ["BudgetSpent", "NoOptions", "SearchContext", "Strategy"]
+if TYPE_CHECKING:  # annotations only: a strategy class is known without TensorFlow
+    from ..evaluation import Protocol
+    from ..evaluators import Evaluator
+
+__all__ = ["BudgetSpent", "NoOptions", "SearchContext", "Strategy", "check_configs"]
 
 logger = logging.getLogger("nn_tuning")
 
@@ -69,6 +71,9 @@ class SearchContext:
     resumed: int = 0
     repeats: int = 0
     notes: dict[str, Any] = field(default_factory=dict)  # what the strategy reports of its run
+    #: ``(tuner_id, address, device, environment) -> None``, picklable: run this search as
+    #: a keras-tuner worker of the chief at ``address``, in a new process (set by tune()).
+    start_worker: Callable[[str, str, str, dict[str, str]], None] | None = None
     _seen: set[int] = field(default_factory=set, repr=False)  # trial numbers met this run
 
     def finished(self, params: Mapping[str, Any], budget: int | None = None) -> Trial | None:
@@ -152,23 +157,68 @@ class SearchContext:
         return [done[k] for k in keys]
 
 
+def check_configs(configs: object, strategy: str = "manual") -> list[dict[str, Any]]:
+    """``configs`` (the user's own configurations) as a list of dicts, or a one-line ConfigError."""
+    if not isinstance(configs, (list, tuple)) or not configs:
+        raise ConfigError(f"strategy {strategy!r} needs configs: a non-empty list of dicts of "
+                          f"hyperparameters, got {configs!r}")
+    for i, config in enumerate(configs):
+        if not isinstance(config, Mapping) or not config:
+            raise ConfigError(f"configs[{i}] must be a non-empty dict of hyperparameters, "
+                              f"got {config!r}")
+        bad = [k for k in config if not isinstance(k, str) or not k.isidentifier()]
+        if bad:
+            raise ConfigError(f"configs[{i}] has an invalid hyperparameter name {bad[0]!r}")
+    return [dict(c) for c in configs]
+
+
 class Strategy:
     """A way of choosing which configurations to evaluate.
 
-    Subclasses set :attr:`name`, :attr:`Options` (a frozen dataclass of their
-    options; unknown names are refused) and implement :meth:`run`.
+    Everything the rest of nn-tuning needs to know about a strategy is a class
+    attribute or a class method here, so that the config parser, the CLI,
+    ``tune()``'s plan, the runner and the report ask the class (through the
+    registry, :mod:`nn_tuning.strategies`) instead of testing its name.
+    Subclasses set :attr:`name` and :attr:`Options`, implement :meth:`run`,
+    and change the defaults below that do not fit. A strategy module must be
+    cheap to import (no TensorFlow at module level): the registry, the config
+    parser and the report read these attributes.
+
+    Attributes
+    ----------
+    name : str
+        The registry name: ``tune(strategy=name)``, ``[strategies.<name>]``,
+        the run folder's ``<name>/``.
+    Options : type
+        A frozen dataclass of the strategy's options; unknown names are refused.
+    needs_space : bool
+        Searches a space (False: runs the user's ``configs`` instead).
+    takes_configs : bool
+        Runs the user's own ``configs`` (``[strategies.<name>] configs = [...]``).
+    takes_max_trials : bool
+        A config may give it ``max_trials`` (grid runs its whole grid, manual
+        its configs; ``--max-trials`` still caps them through :meth:`capped`).
+    needs_max_trials : bool
+        ``max_trials`` is required.
+    partial_budgets : bool
+        Some trials train on part of the epochs (their ``budget``, as
+        Hyperband's): reports and ``refit="simplest"`` compare full-budget
+        trials only.
+    scale_out : frozenset of ScaleMode
+        Where its trials may spread besides local ``workers``: Dask
+        (scikit-learn's joblib work) or keras-tuner's chief/worker mode.
     """
 
     name: ClassVar[str]
-    needs_space: ClassVar[bool] = True
-    needs_max_trials: ClassVar[bool] = False
     #: Needs max_trials or max_seconds (it would otherwise never stop).
     needs_budget: ClassVar[bool] = False
-    #: Its trials may have trained fewer epochs than the run's (their ``budget``).
-    partial_budgets: ClassVar[bool] = False
-    #: Whether keras-tuner's oracle proposes the trials (chief/worker mode).
-    keras_tuner: ClassVar[bool] = False
     Options: ClassVar[type] = NoOptions
+    needs_space: ClassVar[bool] = True
+    takes_configs: ClassVar[bool] = False
+    takes_max_trials: ClassVar[bool] = True
+    needs_max_trials: ClassVar[bool] = False
+    partial_budgets: ClassVar[bool] = False
+    scale_out: ClassVar[frozenset[ScaleMode]] = frozenset({ScaleMode.DASK})
 
     @classmethod
     def parse_options(cls, options: Mapping[str, Any] | None) -> Any:
@@ -183,10 +233,15 @@ class Strategy:
         return cls.Options(**options)
 
     @classmethod
-    def check(cls, space: SearchSpace | None, max_trials: int | None) -> None:
-        """Refuse what the strategy cannot run with, before anything is written."""
+    def check_space(cls, space: SearchSpace | None) -> None:
+        """Refuse a space the strategy cannot search (a one-line ConfigError)."""
         if cls.needs_space and space is None:
             raise ConfigError(f"strategy {cls.name!r} needs a search space, got None")
+
+    @classmethod
+    def check(cls, space: SearchSpace | None, max_trials: int | None) -> None:
+        """Refuse what the strategy cannot run with, before anything is written."""
+        cls.check_space(space)
         if cls.needs_max_trials and not max_trials:
             raise ConfigError(f"strategy {cls.name!r} needs max_trials >= 1, got {max_trials!r}")
 
@@ -197,9 +252,35 @@ class Strategy:
             raise ConfigError(f"strategy {cls.name!r} needs max_trials or max_seconds, got "
                               "neither")
 
+    @classmethod
+    def check_configs(cls, configs: object) -> list[dict[str, Any]] | None:
+        """The user's configurations this strategy runs (None unless :attr:`takes_configs`)."""
+        return check_configs(configs, cls.name) if cls.takes_configs else None
+
+    @classmethod
+    def capped(cls, n: int, *, max_trials: int | None,
+               configs: Sequence[Mapping[str, Any]] | None,
+               options: Mapping[str, Any]) -> dict[str, Any]:
+        """``--max-trials n``: what changes in a config's budget to run at most ``n`` trials.
+
+        Returns the changed fields among ``max_trials``, ``configs`` and
+        ``options`` (a strategy that takes no ``max_trials`` from a config
+        may still get one here: grid search then runs a sub-grid).
+        """
+        if cls.takes_configs:
+            return {"configs": tuple(configs or ())[:n]}
+        return {"max_trials": min(max_trials or n, n)}
+
+    @classmethod
+    def search_args(cls, space: SearchSpace | None, max_trials: int | None
+                    ) -> tuple[SearchSpace | None, int | None]:
+        """The ``space`` and ``max_trials`` that ``tune()`` gets from a config's budget."""
+        return space, max_trials
+
     def planned_trials(self, ctx: SearchContext) -> int | None:
         """How many trials the search will have, when known (for the progress bar)."""
-        return ctx.max_trials
+        return len(ctx.configs or ()) if self.takes_configs else ctx.max_trials
 
     def run(self, ctx: SearchContext) -> None:
+        """Choose configurations and hand them to ``ctx.evaluate`` until the search ends."""
         raise NotImplementedError

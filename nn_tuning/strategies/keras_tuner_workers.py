@@ -6,7 +6,8 @@ its own evaluator (:class:`~nn_tuning.evaluators.RecycledProcessEvaluator`)
 and commits them to the run's trial store (an SQLite file in the run folder,
 which workers on other machines must reach through a shared filesystem).
 ``workers > 1`` starts that many local worker processes for a chief on a free
-127.0.0.1 port.
+127.0.0.1 port; each runs ``tune()``'s own steps as a worker
+(``SearchContext.start_worker``, set by :func:`nn_tuning.tune.execute`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import multiprocessing
 import os
 import socket
 import threading
-from dataclasses import replace
 from typing import Any, Protocol
 
 from ..distributed import free_port, kerastuner_role, worker_environment
@@ -29,9 +29,9 @@ logger = logging.getLogger("nn_tuning")
 
 
 class KerasTunerStrategy(Protocol):
-    """What this module needs of a keras-tuner strategy (``keras_tuner_search`` implements it).
+    """What this module needs of a keras-tuner search (``keras_tuner_loop.OracleLoop`` is one).
 
-    A protocol here, not an import of ``keras_tuner_search``: that module imports this one,
+    A protocol here, not an import of ``keras_tuner_loop``: that module imports this one,
     and the two must not import each other.
     """
 
@@ -40,8 +40,6 @@ class KerasTunerStrategy(Protocol):
     def tuner(self, ctx: SearchContext, directory: str, project: str) -> Any: ...
 
     def ask_evaluate_tell(self, tuner: Any, ctx: SearchContext) -> None: ...
-
-    def run(self, ctx: SearchContext) -> None: ...
 
 
 def run_as_worker(strategy: KerasTunerStrategy, ctx: SearchContext, directory: str) -> None:
@@ -57,7 +55,7 @@ def run_as_chief(strategy: KerasTunerStrategy, ctx: SearchContext, directory: st
     """Serve the oracle (at ``ctx.scale.chief`` or a free local port) until the search ends."""
     address = ctx.scale.chief or f"127.0.0.1:{free_port()}"
     local = ctx.scale.workers if ctx.scale.workers > 1 else 0
-    procs = start_local_workers(ctx, type(strategy), address, local) if local else []
+    procs = start_local_workers(ctx, address, local) if local else []
     errors: list[BaseException] = []
 
     def serve() -> None:
@@ -93,50 +91,26 @@ def run_as_chief(strategy: KerasTunerStrategy, ctx: SearchContext, directory: st
         raise errors[0]
 
 
-def _worker_main(payload: dict[str, Any], env: dict[str, str]) -> None:
-    """Entry point of a spawned keras-tuner worker process."""
-    os.environ.update(env)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from ..evaluators import choose_evaluator
-    from ..store import TrialStore
+def start_local_workers(ctx: SearchContext, address: str, n_workers: int) -> list:
+    """Spawn ``n_workers`` keras-tuner worker processes for the chief at ``address``.
 
-    store = TrialStore(payload.pop("store_path"), fingerprint=payload.pop("fingerprint"))
-    strategy = payload.pop("strategy")()  # the class, pickled by reference
-    engine = payload.pop("engine")
-    try:
-        with choose_evaluator(engine, payload["scale"], payload["protocol"], payload["X"],
-                              payload["y"]) as evaluator:
-            ctx = SearchContext(store=store, evaluator=evaluator, **payload)
-            strategy.run(ctx)
-    finally:
-        store.close()
-
-
-def start_local_workers(ctx: SearchContext, strategy: type, address: str,
-                        n_workers: int) -> list:
-    """Spawn ``n_workers`` keras-tuner worker processes of ``strategy`` (a class) for the
-    chief at ``address``."""
+    Each runs ``ctx.start_worker(tuner_id, address, device, environment)``:
+    ``tune()``'s steps for the same run, as a worker (see
+    :func:`nn_tuning.tune.worker_process`).
+    """
     from ..devices import default_device_label
 
-    store = ctx.store
-    if store.path is None:
+    if ctx.start_worker is None or ctx.store.path is None:
         raise ConfigError("keras-tuner workers need a run folder for the shared trial store")
     import tensorflow as tf
 
     n_gpus = len(tf.config.list_physical_devices("GPU"))
-    payload = dict(
-        protocol=ctx.protocol, X=ctx.X, y=ctx.y, space=ctx.space, options=ctx.options,
-        max_trials=ctx.max_trials, seed=ctx.seed, workdir=ctx.workdir,
-        scale=replace(ctx.scale, chief=None, worker_of=address, workers=1),
-        device=default_device_label() if not n_gpus else "gpu",
-        store_path=str(store.path), fingerprint=store.fingerprint, strategy=strategy,
-        engine=ctx.engine,
-    )
+    device = default_device_label() if not n_gpus else "gpu"
     spawn = multiprocessing.get_context("spawn")
     procs = []
     for i in range(n_workers):
         env = worker_environment(i, n_workers, ctx.scale.trials_per_gpu, n_gpus)
-        proc = spawn.Process(target=_worker_main, args=(dict(payload, tuner_id=f"tuner{i}"), env),
+        proc = spawn.Process(target=ctx.start_worker, args=(f"tuner{i}", address, device, env),
                              name=f"nn-tuning-worker-{i}", daemon=True)
         proc.start()
         procs.append(proc)

@@ -13,6 +13,7 @@ is the evaluator's job: in this process, or through scikit-learn's own
 
 from __future__ import annotations
 
+import math
 from itertools import islice
 from typing import Any
 
@@ -35,10 +36,38 @@ def _as_params(candidate: dict[str, Any]) -> dict[str, Any]:
     return {SearchSpace.from_param_key(k): _native(v) for k, v in candidate.items()}
 
 
+def sub_grid(space: SearchSpace, max_points: int) -> SearchSpace:
+    """A sub-grid of ``space`` with at most ``max_points`` points: the leading values of each
+    entry, the longest entry shortened first."""
+    values = {n: e.grid_values(n) for n, e in space.items()}
+    while math.prod(len(v) for v in values.values()) > max_points \
+            and any(len(v) > 1 for v in values.values()):
+        longest = max(values, key=lambda n: len(values[n]))
+        values[longest] = values[longest][:-1]
+    return SearchSpace({n: list(v) for n, v in values.items()})
+
+
 class GridSearch(Strategy):
-    """Every point of the grid, in ``ParameterGrid``'s order."""
+    """Every point of the grid, in ``ParameterGrid``'s order.
+
+    A config gives it no ``max_trials``; ``--max-trials N`` runs a sub-grid of
+    at most N points (:func:`sub_grid`).
+    """
 
     name = "grid"
+    takes_max_trials = False
+
+    @classmethod
+    def check_space(cls, space: SearchSpace | None) -> None:
+        super().check_space(space)
+        space.to_sklearn_grid()  # a SearchSpaceError names a continuous entry
+
+    @classmethod
+    def search_args(cls, space: SearchSpace | None, max_trials: int | None
+                    ) -> tuple[SearchSpace | None, int | None]:
+        if space is None or max_trials is None or (space.grid_size or 0) <= max_trials:
+            return space, None
+        return sub_grid(space, max_trials), None
 
     def planned_trials(self, ctx: SearchContext) -> int | None:
         return ctx.space.grid_size

@@ -48,11 +48,12 @@ def test_the_chooser_picks_from_the_run_settings(protocol, advertising):
 
 
 def test_an_evaluator_gets_everything_the_protocol_fixes(protocol):
-    # What a training engine needs besides X, y: builder, fixed arguments, training settings.
-    assert protocol.builder is mlp_regressor
+    # What a training engine needs besides X, y: the estimator holds the builder, its fixed
+    # arguments and the training settings.
+    assert protocol.estimator.model is mlp_regressor and protocol.estimator.fast
     assert (protocol.epochs, protocol.batch_size, protocol.seed, protocol.task) == \
         (3, 40, 0, "regression")
-    assert len(protocol.splits) == 2 and protocol.scoring == "r2" and protocol.fast
+    assert len(protocol.splits) == 2 and protocol.scoring == "r2"
     assert protocol.with_epochs(5).estimator.epochs == 5 and protocol.with_epochs(5).epochs == 5
     assert protocol.with_epochs(None) is protocol
 
