@@ -60,7 +60,7 @@ _CHECKPOINT = "asha.ckpt"
 # Proposals in a row that the run had already trained: the sampler has nothing new.
 _MAX_REPEATS = 100
 # Share of a time budget spent building the first stack's configurations.
-_FIRST_FILL = 0.15
+_FIRST_FILL = 0.05
 
 
 @dataclass(frozen=True)
