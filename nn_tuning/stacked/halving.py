@@ -45,17 +45,16 @@ class Live:
 class _Bank:
     """One stack per steps group of folds, ``capacity`` configurations each."""
 
-    def __init__(self, first: Built, templates: Sequence[Sequence[Replica]],
+    def __init__(self, group: tuple, batch_size: int, templates: Sequence[Sequence[Replica]],
                  groups: list[list[int]], capacity: int, X: np.ndarray, Y: np.ndarray,
                  segment: int) -> None:
-        self.group = first.structure.group
+        self.group, self.batch_size = group, batch_size
         self.groups, self.capacity, self.templates = groups, capacity, templates
         self.stacks = []
         for template, folds in zip(templates, groups):
-            steps = -(-len(template[0].rows) // first.batch_size)
+            steps = -(-len(template[0].rows) // batch_size)
             self.stacks.append(SlotStack(template, capacity * len(folds), X, Y,
-                                         batch_size=first.batch_size, steps=steps,
-                                         segment=segment))
+                                         batch_size=batch_size, steps=steps, segment=segment))
         self.used = [False] * capacity
 
     def fits(self, replicas: Sequence[Sequence[Replica]]) -> bool:
@@ -157,7 +156,8 @@ class RungTrainer:
             if old.group == b.structure.group and old.groups == groups:
                 templates = [t + list(o) for t, o in zip(templates, old.templates)]
         templates = [_distinct(t) for t in templates]
-        bank = _Bank(b, templates, groups, self.capacity, self._X_fit, self._Y, self.segment)
+        bank = _Bank(b.structure.group, b.batch_size, templates, groups, self.capacity,
+                     self._X_fit, self._Y, self.segment)
         self.banks.append(bank)
         bank.load(0, replicas)
         self.live[key] = Live(key, b, len(self.banks) - 1, 0)
@@ -183,6 +183,32 @@ class RungTrainer:
         """``b``'s replicas, one list per steps group of folds."""
         return [[Replica(b.structure, b.weights, self.protocol.splits[k][0],
                          replica_seed(self.seed, b.params, k)) for k in folds] for folds in groups]
+
+    def shrink(self, bank: int, keep: int) -> list[tuple[Any, Built]]:
+        """Move ``keep`` of a bank's live configurations, as they stand, into a smaller bank.
+
+        The others leave, to start again from scratch later: returned as
+        ``(key, built)``. A stack's time per epoch grows with its replicas,
+        empty or not; a search short of time trains fewer at once so that some
+        reach the full epochs.
+        """
+        old = self.banks[bank]
+        members = sorted((lv for lv in self.live.values() if lv.bank == bank),
+                         key=lambda lv: (-lv.epochs, lv.slot))
+        kept, evicted = members[:keep], members[keep:]
+        new = _Bank(old.group, old.batch_size, old.templates, old.groups, max(len(kept), 1),
+                    self._X_fit, self._Y, self.segment)
+        self.capacity = min(self.capacity, new.capacity)  # new banks no larger either
+        for c, lv in enumerate(kept):
+            new.used[c] = True
+            for stack, folds, old_stack in zip(new.stacks, new.groups, old.stacks):
+                for j in range(len(folds)):
+                    stack.adopt(c * len(folds) + j, old_stack, lv.slot * len(folds) + j)
+            lv.slot = c
+        for lv in evicted:
+            del self.live[lv.key]
+        self.banks[bank] = new
+        return [(lv.key, lv.built) for lv in evicted]
 
     def train(self) -> float:
         """Train every live configuration one segment; the seconds it took."""

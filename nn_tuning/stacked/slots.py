@@ -111,6 +111,22 @@ class SlotStack:
         """Stop training ``slot``'s replica; the slot is free."""
         self.active[slot] = False
 
+    def adopt(self, slot: int, other: SlotStack, their_slot: int) -> None:
+        """Move the replica in ``other``'s ``their_slot``, as it stands, into ``slot``.
+
+        Its weights, optimizer state and epochs come along: it goes on
+        training here exactly as it would have there (same envelope).
+        """
+        self._compiled()
+        other._compiled()
+        for mine, theirs in zip(self.params, other.params):
+            mine[slot] = theirs[their_slot]
+        for mine, theirs in zip(self.opt_state, other.opt_state):
+            mine[slot] = theirs[their_slot]
+        self.slots[slot] = other.slots[their_slot]
+        self.epochs[slot] = other.epochs[their_slot]
+        self.active[slot] = other.active[their_slot]
+
     # Training and reading
     def train(self) -> None:
         """Train every loaded replica ``segment`` more epochs, each from where it stopped."""

@@ -61,6 +61,10 @@ _CHECKPOINT = "asha.ckpt"
 _MAX_REPEATS = 100
 # Share of a time budget spent building the first stack's configurations.
 _FIRST_FILL = 0.05
+# A stack whose pace would take a configuration to the full epochs in more than this
+# share of the time left trains fewer configurations at once (at most _MAX_SHRINKS times).
+_SHRINK_AT = 0.5
+_MAX_SHRINKS = 2
 
 
 @dataclass(frozen=True)
@@ -171,6 +175,8 @@ class _Search:
         self.checkpoint = None if ctx.workdir is None else Path(ctx.workdir) / _CHECKPOINT
         self.logged: set[str] = set()
         self.last_segment = 0.0  # seconds the last segment trained
+        self.segments = 0
+        self.shrinks = 0
 
     # The loop
     def run(self) -> None:
@@ -186,7 +192,9 @@ class _Search:
                 if not self.trainer.live:
                     break
                 self.last_segment = self.trainer.train()
+                self.segments += 1
                 stored = self._decide()
+                self._fit_the_time()
                 if ctx.budget_spent:  # past the deadline, and at least one trial stored
                     self._snapshot()
                     self._save()
@@ -202,6 +210,35 @@ class _Search:
                 "configurations": self.started,
                 "slot_utilisation": round(self.trainer.utilisation, 4),
                 "compiled_loops": self.trainer.loops if self.trainer.banks else 0}
+
+    def _fit_the_time(self) -> None:
+        """Under a time budget, train fewer configurations at once if none could finish.
+
+        From the second segment on (the first one traces the loop), if taking
+        a configuration to the full epochs at this pace would take more than
+        half the time left, the largest bank keeps the share of its
+        configurations that fits (a stack's time per epoch grows with its
+        replicas) and the others wait to start again. At most twice.
+        """
+        ctx = self.ctx
+        if ctx.deadline is None or self.segments < 2 or self.shrinks >= _MAX_SHRINKS \
+                or not self.trainer.banks:
+            return
+        left = ctx.deadline - time.perf_counter()
+        per_epoch = self.last_segment / self.segment
+        needed = per_epoch * self.epochs
+        if left <= 0 or needed <= _SHRINK_AT * left:
+            return
+        sizes = [bank.live for bank in self.trainer.banks]
+        bank = max(range(len(sizes)), key=sizes.__getitem__)
+        keep = int(sizes[bank] * _SHRINK_AT * left / needed)
+        if keep >= sizes[bank] or keep < 1:
+            return
+        self.shrinks += 1
+        logger.info("asha: %d configurations at once would not reach %d epochs in the %.0f s "
+                    "left; training %d at once", sizes[bank], self.epochs, left, keep)
+        self.pending[:0] = self.trainer.shrink(bank, keep)
+        self.segments = 0  # the smaller stack traces its loop again
 
     def _may_start(self) -> bool:
         if self.exhausted:

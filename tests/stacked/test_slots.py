@@ -67,3 +67,23 @@ def test_fits_refuses_what_would_change_the_shapes(advertising):
     assert not stack.fits(_replica(5, rows, "Adam", (4,), "tanh", 0.1))      # activation
     assert not stack.fits(_replica(6, rows, "SGD", (4,), "relu", 0.1))       # optimizer
     assert not stack.fits(_replica(7, rows[:100], "Adam", (4,), "relu", 0.1))  # steps
+
+
+def test_a_replica_moved_to_a_smaller_stack_goes_on_as_if_it_had_stayed(advertising):
+    X, y = advertising
+    Y = y.reshape(-1, 1).astype("float32")
+    rows = np.arange(120)
+    a = _replica(1, rows, "Adam", (6, 4), "relu", 0.01, dropout=0.2)
+    b = _replica(2, rows, "Adam", (5,), "tanh", 0.003)
+    big = SlotStack([a, b], 4, X, Y, batch_size=32, steps=4, segment=2)
+    big.load(3, a)
+    big.load(0, b)
+    big.train()
+    small = SlotStack([a, b], 1, X, Y, batch_size=32, steps=4, segment=2)
+    small.adopt(0, big, 3)
+    small.train()
+    assert small.epochs[0] == 4
+    alone = train_stack([a], X, Y, epochs=4, batch_size=32).weights[0]
+    for (k1, b1), (k2, b2) in zip(small.weights(0), alone):
+        np.testing.assert_allclose(k1, k2, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(b1, b2, rtol=1e-5, atol=1e-6)
