@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from nn_tuning import cli
 from run_folders import stored_rows
 from tests.test_cli import TINY, _write
 
@@ -68,7 +69,7 @@ _INTERRUPTED = ("nn-tune: interrupted; every finished trial is kept in {}: rerun
 
 
 @pytest.mark.slow
-def test_ctrl_c_keeps_every_finished_trial_and_says_how_to_resume(tmp_path):
+def test_ctrl_c_keeps_every_finished_trial_and_says_how_to_resume(tmp_path, capsys):
     # 6 configurations x 300 epochs: after the 2 kept trials, 4 more (seconds each) keep the
     # run going while it is interrupted; the rerun trains only those.
     text = TINY.replace("neurons = [4]", "neurons = [2, 3, 4]").replace(
@@ -106,9 +107,10 @@ def test_ctrl_c_keeps_every_finished_trial_and_says_how_to_resume(tmp_path):
     assert lines[-1] == _INTERRUPTED.format(out)
     kept = stored_rows(db)
     assert len(kept) >= 2 and {state for _, state in kept} == {"complete"}
-    # The rerun resumes: the kept trials are not trained again, the grid is completed.
-    done = subprocess.run(argv, capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
+    # The rerun resumes: the kept trials are not trained again, the grid is completed. It is
+    # the same command, run by this process (which has TensorFlow loaded already: a process of
+    # its own would spend about as long starting as training the 4 trials left).
+    assert cli.main(argv[len(NN_TUNE):]) == 0, capsys.readouterr().err[-2000:]
     summary = json.loads((out / "grid" / "summary.json").read_text())
     assert summary["resumed_trials"] == len(kept) and summary["trials_run"] == 6
     assert stored_rows(db)[: len(kept)] == kept

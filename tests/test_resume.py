@@ -6,41 +6,42 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
-SCRIPT = textwrap.dedent(
-    """
-    import os, sys
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    import json
-    import numpy as np, pandas as pd
-    from sklearn.preprocessing import StandardScaler
-    from model_builders import mlp_regressor
-    from nn_tuning import SearchSpace, Choice, tune
+from tests.conftest import ADVERTISING
 
-    strategy, run_dir, log, engine = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[5]
+ROOT = Path(__file__).resolve().parents[1]
+# The run that is killed: its own process (this checkout's nn_tuning, whatever copy is
+# installed), running the same search as the rerun and the uninterrupted run below.
+SCRIPT = "import sys; from tests.test_resume import search; search(*sys.argv[1:])"
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
+       "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+
+
+def search(strategy, run_dir, log, engine):
+    """Six configurations, each build logged to ``log``: what was trained, and by whom."""
+    import pandas as pd
+    from sklearn.preprocessing import StandardScaler
+
+    from model_builders import mlp_regressor
+    from nn_tuning import Choice, SearchSpace, tune
 
     def logged_builder(neurons=4, learning_rate=0.01, meta=None):
         with open(log, "a") as f:
-            f.write(f"{neurons},{learning_rate}\\n")
+            f.write(f"{neurons},{learning_rate}\n")
         return mlp_regressor(neurons=neurons, learning_rate=learning_rate, meta=meta)
 
-    df = pd.read_csv(sys.argv[4])
+    df = pd.read_csv(ADVERTISING)
     X = StandardScaler().fit_transform(df[["TV", "Radio", "Newspaper"]].to_numpy())
     y = df["Sales"].to_numpy()
     space = SearchSpace(neurons=Choice([3, 4, 5, 6]), learning_rate=Choice([0.01, 0.05]))
     configs = [{"neurons": n, "learning_rate": lr} for n in (3, 4, 5) for lr in (0.01, 0.05)]
-    result = tune(logged_builder, space, X, y, strategy=strategy, cv=2, epochs=20,
-                  batch_size=40, max_trials=6, seed=0, directory=run_dir, refit=False,
-                  configs=configs, engine=engine)
-    print(json.dumps({"best": result.best_params, "score": result.best_score,
-                      "resumed": result.resumed_trials, "n": len(result.trials)}))
-    """
-)
+    return tune(logged_builder, space, X, y, strategy=strategy, cv=2, epochs=20,
+                batch_size=40, max_trials=6, seed=0, directory=run_dir, refit=False,
+                configs=configs, engine=engine)
 
 
 def stored_trials(db):
@@ -53,17 +54,6 @@ def stored_trials(db):
         return []
 
 
-# The scripts import this checkout's nn_tuning, not whatever copy is installed.
-ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(
-    [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
-
-
-def run_script(script, *args):
-    out = subprocess.run([sys.executable, str(script), *map(str, args)], capture_output=True, env=ENV,
-                         text=True, timeout=600, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("strategy, engine", [
     *((s, "keras") for s in ("manual", "grid", "random", "bayesian", "hyperband")),
@@ -73,13 +63,9 @@ def run_script(script, *args):
     ("bayesian", "stacked"),
 ])
 def test_sigkill_then_rerun_resumes_without_retraining(strategy, engine, tmp_path):
-    from tests.conftest import ADVERTISING
-
-    script = tmp_path / "run.py"
-    script.write_text(SCRIPT)
     run_dir, log = tmp_path / "run", tmp_path / "builds.log"
-    proc = subprocess.Popen([sys.executable, str(script), strategy, run_dir, log, ADVERTISING,
-                             engine], env=ENV,
+    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, strategy, str(run_dir), str(log),
+                             engine], env=ENV, cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while len(stored_trials(run_dir / "trials.db")) < 2:
@@ -91,13 +77,16 @@ def test_sigkill_then_rerun_resumes_without_retraining(strategy, engine, tmp_pat
     before = [(json.loads(p), b) for p, b in stored_trials(run_dir / "trials.db")]
     assert len(before) >= 2
 
+    # The rerun and the uninterrupted run are tune() calls here: this process has imported
+    # TensorFlow already (a process of their own each cost its start-up, about as much as
+    # training). Only the files the killed run left behind pass between the two runs.
     log.write_text("")
-    resumed = run_script(script, strategy, run_dir, log, ADVERTISING, engine)
+    resumed = search(strategy, run_dir, log, engine)
     after = [(json.loads(p), b) for p, b in stored_trials(run_dir / "trials.db")]
     keys = [(json.dumps(p, sort_keys=True), b) for p, b in after]
     assert len(keys) == len(set(keys)), "a configuration was stored twice"
     assert after[: len(before)] == before
-    assert resumed["resumed"] >= len(before)
+    assert resumed.resumed_trials >= len(before)
     # the stored configurations were not trained again (Hyperband trains a stored
     # configuration again at a higher budget: another trial, so the log cannot tell)
     built = {tuple(line.split(",")) for line in log.read_text().split()}
@@ -105,8 +94,7 @@ def test_sigkill_then_rerun_resumes_without_retraining(strategy, engine, tmp_pat
         if strategy != "hyperband":
             assert (str(params["neurons"]), str(params["learning_rate"])) not in built
 
-    fresh = run_script(script, strategy, tmp_path / "fresh", tmp_path / "fresh.log", ADVERTISING,
-                       engine)
-    assert fresh["n"] == resumed["n"]
-    assert fresh["best"] == resumed["best"]
-    assert fresh["score"] == pytest.approx(resumed["score"], rel=1e-6)
+    fresh = search(strategy, tmp_path / "fresh", tmp_path / "fresh.log", engine)
+    assert len(fresh.trials) == len(resumed.trials)
+    assert fresh.best_params == resumed.best_params
+    assert fresh.best_score == pytest.approx(resumed.best_score, rel=1e-6)
