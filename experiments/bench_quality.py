@@ -91,7 +91,8 @@ def run_splits(args: argparse.Namespace, strategy: str, max_trials: int,
         print(f"{strategy} {max_seconds} s split {split}: test RMSE {rmse:.3f}  "
               f"R2 {summary['test_metrics']['r2']:.4f}  best {json.dumps(summary['best_params'])}"
               f"  ({summary['trials_run']} trials, {summary['wall_seconds']:.1f} s with the "
-              f"refit; engine that ran: {r['engine']})", flush=True)
+              f"refit; engine that ran: {r['engine']})"
+              + (f"; {summary['search']}" if summary.get("search") else ""), flush=True)
     return rmses, trials, name
 
 
