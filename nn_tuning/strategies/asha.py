@@ -118,6 +118,8 @@ class AshaSearch(Strategy):
     Options = AshaOptions
     needs_budget = True
     partial_budgets = True
+    # Its stacks train in this process (scale-out of stacks is the scale-out issue's).
+    scale_out: frozenset = frozenset()
 
     @classmethod
     def check_space(cls, space: Any) -> None:
