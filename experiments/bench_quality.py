@@ -116,6 +116,7 @@ def sweep(args: argparse.Namespace) -> int:
         print(f"{strategy:<12}" + "".join(f"{c:>16}" for c in cells))
     if args.plot:
         import matplotlib
+        import matplotlib.ticker
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
@@ -125,6 +126,7 @@ def sweep(args: argparse.Namespace) -> int:
             ax.plot(budgets, values, marker="o", label=strategy)
         ax.set_xscale("log")
         ax.set_xticks(budgets, [f"{b:g}" for b in budgets])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("seconds per split (cold, 2 CPU cores)")
         ax.set_ylabel(f"median test RMSE over {args.splits} splits")
         ax.set_title(f"{name}: the best network for the time")

@@ -253,9 +253,10 @@ def stacked_trials(protocol: Any, X: np.ndarray, y: np.ndarray,
     goes to ``fallback`` (the per-configuration evaluator) before the next
     stack that starts after it, with its reason logged once per run
     (``logged`` holds the reasons already said). Once ``stopping()`` is true
-    nothing more is built and no new stack starts. A stack in training when
-    the ``deadline`` passes stops at its next segment of epochs; its trials
-    have the epochs they reached as their ``budget``.
+    nothing more is built and no new stack starts. Once the ``deadline``
+    passes nothing more is built either (what is built trains), and a stack in
+    training stops at its next segment of epochs; its trials have the epochs
+    they reached as their ``budget``.
     """
     logged = set() if logged is None else logged
     chunker = _Chunker(protocol, max_replicas, max_bytes)
@@ -286,6 +287,9 @@ def stacked_trials(protocol: Any, X: np.ndarray, y: np.ndarray,
     for i, params in enumerate(configs):
         if stopping():
             return
+        if deadline is not None and chunker.open and time.perf_counter() >= deadline:
+            # Past the deadline: build no more; what is built trains (a segment at least).
+            break
         builds += 1
         try:
             b = build(protocol, X, y, i, params)

@@ -25,15 +25,17 @@ def test_a_stack_past_the_deadline_stops_at_a_segment_and_its_trials_are_kept(ad
               engine="stacked", refit=False, directory=tmp_path / "run")
     cut = tune(mlp_regressor, SPACE, X, y, max_seconds=0.5, **kw)
     trials = cut.trials
-    # The one stack (40 configurations x 3 folds) stopped part-way: every configuration is
-    # stored, at the same number of epochs, a whole number of segments short of 600.
-    assert len(trials) == 40 and trials["budget"].nunique() == 1
+    # Building stopped at the deadline and the stack of what was built stopped part-way:
+    # its configurations are stored, at the same number of epochs, a whole number of
+    # segments short of 600.
+    n = len(trials)
+    assert 1 <= n <= 40 and trials["budget"].nunique() == 1
     reached = int(trials["budget"].iloc[0])
     assert 0 < reached < 600 and reached % segment_epochs(600) == 0
     assert (trials["state"] == "complete").all()
     # Rerun without the deadline: the configurations train in full (budget: the run's epochs).
     whole = tune(mlp_regressor, SPACE, X, y, **kw)
-    assert len(whole.trials) == 80
+    assert len(whole.trials) == 40 + n
     assert whole.trials["budget"].isna().sum() == 40
     assert whole.best_params in [p for p, b in zip(whole.trial_params, whole.trials["budget"])
                                  if b != b]  # the best trained every epoch (NaN budget)
