@@ -35,8 +35,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import pickle
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +47,7 @@ from ..result import Trial, TrialState
 from ..space import config_key
 from ..stacked.plan import DEFAULT_MAX_REPLICAS
 from ..stacked.structure import NotStackable
+from .asha_checkpoint import Checkpointed
 from .base import BudgetSpent, SearchContext, Strategy
 
 __all__ = ["AshaOptions", "AshaSearch", "rungs"]
@@ -136,7 +135,7 @@ def _gcd_all(values: list[int]) -> int:
     return math.gcd(*values)
 
 
-class _Search:
+class _Search(Checkpointed):
     """One run of successive halving: the sampler's study, the trainer, the store."""
 
     def __init__(self, ctx: SearchContext) -> None:
@@ -179,6 +178,9 @@ class _Search:
         self.last_segment = 0.0  # seconds the last segment trained
         self.segments = 0
         self.shrinks = 0
+        # Rungs each trial has reported: one moved out of a stack that was too slow starts
+        # again from scratch and meets them a second time (same value: not reported twice).
+        self.reported: dict[int, set[int]] = {}
 
     # The loop
     def run(self) -> None:
@@ -340,7 +342,9 @@ class _Search:
             mean = float(sum(scores) / len(scores)) if reason is None else math.nan
             if reason is None and lv.epochs < self.epochs:
                 lv.scores[lv.epochs] = mean
-                trial.report(mean, lv.epochs)
+                if lv.epochs not in self.reported.setdefault(key, set()):
+                    self.reported[key].add(lv.epochs)
+                    trial.report(mean, lv.epochs)
                 if not trial.should_prune():
                     continue
             elif reason is None:
@@ -406,50 +410,3 @@ class _Search:
             self.study.tell(otrial, state=optuna.trial.TrialState.PRUNED)
         else:
             self.study.tell(otrial, state=optuna.trial.TrialState.FAIL)
-
-    # Checkpoints
-    def _save(self) -> None:
-        if self.checkpoint is None:
-            return
-        banks = self.trainer.banks
-        live = [(k, lv.built.params, lv.bank, lv.slot, lv.epochs, lv.seconds, lv.scores)
-                for k, lv in self.trainer.live.items()]
-        pending = [(k, b.params) for k, b in self.pending]
-        state = {"study": self.study, "pending": pending, "outcomes": self.outcomes,
-                 "started": self.started, "repeats": self.repeats, "exhausted": self.exhausted,
-                 "live": live, "banks": banks,
-                 "otrials": {k: t.number for k, t in self.otrials.items()},
-                 "utilisation": (self.trainer.replica_epochs, self.trainer.slot_epochs)}
-        tmp = self.checkpoint.with_name(f".{self.checkpoint.name}.tmp")
-        with open(tmp, "wb") as f:
-            pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, self.checkpoint)
-
-    def _restore(self) -> None:
-        if self.checkpoint is None or not self.checkpoint.is_file():
-            return
-        try:
-            with open(self.checkpoint, "rb") as f:
-                state = pickle.load(f)
-        except Exception as exc:  # a damaged checkpoint: start over (the store keeps the trials)
-            logger.warning("asha: could not read %s (%s); starting the search over", self.checkpoint,
-                           exc)
-            return
-        self.study = state["study"]
-        self.pending = [(k, self.trainer.build(k, p)) for k, p in state["pending"]]
-        self.outcomes = state["outcomes"]
-        self.started, self.repeats = state["started"], state["repeats"]
-        self.exhausted = state["exhausted"]
-        self.trainer.replica_epochs, self.trainer.slot_epochs = state["utilisation"]
-        by_number = {t.number: t for t in self.study.get_trials(deepcopy=False)}
-        self.otrials = {k: _running(self.study, by_number[n]) for k, n in state["otrials"].items()}
-        self.trainer.restore(state["banks"], state["live"])
-        logger.info("asha: resumed from %s: %d configurations in flight, %d started",
-                    self.checkpoint, len(self.trainer.live), self.started)
-
-
-def _running(study: Any, frozen: Any) -> Any:
-    """The ``optuna.Trial`` of a running frozen trial of ``study`` (to report and tell it)."""
-    import optuna
-
-    return optuna.Trial(study, frozen._trial_id)
