@@ -133,9 +133,7 @@ class RungTrainer:
         shapes cover it, the ``waiting`` configurations and the earlier banks of
         its group: so few banks, and few compiled loops, serve a whole search.
         """
-        if self._X_fit is None:
-            self._X_fit = np.asarray(b.estimator.feature_encoder_.transform(self.X), "float32")
-            self._Y = _targets(b, self.y)
+        self._encode(b)
         groups = _steps_split(self.protocol, b.batch_size)
         replicas = self._replicas(b, groups)
         fitting = [i for i, bank in enumerate(self.banks)
@@ -173,11 +171,14 @@ class RungTrainer:
         self.banks = banks
         for key, params, bank, slot, epochs, seconds, scores in live:
             b = self.build(key, params)
-            if self._X_fit is None:
-                self._X_fit = np.asarray(b.estimator.feature_encoder_.transform(self.X),
-                                         "float32")
-                self._Y = _targets(b, self.y)
+            self._encode(b)
             self.live[key] = Live(key, b, bank, slot, epochs, seconds, dict(scores))
+
+    def _encode(self, b: Built) -> None:
+        """The features and targets every stack trains on, encoded by the first configuration."""
+        if self._X_fit is None:
+            self._X_fit = np.asarray(b.estimator.feature_encoder_.transform(self.X), "float32")
+            self._Y = _targets(b, self.y)
 
     def _replicas(self, b: Built, groups: list[list[int]]) -> list[list[Replica]]:
         """``b``'s replicas, one list per steps group of folds."""

@@ -120,19 +120,8 @@ class AshaSearch(Strategy):
     # Its stacks train in this process (scale-out of stacks is the scale-out issue's).
     scale_out: frozenset = frozenset()
 
-    @classmethod
-    def check_space(cls, space: Any) -> None:
-        super().check_space(space)
-        if "epochs" in space:
-            raise ConfigError("strategy 'asha' sets each trial's epochs itself (its rungs, up to "
-                              "epochs); remove 'epochs' from the search space")
-
     def run(self, ctx: SearchContext) -> None:
         _Search(ctx).run()
-
-
-def _gcd_all(values: list[int]) -> int:
-    return math.gcd(*values)
 
 
 class _Search(Checkpointed):
@@ -149,7 +138,7 @@ class _Search(Checkpointed):
         if self.rungs[0] > self.epochs:
             raise ConfigError(f"option 'min_epochs' must be at most epochs ({self.epochs}), "
                               f"got {opts.min_epochs}")
-        self.segment = _gcd_all(self.rungs)
+        self.segment = math.gcd(*self.rungs)  # every rung ends a segment
         folds = len(ctx.protocol.splits)
         capacity = opts.slots or max(1, DEFAULT_MAX_REPLICAS // folds)
         if opts.slots is None and ctx.max_trials is not None:

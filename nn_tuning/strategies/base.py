@@ -237,6 +237,9 @@ class Strategy:
         """Refuse a space the strategy cannot search (a one-line ConfigError)."""
         if cls.needs_space and space is None:
             raise ConfigError(f"strategy {cls.name!r} needs a search space, got None")
+        if cls.partial_budgets and space is not None and "epochs" in space:
+            raise ConfigError(f"strategy {cls.name!r} sets each trial's epochs itself (its "
+                              "budget, up to epochs); remove 'epochs' from the search space")
 
     @classmethod
     def check(cls, space: SearchSpace | None, max_trials: int | None) -> None:

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..checks import check_int
-from ..exceptions import ConfigError
 from ..scaleout import ScaleMode
 from .base import SearchContext, Strategy
 
@@ -145,13 +144,6 @@ class HyperbandSearch(_KerasTunerStrategy):
     # Hyperband's proposals within a round do not depend on each other's
     # results: ask for the whole round (the oracle hands out at most that).
     fused_parallel_trials = 256
-
-    @classmethod
-    def check_space(cls, space: Any) -> None:
-        super().check_space(space)
-        if "epochs" in space:
-            raise ConfigError("strategy 'hyperband' sets each trial's epochs itself (its budget, "
-                              "up to epochs); remove 'epochs' from the search space")
 
     def make_oracle(self, ctx: SearchContext) -> Any:
         import keras_tuner as kt

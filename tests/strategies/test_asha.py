@@ -86,11 +86,12 @@ def test_bad_settings_are_refused_before_anything_is_written(advertising, tmp_pa
     assert not (tmp_path / "run").exists()
 
 
-def test_epochs_in_the_space_is_refused(advertising):
+@pytest.mark.parametrize("strategy", ["asha", "hyperband"])  # every partial-budget strategy
+def test_epochs_in_the_space_is_refused(advertising, strategy):
     X, y = advertising
     space = SearchSpace(neurons=Choice([4, 8]), epochs=Choice([3, 9]))
-    with pytest.raises(ConfigError, match="asha.*remove 'epochs'"):
-        tune(mlp_regressor, space, X, y, strategy="asha", max_trials=2, **KW)
+    with pytest.raises(ConfigError, match=f"{strategy}.*remove 'epochs'"):
+        tune(mlp_regressor, space, X, y, strategy=strategy, max_trials=2, **KW)
 
 
 def test_a_time_budget_without_a_strategy_runs_asha_within_its_seconds(advertising):
