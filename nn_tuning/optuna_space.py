@@ -11,14 +11,15 @@ categorical distributions cannot hold (tuples such as ``hidden_layers =
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .space import Choice, Entry, Fixed, Float, Int, SearchSpace
 
-__all__ = ["distribution", "distributions", "from_optuna", "optuna_value"]
+__all__ = ["distribution", "distributions", "from_optuna", "optuna_value", "quiet_optuna"]
 
 
 def optuna_value(value: Any) -> Any:
@@ -72,3 +73,16 @@ def from_optuna(space: SearchSpace, values: Mapping[str, Any]) -> dict[str, Any]
             value = float(value)
         out[name] = value
     return out
+
+
+@contextlib.contextmanager
+def quiet_optuna() -> Iterator[None]:
+    """Optuna's INFO messages ("A new study created ...") off, and back as they were."""
+    import optuna
+
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(before)

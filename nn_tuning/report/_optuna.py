@@ -14,17 +14,16 @@ device are user attributes too.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 
 from ..optuna_space import distribution as _from_entry
-from ..optuna_space import optuna_value
+from ..optuna_space import optuna_value, quiet_optuna
 from ..space import SearchSpace
 
 __all__ = ["optuna_distributions", "optuna_study", "optuna_value", "frozen_trials",
@@ -125,19 +124,6 @@ def frozen_trials(strategy: StrategyTrials, distributions: Mapping[str, Any]) ->
         )
         out.append(trial)
     return out
-
-
-@contextlib.contextmanager
-def quiet_optuna() -> Iterator[None]:
-    """Optuna's INFO messages ("A new study created ...") off, and back as they were."""
-    import optuna
-
-    before = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        yield
-    finally:
-        optuna.logging.set_verbosity(before)
 
 
 def optuna_study(strategies: Sequence[StrategyTrials], *, storage: Any = None,

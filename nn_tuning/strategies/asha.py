@@ -42,7 +42,7 @@ from typing import Any
 
 from ..checks import check_int
 from ..exceptions import ConfigError
-from ..optuna_space import distributions, from_optuna
+from ..optuna_space import distributions, from_optuna, quiet_optuna
 from ..result import Trial, TrialState
 from ..space import config_key
 from ..stacked.plan import DEFAULT_MAX_REPLICAS
@@ -121,7 +121,8 @@ class AshaSearch(Strategy):
     scale_out: frozenset = frozenset()
 
     def run(self, ctx: SearchContext) -> None:
-        _Search(ctx).run()
+        with quiet_optuna():  # its study's INFO lines, not the caller's Optuna settings
+            _Search(ctx).run()
 
 
 class _Search(Checkpointed):
@@ -149,7 +150,6 @@ class _Search(Checkpointed):
         self.trainer = RungTrainer(ctx.protocol, ctx.X, ctx.y, seed=ctx.seed, capacity=capacity,
                                    segment=self.segment)
         self.dists = distributions(ctx.space)
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
         sampler = (optuna.samplers.TPESampler(seed=ctx.seed, constant_liar=True)
                    if opts.sampler == "tpe" else optuna.samplers.RandomSampler(seed=ctx.seed))
         self.study = optuna.create_study(
