@@ -18,17 +18,18 @@ share one stack and each steps, shuffles and drops out as its own
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
 
-from .structure import Structure
 
 __all__ = ["JaxLoop", "TFLoop"]
 
 
-class _Model(Protocol):
-    """What a loop needs of the stacked model (engine.py's ``_Model``).
+class StackedModel(Protocol):
+    """What a loop needs of the stacked model (engine.py's ``StackedModel``).
 
     Declared here rather than imported, so that engine.py (which runs the
     loops) and this module do not import each other.
@@ -39,30 +40,44 @@ class _Model(Protocol):
     def epoch_order(self, consts: dict, epoch: Any, n_pad: int) -> Any: ...
 
 
-def _optimizer(structure: Structure, lr_holder: dict, params: list[np.ndarray]) -> Any:
-    """Keras' own optimizer of ``structure``, built on the stack's variables, one step count per replica.
+def _optimizers(variants: Sequence[tuple], lr_holder: dict,
+                variables: Sequence[Sequence[Any]]) -> list[Any]:
+    """Keras' own optimizer of each variant, built on the stack's shapes, one step count per replica.
 
     Keras keeps one scalar step count per optimizer (``iterations``, read by
     the bias corrections of Adam, Adamax and Nadam, and Nadam's running
     ``u_product``). Replicas of different ages share a stack, so both become
     ``(R, 1, 1)`` variables before the first step: every update reads them
     elementwise, as it reads the ``(R, 1, 1)`` learning rate, and each replica's
-    update is the one Keras makes at that replica's own step.
+    update is the one Keras makes at that replica's own step. Each optimizer
+    updates every replica (``variables[k]``, the weights it is built on); a
+    replica keeps the update of its own variant.
     """
     import ast
 
     import keras
 
-    config = {k: ast.literal_eval(v) for k, v in structure.optimizer_config}
-    opt = getattr(keras.optimizers, structure.optimizer)(
-        learning_rate=lambda: lr_holder["lr"], **config)
-    variables = [keras.Variable(p) for p in params]
-    R = params[0].shape[0]
-    _per_replica(opt, "_iterations", np.zeros((R, 1, 1), "int64"))
-    opt.build(variables)
-    if hasattr(opt, "_u_product"):  # Nadam
-        _per_replica(opt, "_u_product", np.ones((R, 1, 1), "float32"))
-    return opt, variables
+    R = variables[0][0].shape[0]
+    opts = []
+    for (name, settings), built_on in zip(variants, variables):
+        config = {k: ast.literal_eval(v) for k, v in settings}
+        opt = getattr(keras.optimizers, name)(learning_rate=lambda: lr_holder["lr"], **config)
+        _per_replica(opt, "_iterations", np.zeros((R, 1, 1), "int64"))
+        opt.build(list(built_on))
+        if hasattr(opt, "_u_product"):  # Nadam
+            _per_replica(opt, "_u_product", np.ones((R, 1, 1), "float32"))
+        opts.append(opt)
+    return opts
+
+
+def _split(flat: Sequence[Any], opts: Sequence[Any]) -> list[list[Any]]:
+    """A flat optimizer state, one list per optimizer."""
+    out, i = [], 0
+    for opt in opts:
+        n = len(opt.variables)
+        out.append(list(flat[i:i + n]))
+        i += n
+    return out
 
 
 def _per_replica(opt: Any, attr: str, value: np.ndarray) -> None:
@@ -88,18 +103,23 @@ class _RetracingFilter(logging.Filter):
 class TFLoop:
     """A ``tf.function`` of nested while loops over the stack's variables."""
 
-    def __init__(self, model: _Model, params: list[np.ndarray], structure: Structure,
+    def __init__(self, model: StackedModel, params: list[np.ndarray], variants: Sequence[tuple],
                  epochs: int, steps: int, n_pad: int) -> None:
+        import keras
         import tensorflow as tf
 
         self.model = model
         holder: dict = {}
-        self.opt, self.variables = _optimizer(structure, holder, params)
-        self.opt_initial = [v.numpy() for v in self.opt.variables]
-        variables, opt = self.variables, self.opt
+        self.variables = [keras.Variable(p) for p in params]
+        # With several variants each optimizer updates its own copy of the weights.
+        copies = [self.variables] if len(variants) == 1 else \
+            [[keras.Variable(p) for p in params] for _ in variants]
+        self.opts = _optimizers(variants, holder, copies)
+        self.opt_initial = [v.numpy() for opt in self.opts for v in opt.variables]
+        variables, opts = self.variables, self.opts
         tf_vars = [v.value for v in variables]
 
-        @tf.function(autograph=False)
+        @tf.function(autograph=False, jit_compile=os.environ.get("NNT_XLA") == "1")
         def run(consts: dict, lr: Any) -> Any:
             holder["lr"] = lr
 
@@ -110,7 +130,19 @@ class TFLoop:
                 def step_body(b: Any) -> tuple:
                     with tf.GradientTape() as tape:
                         loss = model.batch_loss(tf_vars, consts, order, epoch, b)
-                    opt.apply(tape.gradient(loss, tf_vars), variables)
+                    grads = tape.gradient(loss, tf_vars)
+                    if len(opts) == 1:
+                        opts[0].apply(grads, variables)
+                        return (b + 1,)
+                    for opt, copy in zip(opts, copies):
+                        for c, v in zip(copy, variables):
+                            c.assign(v)
+                        opt.apply(grads, copy)
+                    for i, v in enumerate(variables):
+                        new = copies[0][i].value
+                        for sel, copy in zip(consts["opt_selects"][1:], copies[1:]):
+                            new = tf.where(sel > 0, copy[i].value, new)
+                        v.assign(new)
                     return (b + 1,)
 
                 tf.while_loop(lambda b: b < steps, step_body, (tf.constant(0),))
@@ -127,7 +159,8 @@ class TFLoop:
 
         for v, p in zip(self.variables, params):
             v.assign(p)
-        for v, p in zip(self.opt.variables, self.opt_initial if opt_state is None else opt_state):
+        opt_vars = [v for opt in self.opts for v in opt.variables]
+        for v, p in zip(opt_vars, self.opt_initial if opt_state is None else opt_state):
             v.assign(p)
         tf_logger = logging.getLogger("tensorflow")
         quiet = _RetracingFilter()
@@ -137,20 +170,24 @@ class TFLoop:
                 self.fn(consts, lr)
         finally:
             tf_logger.removeFilter(quiet)
-        return [v.numpy() for v in self.variables], [v.numpy() for v in self.opt.variables]
+        return [v.numpy() for v in self.variables], [v.numpy() for v in opt_vars]
 
 
 class JaxLoop:
     """A jitted function of nested ``fori_loop`` s, stateless in weights and optimizer state."""
 
-    def __init__(self, model: _Model, params: list[np.ndarray], structure: Structure,
+    def __init__(self, model: StackedModel, params: list[np.ndarray], variants: Sequence[tuple],
                  epochs: int, steps: int, n_pad: int) -> None:
         import jax
 
         self.model = model
         holder: dict = {}
-        opt, _ = _optimizer(structure, holder, params)
-        self.opt_initial = [np.asarray(v.value) for v in opt.variables]
+        import keras
+
+        opts = _optimizers(variants, holder, [[keras.Variable(p) for p in params]
+                                              for _ in variants])
+        self.opt_initial = [np.asarray(v.value) for opt in opts for v in opt.variables]
+        ops = model.ops
 
         def run(params: list, opt_vars: list, consts: dict, lr: Any) -> list:
             holder["lr"] = lr
@@ -163,7 +200,13 @@ class JaxLoop:
                 def step_body(b: Any, state: tuple) -> tuple:
                     p, o = state
                     grads = grad_fn(p, consts, order, epoch, b)
-                    return tuple(opt.stateless_apply(o, grads, p))
+                    new_p, new_o = None, []
+                    for opt, sel, o_k in zip(opts, consts["opt_selects"], _split(o, opts)):
+                        p_k, o_k = opt.stateless_apply(o_k, grads, p)
+                        new_o += list(o_k)
+                        new_p = list(p_k) if new_p is None else \
+                            [ops.where(sel > 0, a, b) for a, b in zip(p_k, new_p)]
+                    return new_p, new_o
 
                 return jax.lax.fori_loop(0, steps, step_body, state)
 

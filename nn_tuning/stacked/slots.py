@@ -25,18 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from .engine import (
-    Replica,
-    _consts,
-    _layout,
-    _Layout,
-    _predict,
-    _stacked_params,
-    _unstack,
-    compiled_loop,
-    predict_chunk_rows,
-    write_replica,
-)
+from .compiled import exact_loop
+from .engine import _predict, predict_chunk_rows
+from .layout import Layout, Replica, layout, stack_consts, stacked_params, unstack, write_replica
 from .structure import Structure
 
 __all__ = ["SlotStack"]
@@ -50,7 +41,7 @@ class SlotStack:
     template : sequence of Replica
         The replicas the envelope is made for (the first ones to load): the
         stack takes any replica whose structure fits them (same group, no
-        deeper, no wider, no activation or dropout they lack).
+        deeper, no wider, no activation, dropout or optimizer they lack).
     capacity : int
         Number of slots (replicas trained at once).
     X, Y : ndarray
@@ -68,13 +59,13 @@ class SlotStack:
         self.n_pad = steps * batch_size
         self.X = np.asarray(X, "float32")
         self.Y = Y.astype("float32") if Y.dtype.kind == "f" else Y
-        self.envelope = _layout(template)
+        self.envelope = layout(template)
         self.structure: Structure = template[0].structure
         # Empty slots hold the first template replica with a learning rate of 0.
         self.slots: list[Replica] = [template[0]] * capacity
         self.active = np.zeros(capacity, bool)
         self.epochs = np.zeros(capacity, "int32")  # epochs each slot's replica has trained
-        self.params = _stacked_params(self.slots, self._layout())
+        self.params = stacked_params(self.slots, self._layout())
         self._loop: Any = None
         self.opt_state: list[np.ndarray] = []
 
@@ -82,7 +73,8 @@ class SlotStack:
     def fits(self, replica: Replica) -> bool:
         """Whether ``replica`` can join this stack without changing its shapes."""
         s, env = replica.structure, self.envelope
-        if s.group != self.structure.group or len(s.hidden) > env.depth \
+        if s.group != self.structure.group or s.variant not in env.variants \
+                or len(s.hidden) > env.depth \
                 or -(-len(replica.rows) // self.batch_size) != self.steps:
             return False
         for layer, h in enumerate(s.hidden):
@@ -131,7 +123,7 @@ class SlotStack:
     def train(self) -> None:
         """Train every loaded replica ``segment`` more epochs, each from where it stopped."""
         lay = self._layout()
-        consts = _consts(self.slots, lay, self.X, self.Y, self.n_pad)
+        consts = stack_consts(self.slots, lay, self.X, self.Y, self.n_pad)
         consts["epoch0"] = self.epochs.reshape(-1, 1).copy()
         lr = (lay.lr * self.active.reshape(-1, 1, 1)).astype("float32")
         params, state = self._compiled().run(self.params, consts, lr, self.opt_state)
@@ -155,20 +147,20 @@ class SlotStack:
     def weights(self, slot: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """``slot``'s replica's weights now, as (kernel, bias) per Dense layer."""
         lay = self._layout()
-        return _unstack([p[slot:slot + 1] for p in self.params], [self.slots[slot]], lay)[0]
+        return unstack([p[slot:slot + 1] for p in self.params], [self.slots[slot]], lay)[0]
 
     # Checkpoints: everything but the compiled loop, which is traced again when needed.
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_loop": None}
 
-    def _layout(self) -> _Layout:
-        return _layout(self.slots, at_least=self.envelope)
+    def _layout(self) -> Layout:
+        return layout(self.slots, at_least=self.envelope)
 
     def _compiled(self) -> Any:
         if self._loop is None:
             lay = self._layout()
-            consts = _consts(self.slots, lay, self.X, self.Y, self.n_pad)
-            self._loop = compiled_loop(lay, self.structure, consts, self.params, self.segment,
+            consts = stack_consts(self.slots, lay, self.X, self.Y, self.n_pad)
+            self._loop = exact_loop(lay, self.structure, consts, self.params, self.segment,
                                        self.steps, self.n_pad, self.batch_size)
             if not self.opt_state:  # a new stack (a restored one has its state)
                 self.opt_state = [np.array(o) for o in self._loop.opt_initial]

@@ -57,8 +57,10 @@ class Structure:
     """A stackable model, as far as a stack is concerned.
 
     ``group`` is what replicas of one stack must share (input and output
-    widths, output activation, loss, optimizer type and settings); the rest
-    (hidden widths, depth, activations, dropout, learning rate) may differ.
+    widths, output activation, loss); the rest (hidden widths, depth,
+    activations, dropout, optimizer type and settings, learning rate) may
+    differ. ``variant`` is the replica's optimizer (type and settings but the
+    learning rate): a stack runs one Keras optimizer per variant it holds.
     """
 
     input_dim: int
@@ -74,7 +76,11 @@ class Structure:
     @property
     def group(self) -> tuple:
         return (self.input_dim, self.output_units, self.output_activation, self.loss,
-                self.loss_kwargs, self.optimizer, self.optimizer_config, len(self.hidden) > 0)
+                self.loss_kwargs, len(self.hidden) > 0)
+
+    @property
+    def variant(self) -> tuple[str, tuple[tuple[str, Any], ...]]:
+        return (self.optimizer, self.optimizer_config)
 
     @property
     def n_params(self) -> int:

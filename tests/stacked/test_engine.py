@@ -30,8 +30,9 @@ from nn_tuning.stacked import (
     read_structure,
     train_stack,
 )
-from nn_tuning.stacked.engine import _consts, _layout, _Model, _stacked_params
-from nn_tuning.stacked.loops import _optimizer
+from nn_tuning.stacked.layout import layout, stack_consts, stacked_params
+from nn_tuning.stacked.loops import _optimizers
+from nn_tuning.stacked.model import StackedModel
 from nn_tuning.stacked.structure import Hidden, Structure, dense_layers
 
 # Measured: 0 ulp for SGD, Adam, AdamW, Adamax and Nadam, 2 for RMSprop,
@@ -60,7 +61,8 @@ def test_stacked_optimizer_step_is_keras_own_per_replica(name):
     steps = [[rng.normal(size=W.shape).astype("float32"), rng.normal(size=b.shape).astype("float32")]
              for _ in range(3)]
     holder = {"lr": keras.ops.convert_to_tensor(lrs.reshape(R, 1, 1))}
-    stacked, (vw, vb) = _optimizer(structure, holder, [W, b])
+    vw, vb = keras.Variable(W), keras.Variable(b)
+    (stacked,) = _optimizers([structure.variant], holder, [[vw, vb]])
     # Replicas of different ages: replica r has already taken r steps (its own
     # step count), as a replica continued after a rung shares a stack with new ones.
     ages = np.arange(R)
@@ -354,12 +356,12 @@ def test_dropout_first_drops_the_pre_activations():
                                  rng.normal(size=5).astype("float32")),
                                 (np.ones((5, 1), "float32"), np.zeros(1, "float32"))],
                             np.arange(4), seed=0))
-    lay = _layout(reps)
-    consts = _consts(reps, lay, np.zeros((1, 3), "float32"), np.zeros((1, 1)), 4)
+    lay = layout(reps)
+    consts = stack_consts(reps, lay, np.zeros((1, 3), "float32"), np.zeros((1, 1)), 4)
     x = rng.normal(size=(2, 4, 3)).astype("float32")
     bits = rng.integers(0, 2 ** 32, size=(2, 4, 5), dtype="uint32")
-    out = keras.ops.convert_to_numpy(_Model(lay, reps[0].structure, 4).forward(
-        _stacked_params(reps, lay), consts, x, lambda layer: bits))
+    out = keras.ops.convert_to_numpy(StackedModel(lay, reps[0].structure, 4).forward(
+        stacked_params(reps, lay), consts, x, lambda layer: bits))
     keep = ((bits >> 8).astype("float32") * 2.0 ** -24 >= 0.5) / 0.5
     for r, first in enumerate((True, False)):
         z = x[r] @ reps[r].weights[0][0] + reps[r].weights[0][1]
@@ -389,3 +391,18 @@ def test_structure_of_the_builders():
     assert (c.output_units, c.output_activation, c.loss) == (3, "softmax",
                                                               "sparse_categorical_crossentropy")
     assert list(itertools.chain(SUPPORTED_ACTIVATIONS)).count("relu") == 1
+
+
+def test_one_stack_of_every_optimizer_matches_model_fit(adv):
+    """Replicas of every supported optimizer share one stack and one loop; each steps with its
+    own optimizer, as its own model.fit does."""
+    from nn_tuning.stacked import compiled
+
+    X, Y, folds = adv
+    configs = [dict(hidden_layers=((5,), (4, 6))[i % 2], activation=("relu", "tanh")[i % 2],
+                    optimizer=name, learning_rate=0.01) for i, name in enumerate(SUPPORTED_OPTIMIZERS)]
+    before = compiled.traces()
+    rel, score = _compare(_chain_regressor, configs, X, Y, folds[:1], 10, 40, {"input_dim": 3}, _r2)
+    assert compiled.traces() - before == 1
+    assert rel <= 1e-4
+    assert score <= 1e-4

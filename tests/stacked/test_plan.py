@@ -32,9 +32,10 @@ def test_chunks_depend_only_on_the_settings(advertising):
     configs = [{"neurons": n, "optimizer": o} for n in (4, 8, 16) for o in ("adam", "sgd")]
     built = [build(protocol, X, y, i, c) for i, c in enumerate(configs)]
     chunks = plan_chunks(built, protocol, max_replicas=6)
-    # One optimizer type per stack, at most 6 replicas (2 configurations x 3 folds) each.
+    # Optimizers share stacks (one Keras optimizer per variant in the stack), in order; at
+    # most 6 replicas (2 configurations x 3 folds) each.
     assert [[b.params for b in c] for c in chunks] == [
-        [configs[0], configs[2]], [configs[1], configs[3]], [configs[4]], [configs[5]]]
+        [configs[0], configs[1]], [configs[2], configs[3]], [configs[4], configs[5]]]
     again = plan_chunks([build(protocol, X, y, i, c) for i, c in enumerate(configs)], protocol,
                         max_replicas=6)
     assert [[b.params for b in c] for c in again] == [[b.params for b in c] for c in chunks]

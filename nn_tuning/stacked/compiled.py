@@ -1,0 +1,232 @@
+"""Compiled training loops, kept and reused: one trace per study where shapes allow.
+
+A stack's loop is traced (TensorFlow) or compiled (JAX) for an *envelope*:
+its padded shapes (depth, width, replicas), the activations, dropout and
+optimizers present. Tracing, not arithmetic, is what small stacks pay for
+(about a second each on 2 CPU cores), so a later stack reuses a kept loop
+whose envelope covers it (no deeper, no wider, nothing it lacks, as many
+replicas or more) unless the padding would more than double the work. A
+stack is padded to the envelope with copies of its first replica at a
+learning rate of 0 (their updates are exactly 0; their results are dropped),
+so each replica trains exactly as in a stack of its own shape.
+
+New envelopes are rounded up (replicas to a multiple of 8, powers of two
+below) so that stacks of nearby sizes share them. :func:`traces` counts the
+loops made in this process; each is logged at debug level.
+
+Under JAX, compiled loops are also kept across processes in JAX's persistent
+compilation cache (:func:`persistent_cache`): a second run of a study loads
+them instead of compiling again. The folder is the user's cache folder
+(``$XDG_CACHE_HOME/nn-tuning/jax``, or ``$NN_TUNING_JAX_CACHE`` when set);
+``NN_TUNING_JAX_CACHE=off`` turns it off, and a cache folder the user has
+configured for JAX is left as it is.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter, OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .layout import Layout, Replica, act_key, layout, stacked_params, with_groups
+from .model import StackedModel
+from .structure import Structure
+
+__all__ = ["Envelope", "exact_loop", "fitting_loop", "persistent_cache", "traces"]
+
+logger = logging.getLogger("nn_tuning")
+
+# Envelopes kept per base signature; each holds its loop's variables, so few.
+_MAX_KEPT = 6
+# A kept loop serves a smaller stack unless it does more than this many times the work.
+_MAX_WASTE = 2.0
+# Below this much work per step (multiply-adds per row) a step costs its dispatch, not its
+# arithmetic, so any kept loop is cheaper than a new trace.
+_DISPATCH_BOUND = 1 << 16
+
+_KEPT: OrderedDict[tuple, list[Envelope]] = OrderedDict()
+_TRACES = 0
+_CACHE: dict[str, Any] = {}
+
+
+@dataclass
+class Envelope:
+    """A compiled loop and the padded layout it was made for."""
+
+    lay: Layout
+    loop: Any
+
+    @property
+    def replicas(self) -> int:
+        return len(self.lay.lr)
+
+
+def traces() -> int:
+    """Training loops traced or compiled in this process so far."""
+    return _TRACES
+
+
+def _base(structure: Structure, X: np.ndarray, Y: np.ndarray, epochs: int, steps: int,
+          n_pad: int, batch_size: int) -> tuple:
+    import keras
+
+    return (keras.backend.backend(), structure.group, epochs, steps, n_pad, batch_size,
+            X.shape, Y.shape, str(Y.dtype))
+
+
+def _static(lay: Layout) -> tuple:
+    return (lay.depth, lay.width, tuple(lay.acts), tuple(lay.any_dropout), tuple(lay.any_first),
+            lay.variants, len(lay.lr), lay.groups)
+
+
+def _work(lay: Layout) -> int:
+    """Multiply-adds per row of one step, over every replica."""
+    w = max(lay.width, 1)
+    per = lay.n_inputs * w + max(lay.depth - 1, 0) * w * w + w * lay.n_outputs if lay.depth \
+        else lay.n_inputs * lay.n_outputs
+    return len(lay.lr) * per
+
+
+def _covers(env: Layout, lay: Layout) -> bool:
+    """Whether ``env``'s shapes hold ``lay``'s (activations: :func:`fitting_loop` checks them)."""
+    if env.depth < lay.depth or env.width < lay.width or len(env.lr) < len(lay.lr) \
+            or not set(lay.variants) <= set(env.variants):
+        return False
+    for i in range(lay.depth):
+        if (lay.any_dropout[i] and not env.any_dropout[i]) \
+                or (lay.any_first[i] and not env.any_first[i]):
+            return False
+    return True
+
+
+def _round_up(n: int) -> int:
+    """Replicas of a new envelope: powers of two up to 8, then multiples of 8."""
+    if n <= 8:
+        return 1 << max(n - 1, 0).bit_length()
+    return -(-n // 8) * 8
+
+
+def _make(lay: Layout, structure: Structure, params: list[np.ndarray], epochs: int, steps: int,
+          n_pad: int, batch_size: int) -> Any:
+    global _TRACES
+    import keras
+
+    from .loops import JaxLoop, TFLoop
+
+    jax = keras.backend.backend() == "jax"
+    if jax:
+        persistent_cache()
+    model = StackedModel(lay, structure, batch_size)
+    loop = (JaxLoop if jax else TFLoop)(model, params, lay.variants, epochs, steps, n_pad)
+    _TRACES += 1
+    logger.debug("stacked: loop %d traced for %d replicas, depth %d, width %d, %d optimizer(s), "
+                 "%d epochs of %d steps", _TRACES, len(lay.lr), lay.depth, lay.width,
+                 len(lay.variants), epochs, steps)
+    return loop
+
+
+def _keep(base: tuple, env: Envelope) -> None:
+    _KEPT.setdefault(base, []).append(env)
+    _KEPT.move_to_end(base)
+    while sum(len(v) for v in _KEPT.values()) > _MAX_KEPT:
+        oldest = next(iter(_KEPT))
+        _KEPT[oldest].pop(0)
+        if not _KEPT[oldest]:
+            del _KEPT[oldest]
+
+
+def exact_loop(lay: Layout, structure: Structure, consts: dict, params: list[np.ndarray],
+               epochs: int, steps: int, n_pad: int, batch_size: int) -> Any:
+    """The loop of exactly this layout (a slot stack's own shapes): made once, then reused."""
+    base = _base(structure, consts["X"], consts["Y"], epochs, steps, n_pad, batch_size)
+    for env in _KEPT.get(base, []):
+        if _static(env.lay) == _static(lay):
+            _KEPT.move_to_end(base)
+            return env.loop
+    env = Envelope(lay, _make(lay, structure, params, epochs, steps, n_pad, batch_size))
+    _keep(base, env)
+    return env.loop
+
+
+def fitting_loop(replicas: Sequence[Replica], X: np.ndarray, Y: np.ndarray, *, epochs: int,
+                 steps: int, n_pad: int, batch_size: int
+                 ) -> tuple[Any, list[Replica], Layout, list[int]]:
+    """A loop for ``replicas``: a kept one that covers them, or a new rounded-up one.
+
+    The stack is *grouped*: replicas sorted by their activations, each group
+    padded to its capacity in the envelope, so each activation is computed on
+    its own replicas only. Returns the loop, the padded replicas, their
+    layout (learning rate 0 for the padding) and where each given replica
+    sits among them. ``X`` and ``Y`` are the stack's data, as its constants
+    hold them.
+    """
+    need = layout(replicas)
+    base = _base(replicas[0].structure, X, Y, epochs, steps, n_pad, batch_size)
+
+    def counts(depth: int) -> Counter:
+        return Counter(act_key(r, depth) for r in replicas)
+
+    fits = [env for env in _KEPT.get(base, []) if env.lay.groups is not None
+            and _covers(env.lay, need)
+            and all(dict(env.lay.groups).get(k, 0) >= n for k, n in counts(env.lay.depth).items())
+            and (_work(env.lay) <= _MAX_WASTE * _work(need)
+                 or _work(env.lay) <= _DISPATCH_BOUND)]
+    env = min(fits, key=lambda e: _work(e.lay)) if fits else None
+    if env is not None:
+        _KEPT.move_to_end(base)
+        groups = env.lay.groups
+    else:
+        groups = tuple((k, _round_up(n)) for k, n in sorted(counts(need.depth).items()))
+    depth = need.depth if env is None else env.lay.depth
+    keys = [act_key(r, depth) for r in replicas]
+    padded: list[Replica] = []
+    positions = [0] * len(replicas)
+    for key, size in groups:
+        members = [i for i, k in enumerate(keys) if k == key]
+        for i in members:
+            positions[i] = len(padded)
+            padded.append(replicas[i])
+        padded += [replicas[members[0] if members else 0]] * (size - len(members))
+    lay = with_groups(layout(padded, at_least=None if env is None else env.lay), groups)
+    if env is None:
+        env = Envelope(lay, _make(lay, replicas[0].structure, stacked_params(padded, lay),
+                                  epochs, steps, n_pad, batch_size))
+        _keep(base, env)
+    lr = np.zeros_like(lay.lr)
+    lr[positions] = lay.lr[positions]
+    return env.loop, padded, replace(lay, lr=lr), positions
+
+
+def persistent_cache() -> Path | None:
+    """Turn on JAX's persistent compilation cache in the user's cache folder, once per process.
+
+    Returns the folder, or None where it is off (``NN_TUNING_JAX_CACHE=off``)
+    or the user configured JAX's own cache (then theirs is used as it is).
+    """
+    if "dir" in _CACHE:
+        return _CACHE["dir"]
+    import jax
+
+    setting = os.environ.get("NN_TUNING_JAX_CACHE", "")
+    folder: Path | None = None
+    if setting.lower() not in ("off", "0", "false", "no") \
+            and not jax.config.jax_compilation_cache_dir:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        folder = Path(setting) if setting else base / "nn-tuning" / "jax"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a read-only home: compile every time, say why once
+            logger.info("JAX compilation cache off: cannot create %s (%s)", folder, exc)
+            folder = None
+        if folder is not None:
+            jax.config.update("jax_compilation_cache_dir", str(folder))
+            # A stack's loop compiles in 0.3-3 s: keep those too (JAX's default keeps >= 1 s).
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+    _CACHE["dir"] = folder
+    return folder

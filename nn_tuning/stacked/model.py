@@ -1,0 +1,152 @@
+"""The stacked forward pass and loss, in ``keras.ops``: one function for every replica.
+
+A padded unit outputs exactly 0 (its mask), so it gets zero gradients and
+never touches the real units; a hidden ``softmax`` normalises over the real
+units only. The loss is the sum over replicas of each replica's mean batch
+loss, so every replica's gradient is its own model's gradient. Randomness
+(each epoch's shuffle, dropout masks) comes from a counter-based hash of the
+replica's own seed, the epoch, the step and the position, so a replica
+trains the same whatever its stack-mates, the chunking or the backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .layout import Layout
+from .structure import Structure
+
+__all__ = ["StackedModel"]
+
+_MASKED = -1e9  # softmax logit of a padded unit: exp underflows to exactly 0
+
+def _mix(ops: Any, x: Any) -> Any:
+    """A 32-bit integer hash (lowbias32): uint32 -> uint32, wrapping arithmetic."""
+    x = ops.bitwise_xor(x, ops.right_shift(x, np.uint32(16)))
+    x = ops.multiply(x, np.uint32(0x7FEB352D))
+    x = ops.bitwise_xor(x, ops.right_shift(x, np.uint32(15)))
+    x = ops.multiply(x, np.uint32(0x846CA68B))
+    return ops.bitwise_xor(x, ops.right_shift(x, np.uint32(16)))
+
+
+def _hash(ops: Any, seeds: Any, a: Any, b: Any) -> Any:
+    """uint32 bits from (seed, a, b); seeds (R, 1), a scalar, b broadcastable."""
+    x = _mix(ops, ops.bitwise_xor(_mix(ops, seeds), ops.cast(a, "uint32")))
+    return _mix(ops, ops.bitwise_xor(x, ops.cast(b, "uint32")))
+
+
+class StackedModel:
+    """The stacked forward pass and loss, in ``keras.ops``."""
+
+    def __init__(self, lay: Layout, structure: Structure, batch_size: int) -> None:
+        import keras
+
+        self.keras, self.ops, self.lay, self.batch_size = keras, keras.ops, lay, batch_size
+        self.out_act = keras.activations.get(structure.output_activation)
+        self.loss_fn = keras.losses.get(structure.loss)
+        self.loss_kwargs = dict(structure.loss_kwargs)
+        self.acts = [[self._activation(a) for a in names] for names in lay.acts]
+        names = {a for names in lay.acts for a in names}
+        names |= {run[0] for runs in (lay.runs or ()) for run in runs}
+        self.by_name = {a: self._activation(a) for a in names}
+
+    def _activation(self, name: str) -> Any:
+        if name != "softmax":
+            return self.keras.activations.get(name)
+        ops, softmax = self.ops, self.keras.activations.softmax
+        return lambda z, mask: softmax(ops.where(mask > 0, z, _MASKED))
+
+    def _activate(self, layer: int, z: Any, mask: Any, consts: dict) -> Any:
+        """Each replica's own activation of ``z``: on its group's slice, or selected."""
+        ops, lay = self.ops, self.lay
+        if lay.runs is not None:
+            runs = lay.runs[layer]
+            if len(runs) == 1:
+                zs, ms = [z], [mask]
+            else:  # split, not slices: the gradient of a split is one concatenation
+                cuts = [start for _, start, _ in runs[1:]]
+                zs, ms = ops.split(z, cuts, axis=0), ops.split(mask, cuts, axis=0)
+            parts = [self.by_name[name](zi, mi) if name == "softmax" else self.by_name[name](zi)
+                     for (name, _, _), zi, mi in zip(runs, zs, ms)]
+            return parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=0)
+        a = None
+        for name, fn, sel in zip(lay.acts[layer], self.acts[layer], consts["selects"][layer]):
+            value = fn(z, mask) if name == "softmax" else fn(z)
+            a = value if a is None else ops.where(sel > 0, value, a)
+        return a
+
+    def forward(self, params: Sequence[Any], consts: dict, x: Any, drop_bits: Any = None) -> Any:
+        """Outputs (R, B, out) of inputs x (R, B, F); dropout where ``drop_bits`` is given."""
+        ops, lay = self.ops, self.lay
+        h = x
+        for layer in range(lay.depth):
+            z = ops.add(ops.matmul(h, params[2 * layer]), params[2 * layer + 1])
+            mask = consts["masks"][layer]
+            dropped = None
+            if drop_bits is not None and lay.any_dropout[layer]:
+                rate = consts["dropout"][layer]
+                u = ops.multiply(ops.cast(ops.right_shift(drop_bits(layer), np.uint32(8)),
+                                          "float32"), np.float32(2.0 ** -24))
+                keep = ops.greater_equal(u, rate)
+
+                def dropped(v: Any, keep: Any = keep, rate: Any = rate) -> Any:
+                    return ops.where(keep, ops.divide(v, ops.subtract(1.0, rate)), 0.0)
+
+                if lay.any_first[layer]:  # Dense -> Dropout -> Activation: drop z itself
+                    z = ops.where(consts["first"][layer] > 0, dropped(z), z)
+            a = self._activate(layer, z, mask, consts)
+            a = ops.multiply(a, mask)
+            if dropped is not None:
+                after = dropped(a)
+                a = ops.where(consts["first"][layer] > 0, a, after) if lay.any_first[layer] \
+                    else after
+            h = a if layer == 0 else ops.where(consts["real"][layer] > 0, a, h)
+        out = ops.add(ops.matmul(h, params[-2]), params[-1])
+        return self.out_act(out)
+
+    def batch_loss(self, params: Sequence[Any], consts: dict, order: Any, epoch: Any,
+                   step: Any) -> Any:
+        """Sum over replicas of each replica's mean loss on batch ``step`` of ``order``."""
+        ops, bs = self.ops, self.batch_size
+        start = ops.multiply(step, bs)
+        rows = ops.slice(order, ops.stack([ops.zeros((), "int32"), start]),
+                         (order.shape[0], bs))  # (R, B)
+        pos = ops.add(start, ops.arange(bs, dtype="int32"))
+        valid = ops.cast(ops.less(ops.expand_dims(pos, 0), consts["n_rows"]), "float32")
+        x = ops.take(consts["X"], rows, axis=0)
+        y = ops.take(consts["Y"], rows, axis=0)
+        drop_bits = None
+        if any(self.lay.any_dropout):
+            width = max(self.lay.width, 1)
+            cells = ops.reshape(ops.cast(ops.arange(bs * width, dtype="int32"), "uint32"),
+                                (1, bs, width))
+            seeds3 = ops.expand_dims(consts["seeds"], -1)
+
+            def drop_bits(layer: int) -> Any:
+                counter = ops.add(ops.multiply(ops.cast(epoch, "uint32"), np.uint32(0x10000)),
+                                  ops.cast(step, "uint32"))
+                counter = ops.reshape(counter, (-1, 1, 1))  # per replica, or one for all
+                return _hash(ops, seeds3, ops.add(counter, np.uint32(0x9E3779B9 * (layer + 1)
+                                                                    % 2 ** 32)), cells)
+        pred = self.forward(params, consts, x, drop_bits)
+        per_sample = self.loss_fn(y, pred, **self.loss_kwargs)  # (R, B)
+        total = ops.sum(ops.multiply(per_sample, valid), axis=1)
+        count = ops.maximum(ops.sum(valid, axis=1), 1.0)
+        return ops.sum(ops.divide(total, count))
+
+    def epoch_order(self, consts: dict, epoch: Any, n_pad: int) -> Any:
+        """Each replica's rows in epoch ``epoch``'s shuffled order, padded: (R, n_pad)."""
+        ops = self.ops
+        pos = ops.cast(ops.arange(n_pad, dtype="int32"), "uint32")
+        bits = _hash(ops, consts["seeds"], ops.add(ops.cast(epoch, "uint32"), np.uint32(1)),
+                     ops.expand_dims(pos, 0))
+        keys = ops.cast(ops.right_shift(bits, np.uint32(1)), "int32")
+        valid = ops.less(ops.expand_dims(ops.arange(n_pad, dtype="int32"), 0), consts["n_rows"])
+        keys = ops.where(valid, keys, np.int32(2 ** 31 - 1))
+        perm = ops.argsort(keys, axis=1)
+        return ops.take_along_axis(consts["rows"], perm, axis=1)
+
+
