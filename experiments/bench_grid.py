@@ -13,6 +13,10 @@ loads the data, *then* starts its clock, and stops it after the refit.
   workers), ``--repeats`` fresh processes (default 3). Each child also runs
   the same ``tune`` call a second time, printed as *warm* (compiled loops
   reused): not the headline;
+* with ``--jax``, the same stacked side under ``KERAS_BACKEND=jax``: its
+  first fresh process starts with an empty persistent compilation cache (a
+  new folder), the later ones find what the first compiled (a user's second
+  run of the study); each run is printed, so both are seen;
 * ``tune(strategy="grid", engine="keras")`` with ``--workers`` processes
   (default one per core, its documented best setting here), ``--repeats``
   fresh processes.
@@ -20,9 +24,11 @@ loads the data, *then* starts its clock, and stops it after the refit.
 The worker processes of both per-configuration sides (the recipe's joblib
 workers, ``engine="keras"``'s) are started and have imported Keras before the
 clock too; each run prints whether the timed call reused them (the same
-worker PIDs before and after). Printed: each run, the median and range per side, the engine
-each run reports (the trials' ``engine`` column) and the speed-ups from cold
-medians.
+worker PIDs before and after). Printed: each run, with the stacked runs' time split (building the Keras
+models, tracing or compiling the training loop, training, scoring, the refit,
+the rest) and the loops traced; the median and range per side, the engine
+and backend each run reports (the trials' ``engine`` column) and the
+speed-ups from cold medians.
 
     python experiments/bench_grid.py            # the 54-config grid (~17 min on 2 cores)
     python experiments/bench_grid.py --quick    # an 8-config sub-grid (~3 min)
@@ -36,6 +42,7 @@ import argparse
 import os
 import statistics
 import sys
+import tempfile
 import time
 import warnings
 
@@ -50,6 +57,7 @@ from _common import (  # noqa: E402
 def tune_child(quick: bool, engine: str, workers: int, warm: bool, epochs: int = EPOCHS) -> dict:
     """Child process: one cold ``tune`` (and optionally a warm second one); imports first."""
     import tensorflow  # noqa: F401 - imported before the clock, like the recipe's
+    import keras
 
     from nn_tuning import tune
 
@@ -64,8 +72,10 @@ def tune_child(quick: bool, engine: str, workers: int, warm: bool, epochs: int =
         seconds = time.perf_counter() - start
         assert result.best_model is not None
         return {"seconds": seconds, "best": float(result.best_score),
-                "params": result.best_params, "engine": engines_ran(result.trials),
-                "fit_seconds": float(result.trials["fit_seconds"].sum())}
+                "params": result.best_params,
+                "engine": f"{engines_ran(result.trials)} on {keras.backend.backend()}",
+                "fit_seconds": float(result.trials["fit_seconds"].sum()),
+                "split": result.extra.get("seconds"), "traces": result.extra.get("traces")}
 
     out = once()
     out["workers_reused"] = reused()
@@ -98,10 +108,24 @@ def recipe_child(quick: bool, epochs: int = EPOCHS) -> dict:
             "workers_reused": start_workers(-1) == pids}
 
 
-def _side(label: str, target: str, kwargs: dict, repeats: int) -> list[dict]:
+_PARTS = ("build", "trace", "train", "score", "refit")
+
+
+def _split(r: dict) -> str:
+    """The run's time split (stacked runs): building, tracing, training, scoring, refit."""
+    split = r.get("split")
+    if not split:
+        return ""
+    parts = " ".join(f"{k} {split[k]:.2f}" for k in _PARTS)
+    other = split["total"] - sum(split[k] for k in _PARTS)
+    return f"\n    split (s): {parts}; other {other:.2f}; loops traced: {r['traces']}"
+
+
+def _side(label: str, target: str, kwargs: dict, repeats: int,
+          env: dict | None = None) -> list[dict]:
     runs = []
     for i in range(repeats):
-        r = run_fresh(target, kwargs)
+        r = run_fresh(target, kwargs, env=env)
         runs.append(r)
         line = (f"{label} run {i + 1}: {r['seconds']:7.1f} s cold  best CV R^2 {r['best']:.4f}  "
                 f"{r['params']}  engine: {r['engine']}")
@@ -110,7 +134,7 @@ def _side(label: str, target: str, kwargs: dict, repeats: int) -> list[dict]:
             line += f"; trials' fit_seconds {r['fit_seconds']:.1f} s"
         if "warm" in r:
             line += f"; warm (2nd call, same process) {r['warm']['seconds']:.1f} s"
-        print(line, flush=True)
+        print(line + _split(r), flush=True)
     times = [r["seconds"] for r in runs]
     print(f"{label}: cold {spread(times)}"
           + (f"; warm {spread([r['warm']['seconds'] for r in runs])}" if "warm" in runs[0]
@@ -136,6 +160,9 @@ def main() -> None:
                         help="skip tune(engine='stacked')")
     parser.add_argument("--skip-keras", action="store_true",
                         help="skip tune(engine='keras')")
+    parser.add_argument("--jax", action="store_true",
+                        help="also the stacked side under KERAS_BACKEND=jax (its first run with "
+                             "an empty compilation cache, the others with the cache it left)")
     args = parser.parse_args()
 
     grid = QUICK_GRID if args.quick else SEED_GRID
@@ -157,13 +184,21 @@ def main() -> None:
     if not args.skip_recipe:
         sides.append(("recipe", "seed recipe (n_jobs=-1)", "bench_grid:recipe_child",
                       dict(quick=args.quick, epochs=args.epochs), args.recipe_repeats))
+    if args.jax:
+        sides.insert(1, ("stacked-jax", "stacked on JAX (1 process)", "bench_grid:tune_child",
+                         dict(quick=args.quick, epochs=args.epochs, engine="stacked", workers=1,
+                              warm=not args.no_warm), args.repeats))
+    cache = tempfile.mkdtemp(prefix="nn-tuning-jax-cache-")
     for key, label, target, kwargs, repeats in sides:
-        runs = _side(label, target, kwargs, repeats)
+        env = {"KERAS_BACKEND": "jax", "NN_TUNING_JAX_CACHE": cache} if key == "stacked-jax" \
+            else None
+        runs = _side(label, target, kwargs, repeats, env)
         medians[key] = statistics.median(r["seconds"] for r in runs)
         bests[key] = runs[0]["best"]
 
     pairs = [(fast, slow) for fast, slow in
-             [("stacked", "recipe"), ("keras", "recipe"), ("stacked", "keras")]
+             [("stacked", "recipe"), ("stacked-jax", "recipe"), ("keras", "recipe"),
+              ("stacked", "keras")]
              if fast in medians and slow in medians]
     if pairs:
         print("speed-ups (cold medians):", flush=True)

@@ -37,6 +37,7 @@ from .result import Trial, TrialState, TuningResult, one_standard_error, trials_
 from .run_folder import RunFolder, check_run_folder
 from .scaleout import Role, ScaleOut
 from .space import SearchSpace
+from .stacked import clock, compiled
 from .store import TrialStore
 from .watcher import TrialWatcher
 from .strategies.base import BudgetSpent, SearchContext
@@ -187,6 +188,7 @@ def tune(
     ['neurons']
     """
     start = time.perf_counter()
+    spent_before, traces_before = clock.spent(), compiled.traces()
     check_refit(refit)
     with _restored_precision_policy():
         plan = check_call(builder, space, X, y, strategy=strategy, cv=cv, scoring=scoring,
@@ -208,9 +210,22 @@ def tune(
             trials = store.trials()
         result = build_result(plan, trials, ctx, start=start,
                               refit=refit if scale.role is not Role.WORKER else False)
+        _time_split(result, spent_before, traces_before)
         if directory is not None and scale.role is not Role.WORKER:
             result.save(directory)
     return result
+
+
+def _time_split(result: TuningResult, before: dict[str, float], traces_before: int) -> None:
+    """Where the run's time went (stacked building, tracing, training, scoring; the refit)."""
+    now = clock.spent()
+    seconds = {part: round(now[part] - before[part], 3) for part in clock.PARTS}
+    seconds["refit"] = result.extra.pop("refit_seconds", 0.0)
+    seconds["total"] = round(result.wall_seconds, 3)
+    result.extra["seconds"] = seconds
+    result.extra["traces"] = compiled.traces() - traces_before
+    logger.debug("%s: %d training loop(s) traced; seconds %s", result.strategy,
+                 result.extra["traces"], seconds)
 
 
 def check_refit(refit: Any) -> None:
@@ -343,6 +358,7 @@ def build_result(plan: RunPlan, trials: list[Trial], ctx: SearchContext, *, refi
     chosen, choice = best, "best"
     if refit == "simplest" and best is not None:
         chosen, choice = _simplest_trial(trials, plan, best)
+    refit_start = time.perf_counter()
     if refit and chosen is not None:
         best_estimator = plan.protocol.estimator_for(chosen.params).fit(plan.X, plan.y)
         best_model = best_estimator.model_
@@ -359,6 +375,7 @@ def build_result(plan: RunPlan, trials: list[Trial], ctx: SearchContext, *, refi
                "workers": plan.scale.workers, "device": plan.device, "engine": plan.engine,
                "budget_epochs": _budget_epochs(plan),
                "planned_trials": plan.strategy.planned_trials(ctx),
+               "refit_seconds": round(time.perf_counter() - refit_start, 3),
                **({"search": dict(ctx.notes)} if ctx.notes else {})},
     )
 

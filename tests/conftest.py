@@ -2,6 +2,9 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Tests keep JAX's persistent compilation cache out of the user's cache folder (tests that
+# exercise it give it a folder of their own).
+os.environ.setdefault("NN_TUNING_JAX_CACHE", "off")
 
 from pathlib import Path  # noqa: E402
 

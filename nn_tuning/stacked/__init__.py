@@ -1,12 +1,14 @@
 """Stacked training: many small Keras MLPs, one (configuration, fold) each, trained as one model.
 
 :mod:`.structure` reads what a stack needs off a compiled Keras model,
-:mod:`.engine` trains a stack. Importing this package imports neither
+:mod:`.engine` trains a stack, :mod:`.compiled` keeps its compiled loop for the
+stacks after it. Importing this package imports neither
 TensorFlow nor scikeras: Keras and its backend load when a stack trains.
 """
 
 from __future__ import annotations
 
+from . import compiled
 from .engine import Replica, StackResult, epoch_orders, train_stack
 from .structure import (
     SUPPORTED_ACTIVATIONS,
@@ -18,5 +20,5 @@ from .structure import (
 )
 
 __all__ = ["SUPPORTED_ACTIVATIONS", "SUPPORTED_LOSSES", "SUPPORTED_OPTIMIZERS", "NotStackable",
-           "Replica", "StackResult", "Structure", "epoch_orders",
+           "Replica", "StackResult", "Structure", "compiled", "epoch_orders",
            "read_structure", "train_stack"]

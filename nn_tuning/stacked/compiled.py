@@ -34,11 +34,11 @@ from typing import Any
 
 import numpy as np
 
-from .layout import Layout, Replica, act_key, layout, stacked_params, with_groups
+from .layout import Layout, Replica, group_key, layout, stacked_params, with_groups
 from .model import StackedModel
 from .structure import Structure
 
-__all__ = ["Envelope", "exact_loop", "fitting_loop", "persistent_cache", "traces"]
+__all__ = ["Envelope", "exact_loop", "fitting_loop", "forget", "persistent_cache", "traces"]
 
 logger = logging.getLogger("nn_tuning")
 
@@ -65,6 +65,11 @@ class Envelope:
     @property
     def replicas(self) -> int:
         return len(self.lay.lr)
+
+
+def forget() -> None:
+    """Drop every kept loop (the next stack traces its own)."""
+    _KEPT.clear()
 
 
 def traces() -> int:
@@ -123,7 +128,7 @@ def _make(lay: Layout, structure: Structure, params: list[np.ndarray], epochs: i
     if jax:
         persistent_cache()
     model = StackedModel(lay, structure, batch_size)
-    loop = (JaxLoop if jax else TFLoop)(model, params, lay.variants, epochs, steps, n_pad)
+    loop = (JaxLoop if jax else TFLoop)(model, params, lay.variant_runs, epochs, steps, n_pad)
     _TRACES += 1
     logger.debug("stacked: loop %d traced for %d replicas, depth %d, width %d, %d optimizer(s), "
                  "%d epochs of %d steps", _TRACES, len(lay.lr), lay.depth, lay.width,
@@ -159,7 +164,7 @@ def fitting_loop(replicas: Sequence[Replica], X: np.ndarray, Y: np.ndarray, *, e
                  ) -> tuple[Any, list[Replica], Layout, list[int]]:
     """A loop for ``replicas``: a kept one that covers them, or a new rounded-up one.
 
-    The stack is *grouped*: replicas sorted by their activations, each group
+    The stack is *grouped*: replicas sorted by optimizer and activations, each group
     padded to its capacity in the envelope, so each activation is computed on
     its own replicas only. Returns the loop, the padded replicas, their
     layout (learning rate 0 for the padding) and where each given replica
@@ -170,7 +175,7 @@ def fitting_loop(replicas: Sequence[Replica], X: np.ndarray, Y: np.ndarray, *, e
     base = _base(replicas[0].structure, X, Y, epochs, steps, n_pad, batch_size)
 
     def counts(depth: int) -> Counter:
-        return Counter(act_key(r, depth) for r in replicas)
+        return Counter(group_key(r, depth) for r in replicas)
 
     fits = [env for env in _KEPT.get(base, []) if env.lay.groups is not None
             and _covers(env.lay, need)
@@ -184,7 +189,7 @@ def fitting_loop(replicas: Sequence[Replica], X: np.ndarray, Y: np.ndarray, *, e
     else:
         groups = tuple((k, _round_up(n)) for k, n in sorted(counts(need.depth).items()))
     depth = need.depth if env is None else env.lay.depth
-    keys = [act_key(r, depth) for r in replicas]
+    keys = [group_key(r, depth) for r in replicas]
     padded: list[Replica] = []
     positions = [0] * len(replicas)
     for key, size in groups:

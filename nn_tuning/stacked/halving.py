@@ -80,6 +80,12 @@ class _Bank:
         return sum(self.used)
 
 
+def _bank_key(b: Built) -> tuple:
+    """What the configurations of one bank share: a structure group and one optimizer (a
+    slot stack runs one Keras optimizer; a plain stack runs one per optimizer it holds)."""
+    return (b.structure.group, b.structure.variant)
+
+
 def _distinct(replicas: Sequence[Replica]) -> list[Replica]:
     """One replica per distinct structure, in order (what a stack's shapes depend on)."""
     seen: dict[Any, Replica] = {}
@@ -137,7 +143,7 @@ class RungTrainer:
         groups = _steps_split(self.protocol, b.batch_size)
         replicas = self._replicas(b, groups)
         fitting = [i for i, bank in enumerate(self.banks)
-                   if bank.group == b.structure.group and bank.fits(replicas)]
+                   if bank.group == _bank_key(b) and bank.fits(replicas)]
         for i in fitting:
             c = self.banks[i].free()
             if c is not None:
@@ -146,15 +152,15 @@ class RungTrainer:
                 return True
         if fitting:
             return False  # wait for a slot
-        mates = [m for m in waiting if m.structure.group == b.structure.group
+        mates = [m for m in waiting if _bank_key(m) == _bank_key(b)
                  and m.batch_size == b.batch_size]
         per_config = [self._replicas(m, groups) for m in [b, *mates]]
         templates = [[rep for reps in per_config for rep in reps[g]] for g in range(len(groups))]
         for old in self.banks:
-            if old.group == b.structure.group and old.groups == groups:
+            if old.group == _bank_key(b) and old.groups == groups:
                 templates = [t + list(o) for t, o in zip(templates, old.templates)]
         templates = [_distinct(t) for t in templates]
-        bank = _Bank(b.structure.group, b.batch_size, templates, groups, self.capacity,
+        bank = _Bank(_bank_key(b), b.batch_size, templates, groups, self.capacity,
                      self._X_fit, self._Y, self.segment)
         self.banks.append(bank)
         bank.load(0, replicas)

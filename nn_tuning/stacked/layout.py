@@ -14,12 +14,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
 from .structure import Structure
 
-__all__ = ["Layout", "Replica", "act_key", "layout", "with_groups", "stack_consts", "stacked_params", "steps_per_epoch",
+__all__ = ["Layout", "Replica", "group_key", "layout", "with_groups", "stack_consts", "stacked_params", "steps_per_epoch",
            "unstack", "write_replica"]
 
 
@@ -51,36 +52,44 @@ class Layout:
     any_first: list[bool]
     lr: np.ndarray  # (R, 1, 1)
     variants: tuple[tuple, ...] = ()  # the optimizers present (type and settings)
-    opt_selects: list[np.ndarray] | None = None  # per variant (R, 1, 1): the replica's own
-    # Grouped stacks: replicas sorted by their activations, ``groups`` ((activation per
-    # layer, replicas), ...) in order, and per layer the runs (activation, start, stop)
-    # each computed on its own slice; otherwise every activation present is computed
-    # for every replica and ``selects`` picks each replica's own.
-    groups: tuple[tuple[tuple[str, ...], int], ...] | None = None
+    # Replicas [start, stop) of each optimizer variant: one Keras optimizer each, on its
+    # own slice of the weights. None where the replicas are not sorted by optimizer.
+    variant_runs: tuple[tuple[tuple, int, int], ...] | None = None
+    # Grouped stacks: replicas sorted by optimizer then activations, ``groups``
+    # (((variant, activation per layer), replicas), ...) in order, and per layer the
+    # runs (activation, start, stop), each computed on its own slice; otherwise every
+    # activation present is computed for every replica and ``selects`` picks its own.
+    groups: tuple[tuple[tuple, int], ...] | None = None
     runs: tuple[tuple[tuple[str, int, int], ...], ...] | None = None
 
 
-def act_key(replica: Replica, depth: int) -> tuple[str, ...]:
-    """The replica's activation in each of ``depth`` hidden layers ("linear" past its own depth:
-    a layer it lacks passes its input through whatever is computed there)."""
+def group_key(replica: Replica, depth: int) -> tuple:
+    """(optimizer variant, activation in each of ``depth`` hidden layers): "linear" past the
+    replica's own depth (a layer it lacks passes its input through whatever is computed there)."""
     hidden = replica.structure.hidden
-    return tuple(hidden[i].activation if i < len(hidden) else "linear" for i in range(depth))
+    return (replica.structure.variant,
+            tuple(hidden[i].activation if i < len(hidden) else "linear" for i in range(depth)))
 
 
-def with_groups(lay: Layout, groups: Sequence[tuple[tuple[str, ...], int]]) -> Layout:
-    """``lay`` for replicas laid out in ``groups`` (activation key, replicas), in that order."""
-    runs = []
-    for layer in range(lay.depth):
-        layer_runs: list[list] = []
-        start = 0
-        for key, size in groups:
-            if layer_runs and layer_runs[-1][0] == key[layer]:
-                layer_runs[-1][2] += size
-            else:
-                layer_runs.append([key[layer], start, start + size])
-            start += size
-        runs.append(tuple(tuple(r) for r in layer_runs))
-    return replace(lay, groups=tuple(groups), runs=tuple(runs))
+def _runs(labels: Sequence[Any], sizes: Sequence[int]) -> tuple[tuple[Any, int, int], ...]:
+    """Consecutive equal labels merged: (label, start, stop) per run."""
+    runs: list[list] = []
+    start = 0
+    for label, size in zip(labels, sizes):
+        if runs and runs[-1][0] == label:
+            runs[-1][2] += size
+        else:
+            runs.append([label, start, start + size])
+        start += size
+    return tuple(tuple(r) for r in runs)
+
+
+def with_groups(lay: Layout, groups: Sequence[tuple[tuple, int]]) -> Layout:
+    """``lay`` for replicas laid out in ``groups`` (:func:`group_key`, replicas), in order."""
+    sizes = [size for _, size in groups]
+    runs = tuple(_runs([key[1][layer] for key, _ in groups], sizes) for layer in range(lay.depth))
+    return replace(lay, groups=tuple(groups), runs=runs,
+                   variant_runs=_runs([key[0] for key, _ in groups], sizes))
 
 
 def layout(replicas: Sequence[Replica], at_least: Layout | None = None) -> Layout:
@@ -125,10 +134,9 @@ def layout(replicas: Sequence[Replica], at_least: Layout | None = None) -> Layou
     if at_least is not None:
         variants |= set(at_least.variants)
     variants = tuple(sorted(variants))
-    opt_selects = [np.array([r.structure.variant == v for r in replicas],
-                            "float32").reshape(R, 1, 1) for v in variants]
     return Layout(depth, width, s0.input_dim, s0.output_units, masks, real, acts, selects,
-                   dropout, any_dropout, first, any_first, lr, variants, opt_selects)
+                  dropout, any_dropout, first, any_first, lr, variants,
+                  ((variants[0], 0, R),) if len(variants) == 1 else None)
 
 
 def stacked_params(replicas: Sequence[Replica], lay: Layout) -> list[np.ndarray]:
@@ -179,7 +187,7 @@ def stack_consts(replicas: Sequence[Replica], lay: Layout, X: np.ndarray, Y: np.
         "n_rows": np.array([len(r.rows) for r in replicas], "int32").reshape(R, 1),
         "seeds": np.array([r.seed for r in replicas], "uint32").reshape(R, 1),
         "masks": lay.masks, "real": lay.real, "selects": lay.selects, "dropout": lay.dropout,
-        "first": lay.first, "opt_selects": lay.opt_selects,
+        "first": lay.first,
     }
 
 

@@ -1,11 +1,11 @@
 """The two drivers of a stack's training loop: TensorFlow and JAX.
 
 Each traces a run of ``epochs`` epochs (every epoch, every step) once per
-stack signature and is reused, with new weights, optimizer state and
-constants, by every stack of the same shapes
-(:func:`nn_tuning.stacked.engine.train_stack` keeps them) and by every
-segment of a stack trained a few epochs at a time
-(:class:`nn_tuning.stacked.slots.SlotStack`).
+envelope and is reused, with new weights, optimizer state and constants, by
+every stack it covers (:mod:`.compiled` keeps them) and by every segment of
+a stack trained a few epochs at a time
+(:class:`nn_tuning.stacked.slots.SlotStack`). Tracing (or compiling) is
+timed apart from training (:mod:`.clock`).
 
 A run starts from the optimizer state it is given and returns the state it
 ends with, so training can stop and go on. Each replica keeps its own step
@@ -18,50 +18,40 @@ share one stack and each steps, shuffles and drops out as its own
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
+from .clock import timed
+from .model import StackedModel
 
 __all__ = ["JaxLoop", "TFLoop"]
 
 
-class StackedModel(Protocol):
-    """What a loop needs of the stacked model (engine.py's ``StackedModel``).
-
-    Declared here rather than imported, so that engine.py (which runs the
-    loops) and this module do not import each other.
-    """
-
-    def batch_loss(self, params: Any, consts: dict, order: Any, epoch: Any, step: Any) -> Any: ...
-
-    def epoch_order(self, consts: dict, epoch: Any, n_pad: int) -> Any: ...
-
-
 def _optimizers(variants: Sequence[tuple], lr_holder: dict,
                 variables: Sequence[Sequence[Any]]) -> list[Any]:
-    """Keras' own optimizer of each variant, built on the stack's shapes, one step count per replica.
+    """Keras' own optimizer of each variant, on its replicas' weights, one step count per replica.
 
-    Keras keeps one scalar step count per optimizer (``iterations``, read by
-    the bias corrections of Adam, Adamax and Nadam, and Nadam's running
-    ``u_product``). Replicas of different ages share a stack, so both become
-    ``(R, 1, 1)`` variables before the first step: every update reads them
-    elementwise, as it reads the ``(R, 1, 1)`` learning rate, and each replica's
-    update is the one Keras makes at that replica's own step. Each optimizer
-    updates every replica (``variables[k]``, the weights it is built on); a
-    replica keeps the update of its own variant.
+    ``variables[k]`` are the weights of variant ``k``'s replicas (a slice of
+    the stack); its learning rate is ``lr_holder["lr"][k]``, shaped
+    ``(R_k, 1, 1)``. Keras keeps one scalar step count per optimizer
+    (``iterations``, read by the bias corrections of Adam, Adamax and Nadam,
+    and Nadam's running ``u_product``). Replicas of different ages share a
+    stack, so both become ``(R_k, 1, 1)`` variables before the first step:
+    every update reads them elementwise, as it reads the learning rate, and
+    each replica's update is the one Keras makes at that replica's own step.
     """
     import ast
 
     import keras
 
-    R = variables[0][0].shape[0]
     opts = []
-    for (name, settings), built_on in zip(variants, variables):
-        config = {k: ast.literal_eval(v) for k, v in settings}
-        opt = getattr(keras.optimizers, name)(learning_rate=lambda: lr_holder["lr"], **config)
+    for k, ((name, settings), built_on) in enumerate(zip(variants, variables)):
+        R = built_on[0].shape[0]
+        config = {key: ast.literal_eval(v) for key, v in settings}
+        opt = getattr(keras.optimizers, name)(
+            learning_rate=lambda k=k: lr_holder["lr"][k], **config)
         _per_replica(opt, "_iterations", np.zeros((R, 1, 1), "int64"))
         opt.build(list(built_on))
         if hasattr(opt, "_u_product"):  # Nadam
@@ -70,7 +60,7 @@ def _optimizers(variants: Sequence[tuple], lr_holder: dict,
     return opts
 
 
-def _split(flat: Sequence[Any], opts: Sequence[Any]) -> list[list[Any]]:
+def _by_optimizer(flat: Sequence[Any], opts: Sequence[Any]) -> list[list[Any]]:
     """A flat optimizer state, one list per optimizer."""
     out, i = [], 0
     for opt in opts:
@@ -78,6 +68,13 @@ def _split(flat: Sequence[Any], opts: Sequence[Any]) -> list[list[Any]]:
         out.append(list(flat[i:i + n]))
         i += n
     return out
+
+
+def _whole(ops: Any, parts: Sequence[Sequence[Any]]) -> list[Any]:
+    """The stack's weights from each variant's slices, in replica order."""
+    if len(parts) == 1:
+        return list(parts[0])
+    return [ops.concatenate([part[i] for part in parts], axis=0) for i in range(len(parts[0]))]
 
 
 def _per_replica(opt: Any, attr: str, value: np.ndarray) -> None:
@@ -101,27 +98,30 @@ class _RetracingFilter(logging.Filter):
 
 
 class TFLoop:
-    """A ``tf.function`` of nested while loops over the stack's variables."""
+    """A ``tf.function`` of nested while loops over the stack's variables, one set per optimizer."""
 
-    def __init__(self, model: StackedModel, params: list[np.ndarray], variants: Sequence[tuple],
-                 epochs: int, steps: int, n_pad: int) -> None:
+    def __init__(self, model: StackedModel, params: list[np.ndarray],
+                 variant_runs: Sequence[tuple], epochs: int, steps: int, n_pad: int) -> None:
         import keras
         import tensorflow as tf
 
-        self.model = model
+        self.model, self.runs = model, list(variant_runs)
         holder: dict = {}
-        self.variables = [keras.Variable(p) for p in params]
-        # With several variants each optimizer updates its own copy of the weights.
-        copies = [self.variables] if len(variants) == 1 else \
-            [[keras.Variable(p) for p in params] for _ in variants]
-        self.opts = _optimizers(variants, holder, copies)
+        # Each optimizer updates its own replicas' slice of every weight.
+        self.parts = [[keras.Variable(p[a:b]) for p in params] for _, a, b in self.runs]
+        self.opts = _optimizers([v for v, _, _ in self.runs], holder, self.parts)
         self.opt_initial = [v.numpy() for opt in self.opts for v in opt.variables]
-        variables, opts = self.variables, self.opts
-        tf_vars = [v.value for v in variables]
+        parts, opts, runs = self.parts, self.opts, self.runs
+        tf_parts = [[v.value for v in part] for part in parts]
+        flat = [t for part in tf_parts for t in part]
+        n = len(params)
 
-        @tf.function(autograph=False, jit_compile=os.environ.get("NNT_XLA") == "1")
+        # Not XLA (jit_compile): measured on the seed grid's stack (2 CPU cores), XLA's
+        # compile took ~6 s against ~1-2 s to trace, for steps ~2x faster: a study run
+        # once pays more than it saves (README, Performance).
+        @tf.function(autograph=False)
         def run(consts: dict, lr: Any) -> Any:
-            holder["lr"] = lr
+            holder["lr"] = [lr[a:b] for _, a, b in runs]
 
             def epoch_body(e: Any) -> tuple:
                 epoch = consts["epoch0"] + e  # (R, 1): each replica's own epoch
@@ -129,20 +129,11 @@ class TFLoop:
 
                 def step_body(b: Any) -> tuple:
                     with tf.GradientTape() as tape:
-                        loss = model.batch_loss(tf_vars, consts, order, epoch, b)
-                    grads = tape.gradient(loss, tf_vars)
-                    if len(opts) == 1:
-                        opts[0].apply(grads, variables)
-                        return (b + 1,)
-                    for opt, copy in zip(opts, copies):
-                        for c, v in zip(copy, variables):
-                            c.assign(v)
-                        opt.apply(grads, copy)
-                    for i, v in enumerate(variables):
-                        new = copies[0][i].value
-                        for sel, copy in zip(consts["opt_selects"][1:], copies[1:]):
-                            new = tf.where(sel > 0, copy[i].value, new)
-                        v.assign(new)
+                        loss = model.batch_loss(_whole(model.ops, tf_parts), consts, order, epoch,
+                                                b)
+                    grads = tape.gradient(loss, flat)
+                    for k, opt in enumerate(opts):
+                        opt.apply(grads[k * n:(k + 1) * n], parts[k])
                     return (b + 1,)
 
                 tf.while_loop(lambda b: b < steps, step_body, (tf.constant(0),))
@@ -151,14 +142,16 @@ class TFLoop:
             return tf.while_loop(lambda e: e < epochs, epoch_body, (tf.constant(0),))
 
         self.fn = run
+        self.traced = False
 
     def run(self, params: list[np.ndarray], consts: dict, lr: np.ndarray,
             opt_state: list[np.ndarray] | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """(weights, optimizer state) after the run; the state starts fresh unless given."""
         from ..fast_fit import forget_traced_gradients
 
-        for v, p in zip(self.variables, params):
-            v.assign(p)
+        for part, (_, a, b) in zip(self.parts, self.runs):
+            for v, p in zip(part, params):
+                v.assign(p[a:b])
         opt_vars = [v for opt in self.opts for v in opt.variables]
         for v, p in zip(opt_vars, self.opt_initial if opt_state is None else opt_state):
             v.assign(p)
@@ -167,56 +160,73 @@ class TFLoop:
         tf_logger.addFilter(quiet)
         try:
             with forget_traced_gradients():
-                self.fn(consts, lr)
+                if not self.traced:
+                    with timed("trace"):
+                        self.fn.get_concrete_function(consts, lr)
+                    self.traced = True
+                with timed("train"):
+                    self.fn(consts, lr)
         finally:
             tf_logger.removeFilter(quiet)
-        return [v.numpy() for v in self.variables], [v.numpy() for v in opt_vars]
+        trained = [np.concatenate([part[i].numpy() for part in self.parts])
+                   for i in range(len(params))]
+        return trained, [v.numpy() for v in opt_vars]
 
 
 class JaxLoop:
     """A jitted function of nested ``fori_loop`` s, stateless in weights and optimizer state."""
 
-    def __init__(self, model: StackedModel, params: list[np.ndarray], variants: Sequence[tuple],
-                 epochs: int, steps: int, n_pad: int) -> None:
+    def __init__(self, model: StackedModel, params: list[np.ndarray],
+                 variant_runs: Sequence[tuple], epochs: int, steps: int, n_pad: int) -> None:
         import jax
-
-        self.model = model
-        holder: dict = {}
         import keras
 
-        opts = _optimizers(variants, holder, [[keras.Variable(p) for p in params]
-                                              for _ in variants])
+        self.model = model
+        runs = list(variant_runs)
+        holder: dict = {}
+        opts = _optimizers([v for v, _, _ in runs], holder,
+                           [[keras.Variable(p[a:b]) for p in params] for _, a, b in runs])
         self.opt_initial = [np.asarray(v.value) for opt in opts for v in opt.variables]
         ops = model.ops
 
+        def loss(parts: list, consts: dict, order: Any, epoch: Any, b: Any) -> Any:
+            return model.batch_loss(_whole(ops, parts), consts, order, epoch, b)
+
         def run(params: list, opt_vars: list, consts: dict, lr: Any) -> list:
-            holder["lr"] = lr
-            grad_fn = jax.grad(model.batch_loss)
+            holder["lr"] = [lr[a:b] for _, a, b in runs]
+            grad_fn = jax.grad(loss)
+            parts = [[p[a:b] for p in params] for _, a, b in runs]
 
             def epoch_body(e: Any, state: tuple) -> tuple:
                 epoch = consts["epoch0"] + e  # (R, 1): each replica's own epoch
                 order = model.epoch_order(consts, epoch, n_pad)
 
                 def step_body(b: Any, state: tuple) -> tuple:
-                    p, o = state
-                    grads = grad_fn(p, consts, order, epoch, b)
-                    new_p, new_o = None, []
-                    for opt, sel, o_k in zip(opts, consts["opt_selects"], _split(o, opts)):
-                        p_k, o_k = opt.stateless_apply(o_k, grads, p)
+                    parts, o = state
+                    grads = grad_fn(parts, consts, order, epoch, b)
+                    new_parts, new_o = [], []
+                    for opt, g, p, o_k in zip(opts, grads, parts, _by_optimizer(o, opts)):
+                        p_k, o_k = opt.stateless_apply(o_k, g, p)
+                        new_parts.append(list(p_k))
                         new_o += list(o_k)
-                        new_p = list(p_k) if new_p is None else \
-                            [ops.where(sel > 0, a, b) for a, b in zip(p_k, new_p)]
-                    return new_p, new_o
+                    return new_parts, new_o
 
                 return jax.lax.fori_loop(0, steps, step_body, state)
 
-            return jax.lax.fori_loop(0, epochs, epoch_body, (params, opt_vars))
+            parts, state = jax.lax.fori_loop(0, epochs, epoch_body, (parts, opt_vars))
+            return _whole(ops, parts), state
 
         self.fn = jax.jit(run)
+        self.compiled: Any = None
 
     def run(self, params: list[np.ndarray], consts: dict, lr: np.ndarray,
             opt_state: list[np.ndarray] | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """(weights, optimizer state) after the run; the state starts fresh unless given."""
-        trained, state = self.fn(params, self.opt_initial if opt_state is None else opt_state,
-                                 consts, lr)
-        return [np.asarray(p) for p in trained], [np.asarray(o) for o in state]
+        args = (params, self.opt_initial if opt_state is None else opt_state, consts, lr)
+        if self.compiled is None:
+            with timed("trace"):  # or loaded from JAX's persistent cache
+                self.compiled = self.fn.lower(*args).compile()
+        with timed("train"):
+            trained, state = self.compiled(*args)
+            trained = [np.asarray(p) for p in trained]
+        return trained, [np.asarray(o) for o in state]

@@ -31,6 +31,7 @@ import numpy as np
 
 from ..fast_fit import clear_engines
 from ..space import config_key
+from .clock import timed
 from .engine import Replica, stack_bytes, train_stack
 from .structure import NotStackable, Structure, dense_layers, read_structure
 
@@ -76,7 +77,14 @@ def _fit_arg(estimator: Any, name: str, default: Any) -> Any:
 
 def build(protocol: Any, X: np.ndarray, y: np.ndarray, index: int,
           params: Mapping[str, Any]) -> Built:
-    """Build ``params``' model as its first fold would be; NotStackable if it cannot stack.
+    """Build ``params``' model as its first fold would be; NotStackable if it cannot stack."""
+    with timed("build"):
+        return _build(protocol, X, y, index, params)
+
+
+def _build(protocol: Any, X: np.ndarray, y: np.ndarray, index: int,
+           params: Mapping[str, Any]) -> Built:
+    """:func:`build`, untimed.
 
     Everything is asked of the wrapper's stacking seam (:mod:`nn_tuning.wrappers`):
     ``stacking_obstacle``, ``initial_model``; the Keras model itself is read
@@ -181,7 +189,8 @@ def run_chunk(chunk: Sequence[Built], protocol: Any, X: np.ndarray, y: np.ndarra
 
 def _score(protocol: Any, estimator: Any, raw: np.ndarray, X: np.ndarray, y: np.ndarray) -> float:
     """``protocol.scorer(estimator, X, y)`` with the estimator's raw outputs given."""
-    return estimator.score_outputs(protocol.scorer, raw, X, y)
+    with timed("score"):
+        return estimator.score_outputs(protocol.scorer, raw, X, y)
 
 
 def _stack_size(members: Sequence[Built], folds: int, n_rows: int) -> tuple[int, int]:

@@ -122,6 +122,10 @@ def _chain(model: Any) -> list[Any]:
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise NotStackable("the model has several inputs or outputs")
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    if type(model) is keras.Sequential:
+        # A chain by construction. Grown with add(), its layers were called once per rebuild,
+        # so a layer's first input (what ``layer.input`` reads) is not the final graph's.
+        return layers
     prev = model.inputs[0]
     for layer in layers:
         if layer.input is not prev:

@@ -62,6 +62,7 @@ def test_stacked_optimizer_step_is_keras_own_per_replica(name):
              for _ in range(3)]
     holder = {"lr": keras.ops.convert_to_tensor(lrs.reshape(R, 1, 1))}
     vw, vb = keras.Variable(W), keras.Variable(b)
+    holder["lr"] = [holder["lr"]]
     (stacked,) = _optimizers([structure.variant], holder, [[vw, vb]])
     # Replicas of different ages: replica r has already taken r steps (its own
     # step count), as a replica continued after a rung shares a stack with new ones.

@@ -16,9 +16,10 @@ ROOT = Path(__file__).resolve().parents[2]
 pytest.importorskip("jax", reason="the JAX backend needs jax (pip install -e '.[dev]')")
 
 
-def run_jax(code: str, timeout: int = 300) -> dict:
+def run_jax(code: str, timeout: int = 300, env: dict | None = None) -> dict:
+    # The persistent compilation cache stays out of the user's cache folder unless asked.
     env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3",
-           "JAX_PLATFORMS": "cpu"}
+           "JAX_PLATFORMS": "cpu", "NN_TUNING_JAX_CACHE": "off", **(env or {})}
     out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=timeout)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -172,3 +173,44 @@ def test_under_jax_only_scikeras_imports_an_installed_tensorflow(under_jax):
     assert under_jax["before_wrappers"] is False
     assert under_jax["labels"] == ["cpu", "cpu", "CPU:0"]
     assert under_jax["importers"] == ["scikeras/utils/random_state.py"]
+
+
+_CACHED_STACK = """
+    import json
+    import jax
+    import numpy as np
+    from jax import monitoring
+    from nn_tuning.stacked import Replica, compiled, train_stack
+    from nn_tuning.stacked.structure import Hidden, Structure
+
+    events = []
+    monitoring.register_event_listener(lambda name, **kw: events.append(name))
+    s = Structure(3, (Hidden(4, "relu", 0.0),), 1, "linear", "mean_squared_error", (),
+                  "Adam", (), 1e-3)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3)).astype("float32")
+    Y = rng.normal(size=(40, 1)).astype("float32")
+    w = [(rng.normal(size=(3, 4)).astype("float32"), np.zeros(4, "float32")),
+         (rng.normal(size=(4, 1)).astype("float32"), np.zeros(1, "float32"))]
+    result = train_stack([Replica(s, w, np.arange(40), seed=1)], X, Y, epochs=2, batch_size=8)
+    print(json.dumps({"hits": events.count("/jax/compilation_cache/cache_hits"),
+                      "folder": str(compiled.persistent_cache()),
+                      "kernel": result.weights[0][0][0].tolist()}))
+"""
+
+
+def test_compiled_loops_are_kept_across_processes(tmp_path):
+    """A second process loads the first one's compiled loop from the persistent cache."""
+    env = {"NN_TUNING_JAX_CACHE": str(tmp_path / "jax")}
+    first = run_jax(_CACHED_STACK, env=env)
+    assert first["folder"] == str(tmp_path / "jax") and any((tmp_path / "jax").iterdir())
+    second = run_jax(_CACHED_STACK, env=env)
+    assert first["hits"] == 0 and second["hits"] >= 1
+    assert second["kernel"] == first["kernel"]
+
+
+def test_the_persistent_cache_can_be_turned_off(tmp_path):
+    off = run_jax(_CACHED_STACK, env={"NN_TUNING_JAX_CACHE": "off",
+                                      "XDG_CACHE_HOME": str(tmp_path)})
+    assert off["folder"] == "None" and off["hits"] == 0
+    assert not (tmp_path / "nn-tuning").exists()

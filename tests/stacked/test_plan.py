@@ -128,3 +128,50 @@ def test_configurations_are_built_as_stacks_fill_and_stop_when_told(advertising)
     assert built == [2, 3, 4]
     assert [t.params for t in trials] == configs[:3]
     assert all(t.engine == "stacked" for t in trials)
+
+
+def _ann_model(activation="relu", neurons=10, optimizer="Adam"):
+    """The seed recipe's builder, as its notebook writes it."""
+    import keras
+
+    model = keras.Sequential([keras.Input(shape=(3,)), keras.layers.Dense(neurons, activation=activation),
+                              keras.layers.Dense(1)])
+    model.compile(loss="mse", optimizer=optimizer)
+    return model
+
+
+def _grown_mlp(units=8, optimizer="adam"):
+    """A user's Sequential MLP grown with add(), the Keras guides' way."""
+    import keras
+
+    model = keras.Sequential()
+    model.add(keras.Input(shape=(3,)))
+    model.add(keras.layers.Dense(units, activation="relu"))
+    model.add(keras.layers.Dense(units // 2, activation="tanh"))
+    model.add(keras.layers.Dense(1))
+    model.compile(loss="mse", optimizer=optimizer)
+    return model
+
+
+@pytest.mark.parametrize("builder, configs", [
+    (mlp_regressor, [{"hidden_layers": (6, 4), "activation": "tanh"}, {"neurons": 12}]),
+    (_ann_model, [{"activation": "softmax", "neurons": 5, "optimizer": "SGD"},
+                  {"activation": "relu", "neurons": 50, "optimizer": "Adamax"}]),
+    (_grown_mlp, [{"units": 8}, {"units": 16, "optimizer": "sgd"}]),
+])
+def test_every_replica_starts_from_the_builders_own_initial_weights(advertising, builder, configs):
+    """Exactly what the builder's own model draws for that configuration and the run's seed."""
+    import keras
+
+    X, y = advertising
+    for seed in (0, 5):
+        protocol = make_protocol(builder, X, y, cv=3, epochs=1, batch_size=40, seed=seed)
+        for i, params in enumerate(configs):
+            built = build(protocol, X, y, i, params)
+            keras.utils.set_random_seed(seed)
+            model = builder(**params, **({"input_dim": 3} if builder is mlp_regressor else {}))
+            own = [w.numpy() for w in model.trainable_weights]
+            ours = [w for pair in built.weights for w in pair]
+            assert len(own) == len(ours)
+            for a, b in zip(own, ours):
+                np.testing.assert_array_equal(a, b)
