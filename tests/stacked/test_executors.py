@@ -1,0 +1,96 @@
+"""Where chunks train: local worker processes and a Dask cluster score as this process does."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from model_builders import mlp_regressor
+from nn_tuning import SearchSpace, tune
+from nn_tuning.evaluation import make_protocol
+from nn_tuning.evaluators import InProcessEvaluator, StackedEvaluator
+from nn_tuning.result import TrialState
+from nn_tuning.stacked.executors import InProcessExecutor, ProcessExecutor
+from nn_tuning.stacked.plan import build
+
+CONFIGS = [{"neurons": n, "optimizer": o} for n in (3, 6, 9) for o in ("adam", "sgd")]
+
+
+def _groups(protocol, X, y, executor, max_replicas=4):
+    evaluator = StackedEvaluator(protocol, X, y, fallback=InProcessEvaluator(protocol, X, y),
+                                 max_replicas=max_replicas, executor=executor)
+    with evaluator:
+        return list(evaluator.evaluate_groups(CONFIGS))
+
+
+def _scores(groups):
+    return {repr(t.params): t.fold_scores for g in groups for t in g}
+
+
+def test_worker_processes_train_whole_stacks_and_score_as_in_process(advertising):
+    X, y = advertising
+    protocol = make_protocol(mlp_regressor, X, y, cv=2, epochs=3, batch_size=40, seed=0)
+    here = _groups(protocol, X, y, InProcessExecutor())
+    there = _groups(protocol, X, y, ProcessExecutor(2))
+    # One optimizer per stack, at most 4 replicas (2 configurations x 2 folds): 4 stacks,
+    # each one group (one commit).
+    assert sorted(len(g) for g in there) == [1, 1, 2, 2] == sorted(len(g) for g in here)
+    workers = {t.worker for g in there for t in g}
+    assert all(w.startswith("pid-") for w in workers) and f"pid-{os.getpid()}" not in workers
+    assert {t.worker for g in here for t in g} == {"main"}
+    assert all(t.engine == "stacked" for g in there for t in g)
+    a, b = _scores(here), _scores(there)
+    assert a.keys() == b.keys()
+    for key in a:  # one TensorFlow thread per worker against two here: float noise at most
+        np.testing.assert_allclose(b[key], a[key], rtol=1e-5, atol=1e-6)
+
+
+def test_a_chunk_that_fails_in_its_worker_is_recorded_failed_not_lost(advertising):
+    X, y = advertising
+    protocol = make_protocol(mlp_regressor, X, y, cv=2, epochs=1, batch_size=40, seed=0)
+    chunk = [build(protocol, X, y, i, c) for i, c in enumerate(CONFIGS[:2])]
+    executor = ProcessExecutor(1)
+    try:
+        # Rows the folds index are missing in the worker: the chunk raises there.
+        groups = list(executor.submit(chunk, protocol, X[:10], y[:10], 0, None))
+        groups += list(executor.drain())
+    finally:
+        executor.close()
+    trials = [t for g in groups for t in g]
+    assert [t.params for t in trials] == CONFIGS[:2]
+    assert all(t.state is TrialState.FAILED for t in trials)
+    assert "worker-processes executor" in trials[0].reason and "\n" not in trials[0].reason
+
+
+def test_workers_run_a_stacked_grid_in_worker_processes(advertising):
+    X, y = advertising
+    space = SearchSpace(neurons=[3, 6], learning_rate=[0.01, 0.05])
+    kwargs = dict(strategy="grid", cv=2, epochs=2, batch_size=40, seed=0, refit=False,
+                  engine="stacked")
+    one = tune(mlp_regressor, space, X, y, **kwargs)
+    two = tune(mlp_regressor, space, X, y, workers=2, **kwargs)
+    assert set(one.trials["worker"]) == {"main"}
+    assert all(w.startswith("pid-") and w != f"pid-{os.getpid()}" for w in two.trials["worker"])
+    assert set(two.trials["engine"]) == {"stacked"}
+    np.testing.assert_allclose(two.trials["mean_score"], one.trials["mean_score"], rtol=1e-5)
+
+
+def test_dask_trains_one_task_per_stack_and_scores_as_in_process(advertising):
+    distributed = pytest.importorskip("distributed")
+    X, y = advertising
+    space = SearchSpace(neurons=[3, 6], learning_rate=[0.01, 0.05])
+    kwargs = dict(strategy="grid", cv=2, epochs=2, batch_size=40, seed=0, refit=False)
+    local = tune(mlp_regressor, space, X, y, **kwargs)
+    # Two single-threaded workers in this process: a real scheduler, cheap to start.
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        on_dask = tune(mlp_regressor, space, X, y, dask_scheduler=cluster.scheduler_address,
+                       **kwargs)
+        addresses = set(cluster.workers[name].address for name in cluster.workers)
+    # engine="auto" stacks on Dask too; the trial names the Dask worker that trained it.
+    assert set(on_dask.trials["engine"]) == {"stacked"}
+    assert set(on_dask.trials["worker"]) <= addresses
+    np.testing.assert_allclose(on_dask.trials["mean_score"], local.trials["mean_score"],
+                               rtol=1e-5)
