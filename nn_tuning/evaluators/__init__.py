@@ -45,8 +45,10 @@ def select_evaluator(engine: str, scale: ScaleOut) -> Callable[[Protocol, np.nda
         ``stacked`` trains stackable configurations (MLPs of Dense, Dropout
         and Activation layers) as stacks and the rest one at a time;
         ``keras`` trains each configuration as its own model; ``auto`` is
-        ``stacked`` except in a keras-tuner worker (``worker_of``), which
-        trains the configurations its chief hands it one at a time.
+        ``stacked`` wherever the run trains: in this process, in worker
+        processes, on Dask and in a keras-tuner worker (which stacks the
+        proposals it asks its chief for at once, ``parallel_trials``), so one
+        run's engine never depends on where it trains.
     scale : ScaleOut
         ``worker_of`` -> a recycled child process (a long-lived keras-tuner
         worker); ``dask_scheduler`` -> Dask; ``workers > 1`` -> worker
@@ -63,18 +65,34 @@ def select_evaluator(engine: str, scale: ScaleOut) -> Callable[[Protocol, np.nda
     """
     engine = check_engine(engine)
     per_configuration = _per_configuration(scale)
-    if engine == "keras" or (engine == "auto" and scale.role is Role.WORKER):
+    if engine == "keras":
         return per_configuration
     return partial(_stacked, fallback=per_configuration, executor=_chunk_executor(scale))
 
 
 def _chunk_executor(scale: ScaleOut) -> Callable[[Evaluator], ChunkExecutor]:
-    """Where the stacks train, given the per-configuration evaluator of the same settings."""
+    """Where the stacks train, given the per-configuration evaluator of the same settings.
+
+    Module-level functions, not lambdas: a plan (holding this) travels to
+    keras-tuner worker processes.
+    """
     if scale.dask_scheduler is not None:  # one task per chunk, on the fallback's cluster
-        return lambda fallback: DaskExecutor(fallback.client)
+        return _on_dask
     if scale.workers > 1:
-        return lambda fallback: ProcessExecutor(scale.workers)
-    return lambda fallback: InProcessExecutor()
+        return partial(_in_processes, workers=scale.workers)
+    return _here
+
+
+def _on_dask(fallback: Evaluator) -> ChunkExecutor:
+    return DaskExecutor(fallback.client)
+
+
+def _in_processes(fallback: Evaluator, *, workers: int) -> ChunkExecutor:
+    return ProcessExecutor(workers)
+
+
+def _here(fallback: Evaluator) -> ChunkExecutor:
+    return InProcessExecutor()
 
 
 def _per_configuration(scale: ScaleOut) -> Callable[[Protocol, np.ndarray, np.ndarray],
