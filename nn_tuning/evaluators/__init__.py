@@ -24,7 +24,14 @@ import numpy as np
 
 from ..evaluation import Protocol
 from ..scaleout import Role, ScaleOut, check_engine
-from ..stacked.executors import ChunkExecutor, DaskExecutor, InProcessExecutor, ProcessExecutor
+from ..stacked.executors import (
+    ChunkExecutor,
+    DaskExecutor,
+    DeviceExecutor,
+    InProcessExecutor,
+    ProcessExecutor,
+    accelerators,
+)
 from .base import Evaluator
 from .in_process import InProcessEvaluator
 from .recycled import RecycledProcessEvaluator
@@ -92,7 +99,8 @@ def _in_processes(fallback: Evaluator, *, workers: int) -> ChunkExecutor:
 
 
 def _here(fallback: Evaluator) -> ChunkExecutor:
-    return InProcessExecutor()
+    devices = accelerators()  # several GPUs under JAX: a stack on each at once
+    return DeviceExecutor(devices) if len(devices) > 1 else InProcessExecutor()
 
 
 def _per_configuration(scale: ScaleOut) -> Callable[[Protocol, np.ndarray, np.ndarray],

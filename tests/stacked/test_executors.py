@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +20,7 @@ from nn_tuning.result import TrialState
 from nn_tuning.stacked.executors import InProcessExecutor, ProcessExecutor
 from nn_tuning.stacked.plan import build
 
+ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = [{"neurons": n, "optimizer": o} for n in (3, 6, 9) for o in ("adam", "sgd")]
 
 
@@ -94,3 +100,44 @@ def test_dask_trains_one_task_per_stack_and_scores_as_in_process(advertising):
     assert set(on_dask.trials["worker"]) <= addresses
     np.testing.assert_allclose(on_dask.trials["mean_score"], local.trials["mean_score"],
                                rtol=1e-5)
+
+
+def test_a_stack_per_jax_device_scores_as_one_device():
+    pytest.importorskip("jax")
+    code = textwrap.dedent("""
+        import json
+        import jax
+        import numpy as np
+        from sklearn.datasets import load_diabetes
+        from model_builders import mlp_regressor
+        from nn_tuning.evaluation import make_protocol
+        from nn_tuning.stacked.executors import DeviceExecutor
+        from nn_tuning.stacked.plan import build, chunk_trials, plan_chunks, run_chunk
+
+        X, y = load_diabetes(return_X_y=True)
+        X, y = X[:120].astype("float32"), (y[:120] / 100).astype("float32")
+        p = make_protocol(mlp_regressor, X, y, cv=2, epochs=3, batch_size=30, seed=0)
+        configs = [{"neurons": n, "optimizer": o} for n in (3, 6) for o in ("adam", "sgd")]
+        chunks = plan_chunks([build(p, X, y, i, c) for i, c in enumerate(configs)], p,
+                             max_replicas=4)
+        one = {repr(t.params): t.fold_scores for c in chunks
+               for t in chunk_trials(run_chunk(c, p, X, y, 0))}
+        ex = DeviceExecutor(jax.devices())
+        groups = [g for c in chunks for g in ex.submit(c, p, X, y, 0, None)]
+        groups += list(ex.drain())
+        ex.close()
+        many = {repr(t.params): t.fold_scores for g in groups for t in g}
+        print(json.dumps({"devices": [str(d) for d in jax.devices()], "one": one,
+                          "many": many, "workers": sorted({t.worker for g in groups for t in g})}))
+    """)
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
+           "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(out["devices"]) == 2
+    assert out["workers"] == ["cpu:0", "cpu:1"]  # both devices trained a stack
+    assert out["one"].keys() == out["many"].keys()
+    for key, scores in out["one"].items():
+        np.testing.assert_allclose(out["many"][key], scores, rtol=1e-5, atol=1e-6)
