@@ -81,14 +81,16 @@ class ChunkExecutor:
     capacity = 1
 
     def __init__(self) -> None:
-        self._flight: dict[Any, list[Built]] = {}
+        # future -> (chunk, the arguments it was sent with, tries so far)
+        self._flight: dict[Any, tuple[list[Built], tuple, int]] = {}
         self._folds = 1
 
     def submit(self, chunk: list[Built], protocol: Any, X: np.ndarray, y: np.ndarray,
                seed: int, deadline: float | None) -> Iterator[list[Any]]:
         self._folds = len(protocol.splits)
         wall = None if deadline is None else time.time() + deadline - time.perf_counter()
-        self._flight[self._submit(chunk, protocol, X, y, seed, wall)] = chunk
+        args = (protocol, X, y, seed, wall)
+        self._flight[self._submit(chunk, *args)] = (chunk, args, 1)
         yield from self._collect(block=len(self._flight) >= self.capacity)
 
     def drain(self) -> Iterator[list[Any]]:
@@ -97,16 +99,32 @@ class ChunkExecutor:
 
     def _collect(self, block: bool) -> Iterator[list[Any]]:
         if block and self._flight and not any(f.done() for f in self._flight):
-            self._wait(list(self._flight))
+            try:
+                self._wait(list(self._flight))
+            except Exception:  # noqa: BLE001 - a cancelled future is done: handled below
+                pass
         for future in [f for f in self._flight if f.done()]:
-            chunk = self._flight.pop(future)
-            yield self._trials(future, chunk)
+            chunk, args, tries = self._flight.pop(future)
+            try:
+                worker, results = future.result()
+            except Exception as exc:  # the worker died or the chunk raised: never lost
+                if tries < self.tries and self._retry(exc):
+                    logger.warning("a stack of %d configurations is sent again after %s: %s",
+                                   len(chunk), type(exc).__name__, exc)
+                    self._flight[self._submit(chunk, *args)] = (chunk, args, tries + 1)
+                    continue
+                yield self._failed(chunk, exc)
+                continue
+            yield self._trials(chunk, worker, results)
 
-    def _trials(self, future: Any, chunk: list[Built]) -> list[Any]:
-        try:
-            worker, results = future.result()
-        except Exception as exc:  # the worker died or the chunk raised: recorded, never lost
-            return self._failed(chunk, exc)
+    #: Times a chunk is sent before its configurations are recorded as failed.
+    tries = 1
+
+    def _retry(self, exc: BaseException) -> bool:
+        """Whether a chunk that raised ``exc`` is worth sending again."""
+        return False
+
+    def _trials(self, chunk: list[Built], worker: str, results: list[_Result]) -> list[Any]:
         by_index = {b.index: b for b in chunk}
         return chunk_trials(((by_index[i], *rest) for i, *rest in results), worker)
 
@@ -179,12 +197,17 @@ class ProcessExecutor(ChunkExecutor):
         return self._executor().submit(train_chunk, chunk, protocol, X, y, seed, wall_deadline)
 
     def _failed(self, chunk: list[Built], exc: BaseException) -> list[Any]:
+        self._retry(exc)
+        return super()._failed(chunk, exc)
+
+    def _retry(self, exc: BaseException) -> bool:
         from concurrent.futures.process import BrokenProcessPool
 
         if isinstance(exc, BrokenProcessPool) and self._pool is not None:
             self._pool.shutdown(wait=False)  # a worker died: the next chunk gets a fresh pool
             self._pool = None
-        return super()._failed(chunk, exc)
+            return True
+        return False
 
     def close(self) -> None:
         super().close()
@@ -196,9 +219,12 @@ class ProcessExecutor(ChunkExecutor):
 class DaskExecutor(ChunkExecutor):
     """One Dask task per chunk on ``client``'s cluster; protocol and data scattered once.
 
-    A chunk whose worker dies is retried once on another (Dask's
-    ``retries``); then its configurations are recorded as failed. At most
-    two chunks per worker thread are in flight.
+    A chunk whose worker dies is rescheduled by Dask on another; if the
+    worker took the scattered protocol and data with it (Dask then cancels
+    the task), they are scattered again and the chunk is sent once more; a
+    chunk that raises is retried once (Dask's ``retries``). Then its
+    configurations are recorded as failed. At most two chunks per worker
+    thread are in flight.
     """
 
     name = "dask"
@@ -208,6 +234,7 @@ class DaskExecutor(ChunkExecutor):
         self.client = client
         self.capacity = max(2, 2 * sum(client.nthreads().values()))
         self._shared: Any = None  # (ids, the objects, their futures)
+        self.tries = 2
 
     def _scattered(self, protocol: Any, X: np.ndarray, y: np.ndarray) -> Any:
         key = (id(protocol), id(X), id(y))
@@ -227,6 +254,14 @@ class DaskExecutor(ChunkExecutor):
         from distributed import wait
 
         wait(futures, return_when="FIRST_COMPLETED")
+
+    def _retry(self, exc: BaseException) -> bool:
+        from distributed.client import FutureCancelledError
+
+        if isinstance(exc, FutureCancelledError):  # its inputs were lost with a worker
+            self._shared = None
+            return True
+        return False
 
     def close(self) -> None:
         for future in self._flight:

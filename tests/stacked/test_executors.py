@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,7 @@ from nn_tuning import SearchSpace, tune
 from nn_tuning.evaluation import make_protocol
 from nn_tuning.evaluators import InProcessEvaluator, StackedEvaluator
 from nn_tuning.result import TrialState
-from nn_tuning.stacked.executors import InProcessExecutor, ProcessExecutor
+from nn_tuning.stacked.executors import DaskExecutor, InProcessExecutor, ProcessExecutor
 from nn_tuning.stacked.plan import build
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,21 +55,53 @@ def test_worker_processes_train_whole_stacks_and_score_as_in_process(advertising
         np.testing.assert_allclose(b[key], a[key], rtol=1e-5, atol=1e-6)
 
 
-def test_a_chunk_that_fails_in_its_worker_is_recorded_failed_not_lost(advertising):
+def test_a_failed_chunk_is_recorded_and_a_deadline_reaches_the_worker(advertising):
     X, y = advertising
-    protocol = make_protocol(mlp_regressor, X, y, cv=2, epochs=1, batch_size=40, seed=0)
+    protocol = make_protocol(mlp_regressor, X, y, cv=2, epochs=16, batch_size=40, seed=0)
     chunk = [build(protocol, X, y, i, c) for i, c in enumerate(CONFIGS[:2])]
     executor = ProcessExecutor(1)
     try:
         # Rows the folds index are missing in the worker: the chunk raises there.
-        groups = list(executor.submit(chunk, protocol, X[:10], y[:10], 0, None))
-        groups += list(executor.drain())
+        failed = list(executor.submit(chunk, protocol, X[:10], y[:10], 0, None))
+        # A deadline already past (this process's clock, sent as wall-clock time): the
+        # stack stops after its first segment of epochs (16 // 8 = 2).
+        late = list(executor.submit(chunk, protocol, X, y, 0, time.perf_counter()))
+        groups = failed + late + list(executor.drain())
     finally:
         executor.close()
+    assert len(groups) == 2
+    broken, stopped = sorted(groups, key=lambda g: g[0].state is TrialState.COMPLETE)
+    assert [t.params for t in broken] == CONFIGS[:2]
+    assert all(t.state is TrialState.FAILED for t in broken)
+    assert "worker-processes executor" in broken[0].reason and "\n" not in broken[0].reason
+    assert all(t.state is TrialState.COMPLETE for t in stopped)
+    assert [t.budget for t in stopped] == [2, 2]
+
+
+def test_a_dask_worker_killed_mid_chunk_loses_nothing(advertising):
+    distributed = pytest.importorskip("distributed")
+    X, y = advertising
+    protocol = make_protocol(mlp_regressor, X, y, cv=2, epochs=400, batch_size=40, seed=0)
+    chunk = [build(protocol, X, y, i, c) for i, c in enumerate(CONFIGS[:2])]
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        executor = DaskExecutor(client)
+        groups = list(executor.submit(chunk, protocol, X, y, 0, None))
+        deadline = time.monotonic() + 120
+        while not any(client.processing().values()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (busy,) = [w for w, tasks in client.processing().items() if tasks]
+        time.sleep(2)  # mid-chunk: TensorFlow is imported and the stack trains
+        pid = client.run(os.getpid, workers=[busy])[busy]
+        os.kill(pid, signal.SIGKILL)
+        groups += list(executor.drain())
+        executor.close()
     trials = [t for g in groups for t in g]
+    # Rescheduled on a live worker by Dask: trained once more, returned once, not failed.
     assert [t.params for t in trials] == CONFIGS[:2]
-    assert all(t.state is TrialState.FAILED for t in trials)
-    assert "worker-processes executor" in trials[0].reason and "\n" not in trials[0].reason
+    assert all(t.state is TrialState.COMPLETE for t in trials), [t.reason for t in trials]
+    assert all(t.worker != busy for t in trials)
 
 
 def test_workers_run_a_stacked_grid_in_worker_processes(advertising):
