@@ -1,4 +1,4 @@
-"""What sending stacks elsewhere costs: Dask round trip and bytes per chunk, and the seed grid end to end.
+"""What sending stacks elsewhere costs: Dask round trip, bytes per chunk, the seed grid end to end.
 
 Two parts, every timed run in a fresh process (imports and data before the clock):
 

@@ -22,7 +22,8 @@ FAILED trials with the reason; Dask retries it once first. Nothing is lost
 silently and nothing is committed twice: trials are committed only here, by
 the submitting process. The ``worker`` of a trial names what trained it:
 ``main`` (this process), ``pid-N`` (a local worker process), the Dask
-worker's address, or the JAX device (``gpu:1``). A remote chunk's deadline travels as wall-clock time.
+worker's address, or the JAX device (``gpu:1``). A remote chunk's deadline
+travels as wall-clock time.
 """
 
 from __future__ import annotations

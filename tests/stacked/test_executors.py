@@ -175,3 +175,27 @@ def test_a_stack_per_jax_device_scores_as_one_device():
     assert out["one"].keys() == out["many"].keys()
     for key, scores in out["one"].items():
         np.testing.assert_allclose(out["many"][key], scores, rtol=1e-5, atol=1e-6)
+
+
+def test_a_ctrl_c_between_stacks_leaves_no_worker_process_behind(advertising):
+    X, y = advertising
+    protocol = make_protocol(mlp_regressor, X, y, cv=2, epochs=2, batch_size=40, seed=0)
+    evaluator = StackedEvaluator(protocol, X, y, fallback=InProcessEvaluator(protocol, X, y),
+                                 max_replicas=4, executor=ProcessExecutor(2))
+    seen = []
+    with pytest.raises(KeyboardInterrupt):
+        with evaluator:
+            for group in evaluator.evaluate_groups(CONFIGS):
+                seen.append(group)
+                raise KeyboardInterrupt  # as Ctrl-C after the first stack was committed
+    assert len(seen) == 1 and seen[0]
+    pid = int(seen[0][0].worker.split("-")[1])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # the pool is shut down with its processes
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail(f"worker process {pid} still runs after the interrupt")
