@@ -104,13 +104,16 @@ def test_a_dask_worker_killed_mid_chunk_loses_nothing(advertising):
     assert all(t.worker != busy for t in trials)
 
 
-def test_workers_run_a_stacked_grid_in_worker_processes(advertising):
+def test_workers_run_a_stacked_grid_in_worker_processes(advertising, tmp_path):
     X, y = advertising
     space = SearchSpace(neurons=[3, 6], learning_rate=[0.01, 0.05])
     kwargs = dict(strategy="grid", cv=2, epochs=2, batch_size=40, seed=0, refit=False,
                   engine="stacked")
     one = tune(mlp_regressor, space, X, y, **kwargs)
-    two = tune(mlp_regressor, space, X, y, workers=2, **kwargs)
+    two = tune(mlp_regressor, space, X, y, workers=2, directory=tmp_path / "run", **kwargs)
+    # Resumed on the same folder: every trial comes from the store, none trains again.
+    again = tune(mlp_regressor, space, X, y, workers=2, directory=tmp_path / "run", **kwargs)
+    assert again.trials.equals(two.trials)
     assert set(one.trials["worker"]) == {"main"}
     assert all(w.startswith("pid-") and w != f"pid-{os.getpid()}" for w in two.trials["worker"])
     assert set(two.trials["engine"]) == {"stacked"}
