@@ -18,6 +18,8 @@ ratios of the medians.
     python experiments/bench_engines.py          # advertising_wide, random, 200 trials
     python experiments/bench_engines.py --max-trials 50 --strategy bayesian
     python experiments/bench_engines.py --max-trials 4 --epochs 2 --repeats 1   # a smoke test
+    python experiments/bench_engines.py --engines stacked --stacked-workers 2
+        # the stacked engine's chunks in 2 local worker processes
 """
 
 from __future__ import annotations
@@ -88,11 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engines", nargs="+", default=["stacked", "keras"])
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="worker processes of engine='keras' (default: one per core)")
+    parser.add_argument("--stacked-workers", type=int, default=1,
+                        help="worker processes of the stacked engine (each trains whole stacks)")
     parser.add_argument("--repeats", type=int, default=3, help="rounds (fresh processes)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="override the config's epochs (smoke tests only)")
     args = parser.parse_args(argv)
-    workers = {e: (args.workers if e == "keras" else 1) for e in args.engines}
+    workers = {e: (args.workers if e == "keras" else args.stacked_workers) for e in args.engines}
     print(f"{Path(args.config).name}, {args.strategy}, {args.max_trials} trials, "
           f"{os.cpu_count()} cores; workers: {workers}; each run a fresh process, clock after "
           "imports (data, trials, refit and report included)", flush=True)

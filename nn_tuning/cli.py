@@ -91,17 +91,17 @@ def _gpu_list(text: str) -> list[int]:
 def _add_scale_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=_positive, metavar="N",
                    help="bayesian/hyperband: N keras-tuner worker processes, each training one "
-                        "configuration at a time; manual/grid/random: N processes for the "
-                        "configurations trained one by one (all of them with --engine keras; "
-                        "under the default engine only those that cannot stack: stackable "
-                        "ones train together in this process)")
+                        "configuration at a time; manual/grid/random: N processes, each "
+                        "training whole stacks under the default engine (configurations one "
+                        "by one with --engine keras, and those that cannot stack)")
     p.add_argument("--gpus", type=_gpu_list, metavar="LIST", help="GPUs to use, e.g. 0,1")
     p.add_argument("--trials-per-gpu", type=_positive, metavar="M",
                    help="pack M small trials onto each GPU (keras-tuner workers)")
     p.add_argument("--mixed-precision", action="store_true",
                    help="train with Keras' mixed_float16 policy")
     p.add_argument("--dask-scheduler", metavar="ADDR",
-                   help="grid/random on Dask: 'local' or tcp://HOST:8786")
+                   help="manual/grid/random on Dask, one task per stack: 'local' or "
+                        "tcp://HOST:8786")
     p.add_argument("--chief", metavar="HOST:PORT",
                    help="bayesian/hyperband: serve keras-tuner's oracle here for "
                         "`nn-tune worker` processes")

@@ -1,6 +1,8 @@
 """Beyond one process, on existing engines: Dask and keras-tuner's chief/worker mode.
 
-Batches trained through scikit-learn's ``evaluate_candidates``
+Stacks go to Dask as one task each
+(:class:`nn_tuning.stacked.executors.DaskExecutor`, on the client made here);
+batches trained one configuration at a time go through scikit-learn's ``evaluate_candidates``
 (:class:`~nn_tuning.evaluators.DaskEvaluator`) parallelise with joblib;
 :func:`dask_backend` points joblib at a Dask
 cluster, an existing scheduler (``tcp://host:8786``) or one started here

@@ -68,7 +68,8 @@ class ScaleOut:
     Parameters
     ----------
     workers : int, default=1
-        Configurations trained at once in separate processes.
+        Local worker processes: each trains whole stacks under the stacked
+        engine, configurations one at a time otherwise.
     gpus : tuple of int, optional
         GPUs to use (all TensorFlow sees when omitted).
     trials_per_gpu : int, optional

@@ -411,8 +411,10 @@ class SearchSpace(Mapping[str, Entry]):
         return dict(sorted(out.items()))
 
 
+# json.dumps with options makes an encoder per call; the store keys thousands a second.
+_KEY_JSON = json.JSONEncoder(sort_keys=True, default=str).encode
+
+
 def config_key(params: Mapping[str, Any]) -> str:
     """A stable text key for one configuration (used by the store to find finished trials)."""
-    return json.dumps(
-        {k: _freeze(v, k) for k, v in sorted(params.items())}, sort_keys=True, default=str
-    )
+    return _KEY_JSON({k: _freeze(v, k) for k, v in sorted(params.items())})

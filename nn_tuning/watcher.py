@@ -21,10 +21,11 @@ def _cell(value: Any) -> Any:
 
 
 class TrialWatcher:
-    """After each trial: the progress bar, a row appended to ``trials.csv`` in the run folder.
+    """After each commit: the progress bar, rows appended to ``trials.csv`` in the run folder.
 
     The file is written once from the store when the watcher starts (a resumed
-    run's earlier trials) and then grows by one line per new trial, so a run of
+    run's earlier trials) and then grows by the lines of each commit's new trials (a stack's at
+    once), so a run of
     n trials writes O(n) rows, not O(n^2). A trial whose columns the header
     lacks (a first failed trial has no fold scores) rewrites the file once
     from the store. :meth:`TuningResult.save` writes the final table.
@@ -55,11 +56,15 @@ class TrialWatcher:
         self.columns = set(self.header)
         self.written = max(t.number for t in trials)
 
-    def _append(self, trial: Trial) -> None:
-        if trial.number is None or trial.number <= self.written:
-            return  # already in the file (a resumed trial)
-        # Trials other processes (keras-tuner workers) committed since the last line, and this one.
-        new = [trial] if trial.number == self.written + 1 else self.store.trials(after=self.written)
+    def _append(self, trials: tuple[Trial, ...]) -> None:
+        fresh = [t for t in trials if t.number is not None and t.number > self.written]
+        if not fresh:
+            return  # already in the file (resumed trials)
+        numbers = sorted(t.number for t in fresh)
+        if numbers == list(range(self.written + 1, self.written + 1 + len(numbers))):
+            new = sorted(fresh, key=lambda t: t.number)
+        else:  # trials other processes (keras-tuner workers) committed since the last line
+            new = self.store.trials(after=self.written)
         budget = self.header is not None and "budget" in self.header
         rows = [trial_row(t, budget or t.budget is not None) for t in new]
         if self.header is None or any(not row.keys() <= self.columns for row in rows):
@@ -71,15 +76,17 @@ class TrialWatcher:
             writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
         self.written = max(t.number for t in new)
 
-    def __call__(self, trial: Trial) -> None:
+    def __call__(self, *trials: Trial) -> None:
+        """After ``trials`` were committed (together: one stack's): one write, one bar update."""
         if self.bar is not None:
-            if trial.state is TrialState.COMPLETE and trial.mean_score > self.best:
-                self.best = trial.mean_score
-            self.bar.update(1)
+            for trial in trials:
+                if trial.state is TrialState.COMPLETE and trial.mean_score > self.best:
+                    self.best = trial.mean_score
+            self.bar.update(len(trials))
             if math.isfinite(self.best):
                 self.bar.set_postfix(best=f"{self.best:.4g}")
         if self.csv is not None:
-            self._append(trial)
+            self._append(trials)
 
     def close(self) -> None:
         if self.bar is not None:

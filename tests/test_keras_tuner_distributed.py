@@ -30,3 +30,19 @@ def test_chief_worker_mode_is_for_keras_tuner_strategies(advertising):
     with pytest.raises(ConfigError, match="chief must be HOST:PORT.*got 'nowhere'"):
         tune(mlp_regressor, SPACE, X, y, strategy="bayesian", max_trials=2, chief="nowhere",
              epochs=1)
+
+
+@pytest.mark.slow
+def test_keras_tuner_workers_train_their_parallel_trials_as_one_stack(tmp_path, advertising):
+    X, y = advertising
+    kwargs = dict(strategy="bayesian", cv=2, epochs=3, batch_size=40, max_trials=4, seed=0,
+                  options={"parallel_trials": 2}, refit=False)
+    result = tune(mlp_regressor, SPACE, X, y, workers=2, directory=tmp_path / "dist", **kwargs)
+    trials = result.trials
+    assert len(trials) == 4 and set(trials["state"]) == {"complete"}
+    assert set(trials["engine"]) == {"stacked"}  # engine="auto" stacks in a worker too
+    assert set(trials["worker"]) <= {"tuner0", "tuner1"}
+    # A stack's trials share its time: a worker's two proposals trained together have
+    # the same fit_seconds.
+    for _, mine in trials.groupby("worker"):
+        assert mine["fit_seconds"].value_counts().max() >= 2, list(mine["fit_seconds"])

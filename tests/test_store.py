@@ -199,3 +199,50 @@ def test_an_old_store_holding_a_configuration_twice_still_loads(tmp_path):
     assert store.add(Trial({"neurons": 4}, TrialState.COMPLETE, [0.0], 1.0)).worker == "main"
     assert len(store) == 2
     store.close()
+
+
+def test_a_stacks_trials_are_committed_together_numbered_in_order(tmp_path):
+    path = tmp_path / "trials.db"
+    other = TrialStore(path, fingerprint="fp")  # another process's connection
+    other.add(Trial({"neurons": 2}, TrialState.COMPLETE, [0.1, 0.2], 1.0, worker="other"))
+    store = TrialStore(path, fingerprint="fp")
+    chunk = [Trial({"neurons": n}, TrialState.COMPLETE, [0.5, 0.6], 0.1, worker="pid-7",
+                   engine="stacked") for n in (1, 2, 3, 1)]
+    out = store.add_many(chunk)
+    # Stored before by the other connection: that trial is kept; a repeat in the call: once.
+    assert [t.worker for t in out] == ["pid-7", "other", "pid-7", "pid-7"]
+    assert [t.number for t in out] == [1, 0, 2, 1]
+    assert [(t.params["neurons"], t.number) for t in TrialStore(path, readonly=True).trials()] \
+        == [(2, 0), (1, 1), (3, 2)]
+    store.close()
+    other.close()
+
+
+def test_a_chunk_that_cannot_be_written_leaves_the_store_as_it_was(tmp_path):
+    store = TrialStore(tmp_path / "trials.db", fingerprint="fp")
+    good = Trial({"neurons": 1}, TrialState.COMPLETE, [0.5], 0.1)
+    bad = Trial({"neurons": 2}, TrialState.COMPLETE, [0.5], object())  # not a number
+    with pytest.raises(sqlite3.Error):
+        store.add_many([good, bad])
+    assert len(store) == 0
+    assert store.add_many([]) == []
+    store.close()
+
+
+def test_trials_csv_gets_a_commits_trials_in_one_write(tmp_path):
+    from nn_tuning.strategies.base import SearchContext
+    from nn_tuning.watcher import TrialWatcher
+
+    store = TrialStore(tmp_path / "trials.db", fingerprint="fp")
+    ctx = SearchContext(protocol=None, X=None, y=None, space=None, store=store, evaluator=None)
+    ctx.on_trial = TrialWatcher(store, tmp_path, None, "grid", progress=False)
+    ctx.record(Trial({"neurons": 0}, TrialState.COMPLETE, [0.5, 0.6], 0.1))
+    store.add(Trial({"neurons": 9}, TrialState.COMPLETE, [0.1, 0.2], 0.1))  # another process
+    ctx.record_many([Trial({"neurons": n}, TrialState.COMPLETE, [0.5, 0.6], 0.1)
+                     for n in (1, 2, 3)])
+    store.close()
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "trials.csv")
+    assert list(table["neurons"]) == [0, 9, 1, 2, 3]
+    assert list(table["trial"]) == [0, 1, 2, 3, 4]

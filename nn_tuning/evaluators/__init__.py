@@ -24,6 +24,14 @@ import numpy as np
 
 from ..evaluation import Protocol
 from ..scaleout import Role, ScaleOut, check_engine
+from ..stacked.executors import (
+    ChunkExecutor,
+    DaskExecutor,
+    DeviceExecutor,
+    InProcessExecutor,
+    ProcessExecutor,
+    accelerators,
+)
 from .base import Evaluator
 from .in_process import InProcessEvaluator
 from .recycled import RecycledProcessEvaluator
@@ -44,13 +52,17 @@ def select_evaluator(engine: str, scale: ScaleOut) -> Callable[[Protocol, np.nda
         ``stacked`` trains stackable configurations (MLPs of Dense, Dropout
         and Activation layers) as stacks and the rest one at a time;
         ``keras`` trains each configuration as its own model; ``auto`` is
-        ``stacked`` except on Dask and in a keras-tuner worker, where the
-        user chose how configurations spread over processes and machines.
+        ``stacked`` wherever the run trains: in this process, in worker
+        processes, on Dask and in a keras-tuner worker (which stacks the
+        proposals it asks its chief for at once, ``parallel_trials``), so one
+        run's engine never depends on where it trains.
     scale : ScaleOut
         ``worker_of`` -> a recycled child process (a long-lived keras-tuner
         worker); ``dask_scheduler`` -> Dask; ``workers > 1`` -> worker
-        processes; otherwise this process. Under the stacked engine this is
-        where the configurations that cannot stack train.
+        processes; otherwise this process. Under the stacked engine whole
+        stacks go there (one Dask task or one worker process per chunk,
+        :mod:`nn_tuning.stacked.executors`), and so do the configurations
+        that cannot stack, one at a time.
 
     Returns
     -------
@@ -60,10 +72,35 @@ def select_evaluator(engine: str, scale: ScaleOut) -> Callable[[Protocol, np.nda
     """
     engine = check_engine(engine)
     per_configuration = _per_configuration(scale)
-    spread = scale.role is Role.WORKER or scale.dask_scheduler is not None
-    if engine == "keras" or (engine == "auto" and spread):
+    if engine == "keras":
         return per_configuration
-    return partial(_stacked, fallback=per_configuration)
+    return partial(_stacked, fallback=per_configuration, executor=_chunk_executor(scale))
+
+
+def _chunk_executor(scale: ScaleOut) -> Callable[[Evaluator], ChunkExecutor]:
+    """Where the stacks train, given the per-configuration evaluator of the same settings.
+
+    Module-level functions, not lambdas: a plan (holding this) travels to
+    keras-tuner worker processes.
+    """
+    if scale.dask_scheduler is not None:  # one task per chunk, on the fallback's cluster
+        return _on_dask
+    if scale.workers > 1:
+        return partial(_in_processes, workers=scale.workers)
+    return _here
+
+
+def _on_dask(fallback: Evaluator) -> ChunkExecutor:
+    return DaskExecutor(fallback.client)
+
+
+def _in_processes(fallback: Evaluator, *, workers: int) -> ChunkExecutor:
+    return ProcessExecutor(workers)
+
+
+def _here(fallback: Evaluator) -> ChunkExecutor:
+    devices = accelerators()  # several GPUs under JAX: a stack on each at once
+    return DeviceExecutor(devices) if len(devices) > 1 else InProcessExecutor()
 
 
 def _per_configuration(scale: ScaleOut) -> Callable[[Protocol, np.ndarray, np.ndarray],
@@ -78,8 +115,15 @@ def _per_configuration(scale: ScaleOut) -> Callable[[Protocol, np.ndarray, np.nd
 
 
 def _stacked(protocol: Protocol, X: np.ndarray, y: np.ndarray, *,
-             fallback: Callable[[Protocol, np.ndarray, np.ndarray], Evaluator]) -> Evaluator:
-    return StackedEvaluator(protocol, X, y, fallback=fallback(protocol, X, y))
+             fallback: Callable[[Protocol, np.ndarray, np.ndarray], Evaluator],
+             executor: Callable[[Evaluator], ChunkExecutor]) -> Evaluator:
+    per_configuration = fallback(protocol, X, y)
+    try:
+        return StackedEvaluator(protocol, X, y, fallback=per_configuration,
+                                executor=executor(per_configuration))
+    except BaseException:
+        per_configuration.close()
+        raise
 
 
 def choose_evaluator(engine: str, scale: ScaleOut, protocol: Protocol, X: np.ndarray,

@@ -82,6 +82,16 @@ class Evaluator(abc.ABC):
             FAILED trial with a one-line reason, never an exception.
         """
 
+    def evaluate_groups(self, batch: Sequence[Mapping[str, Any]], *,
+                        epochs: int | None = None) -> Iterator[list[Trial]]:
+        """:meth:`evaluate`'s trials in the groups that finish together (one stack's).
+
+        The search context commits each group in one transaction. By default
+        every trial is its own group.
+        """
+        for trial in self.evaluate(batch, epochs=epochs):
+            yield [trial]
+
     def stop(self) -> None:
         """Start no new configuration; those in flight finish and are yielded."""
         self._stopping = True

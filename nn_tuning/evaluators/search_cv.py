@@ -154,6 +154,7 @@ class DaskEvaluator(_SearchCVEvaluator):
 
         self._stack = contextlib.ExitStack()
         client = self._stack.enter_context(dask_backend(scheduler, n_workers=max(workers, 2)))
+        self.client = client  # the stacked engine sends its chunks to the same cluster
         super().__init__(protocol, X, y,
                          n_jobs=max(workers, sum(client.nthreads().values()), 2))
 

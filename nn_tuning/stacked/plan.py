@@ -23,7 +23,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,8 +35,8 @@ from .clock import timed
 from .engine import Replica, stack_bytes, train_stack
 from .structure import NotStackable, Structure, dense_layers, read_structure
 
-__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_REPLICAS", "Built", "build", "plan_chunks",
-           "run_chunk", "stacked_trials"]
+__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_REPLICAS", "Built", "build", "chunk_trials",
+           "plan_chunks", "run_chunk", "stacked_groups", "stacked_trials"]
 
 logger = logging.getLogger("nn_tuning")
 
@@ -246,12 +246,20 @@ class _Chunker:
 
 
 def stacked_trials(protocol: Any, X: np.ndarray, y: np.ndarray,
+                   configs: Sequence[Mapping[str, Any]], **kwargs: Any) -> Iterator[Any]:
+    """:func:`stacked_groups`' trials one by one."""
+    for group in stacked_groups(protocol, X, y, configs, **kwargs):
+        yield from group
+
+
+def stacked_groups(protocol: Any, X: np.ndarray, y: np.ndarray,
                    configs: Sequence[Mapping[str, Any]], *, seed: int,
                    fallback: Callable[[list[dict[str, Any]]], Iterator[Any]],
                    max_replicas: int = DEFAULT_MAX_REPLICAS, max_bytes: int = DEFAULT_MAX_BYTES,
                    logged: set[str] | None = None,
                    stopping: Callable[[], bool] = lambda: False,
-                   deadline: float | None = None) -> Iterator[Any]:
+                   deadline: float | None = None,
+                   executor: Any = None) -> Iterator[list[Any]]:
     """Trials of ``configs``: stackable ones through stacks, the rest through ``fallback``.
 
     Configurations are built one at a time and a stack trains as soon as its
@@ -266,6 +274,11 @@ def stacked_trials(protocol: Any, X: np.ndarray, y: np.ndarray,
     passes nothing more is built either (what is built trains), and a stack in
     training stops at its next segment of epochs; its trials have the epochs
     they reached as their ``budget``.
+
+    Each complete chunk goes to ``executor``
+    (:mod:`nn_tuning.stacked.executors`; trained here, at once, when
+    omitted), which may train several at once elsewhere; trials come back in groups, one per
+    finished chunk (a fallback trial alone), as each chunk finishes.
     """
     logged = set() if logged is None else logged
     chunker = _Chunker(protocol, max_replicas, max_bytes)
@@ -279,9 +292,13 @@ def stacked_trials(protocol: Any, X: np.ndarray, y: np.ndarray,
         before = [params for i, params in rest if i < first]
         rest = [(i, params) for i, params in rest if i >= first]
         if before and not stopping():
-            yield from fallback(before)
+            for trial in fallback(before):
+                yield [trial]
         if chunk is not None and not stopping():
-            yield from _chunk_trials(chunk, protocol, X, y, seed, deadline)
+            if executor is None:
+                yield chunk_trials(run_chunk(chunk, protocol, X, y, seed, deadline))
+            else:
+                yield from executor.submit(chunk, protocol, X, y, seed, deadline)
             # Building a Keras model leaves about 0.3 MB in Keras' and TensorFlow's
             # global state even once the model is dropped (measured: +97 MB over 300
             # builds; flat with this): free it between stacks once enough builds
@@ -295,6 +312,7 @@ def stacked_trials(protocol: Any, X: np.ndarray, y: np.ndarray,
 
     for i, params in enumerate(configs):
         if stopping():
+            yield from _drain(executor)  # the chunks in flight finish and are kept
             return
         if deadline is not None and chunker.open and time.perf_counter() >= deadline:
             # Past the deadline: build no more; what is built trains (a segment at least).
@@ -315,18 +333,28 @@ def stacked_trials(protocol: Any, X: np.ndarray, y: np.ndarray,
             yield from train(chunk)
     for chunk in chunker.rest() + [None]:
         if stopping():
-            return
+            break
         yield from train(chunk)
+    yield from _drain(executor)
 
 
-def _chunk_trials(chunk: list[Built], protocol: Any, X: np.ndarray, y: np.ndarray,
-                  seed: int, deadline: float | None) -> Iterator[Any]:
+def _drain(executor: Any) -> Iterator[list[Any]]:
+    if executor is not None:
+        yield from executor.drain()
+
+
+def chunk_trials(results: Iterable[tuple[Built, list[float], float, str | None, int]],
+                 worker: str = "main") -> list[Any]:
+    """Trials of a chunk from :func:`run_chunk`'s results; ``worker`` trained it."""
     from ..evaluation import trial_from_scores
 
-    for b, scores, seconds, reason, epochs in run_chunk(chunk, protocol, X, y, seed, deadline):
+    out = []
+    for b, scores, seconds, reason, epochs in results:
         trial = trial_from_scores(dict(b.params), scores, seconds, reason)
         if epochs < b.epochs:  # stopped by the deadline: a partial-budget trial
             trial.budget = epochs
         trial.engine = "stacked"
         trial.n_params = b.structure.n_params
-        yield trial
+        trial.worker = worker
+        out.append(trial)
+    return out

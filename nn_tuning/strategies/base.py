@@ -66,7 +66,8 @@ class SearchContext:
     device: str = "cpu"
     tuner_id: str = "main"
     engine: str = "auto"
-    on_trial: Callable[[Trial], None] | None = None
+    #: Called with the trials of each commit (a stack's together): progress, ``trials.csv``.
+    on_trial: Callable[..., None] | None = None
     deadline: float | None = None  # time.perf_counter() after which no trial starts
     resumed: int = 0
     repeats: int = 0
@@ -94,20 +95,27 @@ class SearchContext:
 
     def record(self, trial: Trial) -> Trial:
         """Commit a finished trial to the store now."""
-        trial.device = self.device
-        if trial.worker == "main":  # an evaluator's worker process names itself
-            trial.worker = self.tuner_id
-        trial = self.store.add(trial)  # the stored one, if another process committed it first
-        self._seen.add(trial.number)
-        if trial.state is TrialState.FAILED:
-            logger.warning("trial %s failed: %s", trial.number, trial.reason)
-        self._tick(trial)
-        raise_if_interrupted()  # committed first: the trial is kept
-        return trial
+        return self.record_many([trial])[0]
 
-    def _tick(self, trial: Trial) -> None:
+    def record_many(self, trials: Sequence[Trial]) -> list[Trial]:
+        """Commit trials that finished together (a stack's) in one transaction."""
+        for trial in trials:
+            trial.device = self.device
+            if trial.worker == "main":  # an evaluator's worker process names itself
+                trial.worker = self.tuner_id
+        # The stored ones, where another process committed a configuration first.
+        trials = self.store.add_many(trials)
+        for trial in trials:
+            self._seen.add(trial.number)
+            if trial.state is TrialState.FAILED:
+                logger.warning("trial %s failed: %s", trial.number, trial.reason)
+        self._tick(*trials)
+        raise_if_interrupted()  # committed first: the trials are kept
+        return trials
+
+    def _tick(self, *trials: Trial) -> None:
         if self.on_trial is not None:
-            self.on_trial(trial)
+            self.on_trial(*trials)
 
     @property
     def budget_spent(self) -> bool:
@@ -122,7 +130,8 @@ class SearchContext:
         ``epochs`` (Hyperband's budget) replaces the protocol's epochs and is
         recorded as the trials' ``budget``, never in their ``params``.
         Identical configurations in ``batch`` train once. Each new trial is
-        committed to the store as the evaluator yields it. Raises
+        committed to the store as the evaluator yields it (a stack's trials in one
+        transaction). Raises
         :class:`BudgetSpent` once ``max_seconds`` are spent: no trial starts
         after that (those in flight are kept), and at least one trial runs.
         """
@@ -142,10 +151,13 @@ class SearchContext:
         for start in range(0, len(pending), limit):
             if self.budget_spent:
                 raise BudgetSpent
-            for trial in self.evaluator.evaluate(pending[start:start + limit], epochs=epochs):
-                if trial.budget is None:  # else: stopped part-way by the deadline
-                    trial.budget = epochs
-                done[config_key(trial.params)] = self.record(trial)
+            for group in self.evaluator.evaluate_groups(pending[start:start + limit],
+                                                        epochs=epochs):
+                for trial in group:
+                    if trial.budget is None:  # else: stopped part-way by the deadline
+                        trial.budget = epochs
+                for trial in self.record_many(group):
+                    done[config_key(trial.params)] = trial
                 if self.budget_spent:
                     self.evaluator.stop()
         if self.budget_spent:

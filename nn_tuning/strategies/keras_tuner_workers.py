@@ -1,9 +1,11 @@
 """keras-tuner's chief/worker mode: a chief serves the oracle, workers train.
 
 The chief (this process) serves the oracle over keras-tuner's gRPC service;
-each worker asks it for trials, trains them with the run's protocol through
-its own evaluator (:class:`~nn_tuning.evaluators.RecycledProcessEvaluator`)
-and commits them to the run's trial store (an SQLite file in the run folder,
+each worker asks it for trials (``parallel_trials`` at once), trains them
+with the run's protocol through its own evaluator (as one stack under the
+stacked engine, :class:`~nn_tuning.evaluators.StackedEvaluator`; what cannot
+stack, or everything with ``engine="keras"``, in a
+:class:`~nn_tuning.evaluators.RecycledProcessEvaluator`) and commits them to the run's trial store (an SQLite file in the run folder,
 which workers on other machines must reach through a shared filesystem).
 ``workers > 1`` starts that many local worker processes for a chief on a free
 127.0.0.1 port; each runs ``tune()``'s own steps as a worker

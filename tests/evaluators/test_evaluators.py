@@ -18,6 +18,7 @@ from nn_tuning.evaluators import (
     choose_evaluator,
 )
 from nn_tuning.scaleout import ScaleOut
+from nn_tuning.stacked.executors import InProcessExecutor, ProcessExecutor
 from nn_tuning.store import TrialStore
 from nn_tuning.strategies.base import BudgetSpent, SearchContext
 
@@ -39,8 +40,13 @@ def test_the_chooser_picks_from_the_run_settings(protocol, advertising):
         assert type(pick(engine)) is StackedEvaluator
         assert type(pick(engine).fallback) is InProcessEvaluator
         assert type(pick(engine, workers=2).fallback) is WorkerProcessEvaluator
-    # A keras-tuner worker keeps one configuration at a time, unless asked to stack.
-    assert type(pick("auto", worker_of="127.0.0.1:1")) is RecycledProcessEvaluator
+        # Whole stacks go where the settings say: here, or one worker process per chunk.
+        assert type(pick(engine).executor) is InProcessExecutor
+        assert type(pick(engine, workers=2).executor) is ProcessExecutor
+    # A keras-tuner worker stacks what it asks its chief for; the rest goes to its recycled
+    # child process, one configuration at a time.
+    assert type(pick("auto", worker_of="127.0.0.1:1").fallback) is RecycledProcessEvaluator
+    assert type(pick("keras", worker_of="127.0.0.1:1")) is RecycledProcessEvaluator
     assert type(pick("stacked", worker_of="127.0.0.1:1").fallback) is RecycledProcessEvaluator
     assert issubclass(DaskEvaluator, Evaluator)
     with pytest.raises(ConfigError, match="engine must be one of auto, keras, stacked, got 'fused'"):
