@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -51,6 +52,8 @@ _MAX_WASTE = 2.0
 _DISPATCH_BOUND = 1 << 16
 
 _KEPT: OrderedDict[tuple, list[Envelope]] = OrderedDict()
+# Stacks may train in threads (one per device): one of them looks up or makes a loop at a time.
+_LOCK = threading.RLock()
 _TRACES = 0
 _CACHE: dict[str, Any] = {}
 
@@ -81,8 +84,14 @@ def _base(structure: Structure, X: np.ndarray, Y: np.ndarray, epochs: int, steps
           n_pad: int, batch_size: int) -> tuple:
     import keras
 
-    return (keras.backend.backend(), structure.group, epochs, steps, n_pad, batch_size,
-            X.shape, Y.shape, str(Y.dtype))
+    backend = keras.backend.backend()
+    device = None
+    if backend == "jax":  # a compiled loop runs on the device it was compiled for
+        import jax
+
+        device = str(jax.config.jax_default_device)
+    return (backend, device, structure.group, epochs, steps, n_pad, batch_size, X.shape,
+            Y.shape, str(Y.dtype))
 
 
 def _static(lay: Layout) -> tuple:
@@ -149,6 +158,12 @@ def _keep(base: tuple, env: Envelope) -> None:
 def exact_loop(lay: Layout, structure: Structure, consts: dict, params: list[np.ndarray],
                epochs: int, steps: int, n_pad: int, batch_size: int) -> Any:
     """The loop of exactly this layout (a slot stack's own shapes): made once, then reused."""
+    with _LOCK:
+        return _exact_loop(lay, structure, consts, params, epochs, steps, n_pad, batch_size)
+
+
+def _exact_loop(lay: Layout, structure: Structure, consts: dict, params: list[np.ndarray],
+                epochs: int, steps: int, n_pad: int, batch_size: int) -> Any:
     base = _base(structure, consts["X"], consts["Y"], epochs, steps, n_pad, batch_size)
     for env in _KEPT.get(base, []):
         if _static(env.lay) == _static(lay):
@@ -171,6 +186,14 @@ def fitting_loop(replicas: Sequence[Replica], X: np.ndarray, Y: np.ndarray, *, e
     sits among them. ``X`` and ``Y`` are the stack's data, as its constants
     hold them.
     """
+    with _LOCK:
+        return _fitting_loop(replicas, X, Y, epochs=epochs, steps=steps, n_pad=n_pad,
+                             batch_size=batch_size)
+
+
+def _fitting_loop(replicas: Sequence[Replica], X: np.ndarray, Y: np.ndarray, *, epochs: int,
+                  steps: int, n_pad: int, batch_size: int
+                  ) -> tuple[Any, list[Replica], Layout, list[int]]:
     need = layout(replicas)
     base = _base(replicas[0].structure, X, Y, epochs, steps, n_pad, batch_size)
 

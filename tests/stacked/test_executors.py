@@ -42,9 +42,9 @@ def test_worker_processes_train_whole_stacks_and_score_as_in_process(advertising
     protocol = make_protocol(mlp_regressor, X, y, cv=2, epochs=3, batch_size=40, seed=0)
     here = _groups(protocol, X, y, InProcessExecutor())
     there = _groups(protocol, X, y, ProcessExecutor(2))
-    # One optimizer per stack, at most 4 replicas (2 configurations x 2 folds): 4 stacks,
+    # Optimizers share stacks; at most 4 replicas (2 configurations x 2 folds): 3 stacks,
     # each one group (one commit).
-    assert sorted(len(g) for g in there) == [1, 1, 2, 2] == sorted(len(g) for g in here)
+    assert sorted(len(g) for g in there) == [2, 2, 2] == sorted(len(g) for g in here)
     workers = {t.worker for g in there for t in g}
     assert all(w.startswith("pid-") for w in workers) and f"pid-{os.getpid()}" not in workers
     assert {t.worker for g in here for t in g} == {"main"}
