@@ -5,7 +5,10 @@ its padded shapes (depth, width, replicas), the activations, dropout and
 optimizers present. Tracing, not arithmetic, is what small stacks pay for
 (about a second each on 2 CPU cores), so a later stack reuses a kept loop
 whose envelope covers it (no deeper, no wider, nothing it lacks, as many
-replicas or more) unless the padding would more than double the work. A
+replicas or more) unless running the padding would cost more than a trace
+(a measured cost model, below). (Making a small stack's new loop large enough
+for the last loop's stacks too was tried: on the Advertising study's Bayesian
+search it saved 2 of 10 traces and cost 4.8 s more training.) A
 stack is padded to the envelope with copies of its first replica at a
 learning rate of 0 (their updates are exactly 0; their results are dropped),
 so each replica trains exactly as in a stack of its own shape.
@@ -45,11 +48,14 @@ logger = logging.getLogger("nn_tuning")
 
 # Envelopes kept per base signature; each holds its loop's variables, so few.
 _MAX_KEPT = 6
-# A kept loop serves a smaller stack unless it does more than this many times the work.
-_MAX_WASTE = 2.0
-# Below this much work per step (multiply-adds per row) a step costs its dispatch, not its
-# arithmetic, so any kept loop is cheaper than a new trace.
-_DISPATCH_BOUND = 1 << 16
+# When a kept loop serves a smaller stack, or a new loop is made larger than needed, the
+# padding costs this much per unit of work (multiply-adds per row, over the replicas) per
+# step; a new loop costs its trace and first run. Measured on 2 CPU cores, TensorFlow: the
+# seed grid's stack (288 replicas, work 57,600) takes ~9 ms a step; tracing and first
+# running a loop ~1 s. A 5-replica Bayesian stack padded into that stack took 1.7 s where a
+# loop of its own took ~0.3 s after its trace.
+_SECONDS_PER_WORK_STEP = 1.6e-7
+_TRACE_SECONDS = 1.0
 
 _KEPT: OrderedDict[tuple, list[Envelope]] = OrderedDict()
 # Stacks may train in threads (one per device): one of them looks up or makes a loop at a time.
@@ -99,12 +105,19 @@ def _static(lay: Layout) -> tuple:
             lay.variants, len(lay.lr), lay.groups)
 
 
-def _work(lay: Layout) -> int:
-    """Multiply-adds per row of one step, over every replica."""
-    w = max(lay.width, 1)
-    per = lay.n_inputs * w + max(lay.depth - 1, 0) * w * w + w * lay.n_outputs if lay.depth \
+def _work(lay: Layout, replicas: int | None = None, depth: int | None = None,
+          width: int | None = None) -> int:
+    """Multiply-adds per row of one step, over every replica (of ``lay``, or as overridden)."""
+    depth = lay.depth if depth is None else depth
+    w = max(lay.width if width is None else width, 1)
+    per = lay.n_inputs * w + max(depth - 1, 0) * w * w + w * lay.n_outputs if depth \
         else lay.n_inputs * lay.n_outputs
-    return len(lay.lr) * per
+    return (len(lay.lr) if replicas is None else replicas) * per
+
+
+def _worth_padding(padded_work: int, work: int, steps: int) -> bool:
+    """Whether running ``steps`` steps padded to ``padded_work`` beats tracing a loop of ``work``."""
+    return steps * (padded_work - work) * _SECONDS_PER_WORK_STEP < _TRACE_SECONDS
 
 
 def _covers(env: Layout, lay: Layout) -> bool:
@@ -200,18 +213,18 @@ def _fitting_loop(replicas: Sequence[Replica], X: np.ndarray, Y: np.ndarray, *, 
     def counts(depth: int) -> Counter:
         return Counter(group_key(r, depth) for r in replicas)
 
-    fits = [env for env in _KEPT.get(base, []) if env.lay.groups is not None
-            and _covers(env.lay, need)
+    kept = [env for env in _KEPT.get(base, []) if env.lay.groups is not None]
+    fits = [env for env in kept if _covers(env.lay, need)
             and all(dict(env.lay.groups).get(k, 0) >= n for k, n in counts(env.lay.depth).items())
-            and (_work(env.lay) <= _MAX_WASTE * _work(need)
-                 or _work(env.lay) <= _DISPATCH_BOUND)]
+            and _worth_padding(_work(env.lay), _work(need), epochs * steps)]
     env = min(fits, key=lambda e: _work(e.lay)) if fits else None
     if env is not None:
         _KEPT.move_to_end(base)
         groups = env.lay.groups
     else:
         groups = tuple((k, _round_up(n)) for k, n in sorted(counts(need.depth).items()))
-    depth = need.depth if env is None else env.lay.depth
+    at_least = None if env is None else env.lay
+    depth = need.depth if at_least is None else at_least.depth
     keys = [group_key(r, depth) for r in replicas]
     padded: list[Replica] = []
     positions = [0] * len(replicas)
@@ -221,7 +234,7 @@ def _fitting_loop(replicas: Sequence[Replica], X: np.ndarray, Y: np.ndarray, *, 
             positions[i] = len(padded)
             padded.append(replicas[i])
         padded += [replicas[members[0] if members else 0]] * (size - len(members))
-    lay = with_groups(layout(padded, at_least=None if env is None else env.lay), groups)
+    lay = with_groups(layout(padded, at_least=at_least), groups)
     if env is None:
         env = Envelope(lay, _make(lay, replicas[0].structure, stacked_params(padded, lay),
                                   epochs, steps, n_pad, batch_size))
