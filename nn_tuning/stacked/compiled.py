@@ -71,10 +71,6 @@ class Envelope:
     lay: Layout
     loop: Any
 
-    @property
-    def replicas(self) -> int:
-        return len(self.lay.lr)
-
 
 def forget() -> None:
     """Drop every kept loop (the next stack traces its own)."""

@@ -4,9 +4,10 @@ Replica ``r`` is one (configuration, fold). Its weights live in slice ``r`` of
 stacked tensors: kernels ``(R, in, H)``, biases ``(R, 1, H)``, with ``H`` the
 widest hidden layer of the stack. Narrower layers are padded with zeros and
 masked; a replica with fewer hidden layers passes its activations through the
-missing ones unchanged. Which activation, dropout and optimizer each replica
-uses are ``(R, 1, 1)`` selectors, so replicas that differ in them share a
-stack and a compiled loop. NumPy only: nothing here imports Keras.
+missing ones unchanged. Replicas that differ in activations, dropout,
+optimizer or learning rate share a stack: grouped (sorted by optimizer and
+activations, each computed on its own slice, :func:`with_groups`) or
+selected by ``(R, 1, 1)`` constants. NumPy only: nothing here imports Keras.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import numpy as np
 
 from .structure import Structure
 
-__all__ = ["Layout", "Replica", "group_key", "layout", "with_groups", "stack_consts", "stacked_params", "steps_per_epoch",
-           "unstack", "write_replica"]
+__all__ = ["Layout", "Replica", "group_key", "layout", "stack_consts", "stacked_params",
+           "steps_per_epoch", "unstack", "with_groups", "write_replica"]
 
 
 @dataclass
@@ -163,7 +164,7 @@ def write_replica(params: list[np.ndarray], r: int, replica: Replica, lay: Layou
 
 
 def unstack(params: list[np.ndarray], replicas: Sequence[Replica],
-             lay: Layout) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+            lay: Layout) -> list[list[tuple[np.ndarray, np.ndarray]]]:
     out = []
     for r, rep in enumerate(replicas):
         n_hidden = len(rep.structure.hidden)
@@ -177,7 +178,7 @@ def unstack(params: list[np.ndarray], replicas: Sequence[Replica],
 
 
 def stack_consts(replicas: Sequence[Replica], lay: Layout, X: np.ndarray, Y: np.ndarray,
-            n_pad: int) -> dict:
+                 n_pad: int) -> dict:
     R = len(replicas)
     rows = np.zeros((R, n_pad), "int32")
     for r, rep in enumerate(replicas):
@@ -196,5 +197,3 @@ def steps_per_epoch(replicas: Sequence[Replica], batch_size: int) -> int:
     if len(steps) != 1:
         raise ValueError(f"replicas of one stack must take the same steps per epoch, got {steps}")
     return steps.pop()
-
-

@@ -48,16 +48,15 @@ class StackedModel:
         self.out_act = keras.activations.get(structure.output_activation)
         self.loss_fn = keras.losses.get(structure.loss)
         self.loss_kwargs = dict(structure.loss_kwargs)
-        self.acts = [[self._activation(a) for a in names] for names in lay.acts]
         names = {a for names in lay.acts for a in names}
         names |= {run[0] for runs in (lay.runs or ()) for run in runs}
-        self.by_name = {a: self._activation(a) for a in names}
+        self.by_name = {a: keras.activations.get(a) for a in names}
 
-    def _activation(self, name: str) -> Any:
-        if name != "softmax":
-            return self.keras.activations.get(name)
-        ops, softmax = self.ops, self.keras.activations.softmax
-        return lambda z, mask: softmax(ops.where(mask > 0, z, _MASKED))
+    def _apply(self, name: str, z: Any, mask: Any) -> Any:
+        """Activation ``name`` of ``z``; a softmax normalises over the real units only."""
+        if name == "softmax":
+            return self.by_name[name](self.ops.where(mask > 0, z, _MASKED))
+        return self.by_name[name](z)
 
     def _activate(self, layer: int, z: Any, mask: Any, consts: dict) -> Any:
         """Each replica's own activation of ``z``: on its group's slice, or selected."""
@@ -69,12 +68,11 @@ class StackedModel:
             else:  # split, not slices: the gradient of a split is one concatenation
                 cuts = [start for _, start, _ in runs[1:]]
                 zs, ms = ops.split(z, cuts, axis=0), ops.split(mask, cuts, axis=0)
-            parts = [self.by_name[name](zi, mi) if name == "softmax" else self.by_name[name](zi)
-                     for (name, _, _), zi, mi in zip(runs, zs, ms)]
+            parts = [self._apply(name, zi, mi) for (name, _, _), zi, mi in zip(runs, zs, ms)]
             return parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=0)
         a = None
-        for name, fn, sel in zip(lay.acts[layer], self.acts[layer], consts["selects"][layer]):
-            value = fn(z, mask) if name == "softmax" else fn(z)
+        for name, sel in zip(lay.acts[layer], consts["selects"][layer]):
+            value = self._apply(name, z, mask)
             a = value if a is None else ops.where(sel > 0, value, a)
         return a
 

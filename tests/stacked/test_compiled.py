@@ -8,21 +8,12 @@ and is dropped), and must not trace again.
 
 from __future__ import annotations
 
-import keras
 import numpy as np
 from sklearn.model_selection import KFold
 
-from model_builders import mlp_regressor
-from nn_tuning.stacked import Replica, compiled, read_structure, train_stack
-from nn_tuning.stacked.structure import dense_layers
+from nn_tuning.stacked import compiled, train_stack
 
-
-def _replica(seed, rows, optimizer, hidden, activation, lr, dropout=0.0):
-    keras.utils.set_random_seed(seed)
-    model = mlp_regressor(input_dim=3, hidden_layers=hidden, activation=activation,
-                          optimizer=optimizer, learning_rate=lr, dropout=dropout)
-    weights = [(d.kernel.numpy(), d.bias.numpy()) for d in dense_layers(model)]
-    return Replica(read_structure(model), weights, rows, seed)
+from tests.stacked.replicas import mlp_replica
 
 
 def _data(advertising):
@@ -33,10 +24,10 @@ def _data(advertising):
 
 def test_a_later_stack_reuses_the_kept_loop_and_trains_as_in_its_own(advertising):
     X, Y, folds = _data(advertising)
-    big = [_replica(i, folds[i % 3], ("adam", "sgd", "adamax")[i % 3], ((8, 6), (5,))[i % 2],
+    big = [mlp_replica(i, folds[i % 3], ("adam", "sgd", "adamax")[i % 3], ((8, 6), (5,))[i % 2],
                     ("relu", "tanh", "softmax")[i % 3], 0.01, dropout=0.1 * (i % 2))
            for i in range(12)]
-    small = [_replica(20 + i, folds[i], ("sgd", "adam")[i % 2], (4,), ("tanh", "relu")[i % 2],
+    small = [mlp_replica(20 + i, folds[i], ("sgd", "adam")[i % 2], (4,), ("tanh", "relu")[i % 2],
                       0.02) for i in range(3)]
     compiled.forget()
     own = train_stack(small, X, Y, epochs=3, batch_size=32, predict_rows=folds)
@@ -56,16 +47,16 @@ def test_a_later_stack_reuses_the_kept_loop_and_trains_as_in_its_own(advertising
 def test_a_stack_the_kept_loops_do_not_cover_traces_its_own(advertising):
     X, Y, folds = _data(advertising)
     compiled.forget()
-    train_stack([_replica(1, folds[0], "adam", (4,), "relu", 0.01)], X, Y, epochs=2, batch_size=32)
+    train_stack([mlp_replica(1, folds[0], "adam", (4,), "relu", 0.01)], X, Y, epochs=2, batch_size=32)
     before = compiled.traces()
     # A new activation: the kept loop lacks it.
-    train_stack([_replica(2, folds[0], "adam", (4,), "elu", 0.01)], X, Y, epochs=2, batch_size=32)
+    train_stack([mlp_replica(2, folds[0], "adam", (4,), "elu", 0.01)], X, Y, epochs=2, batch_size=32)
     assert compiled.traces() == before + 1
 
 
 def test_replicas_are_returned_in_the_given_order_whatever_the_grouping(advertising):
     X, Y, folds = _data(advertising)
-    reps = [_replica(i, folds[i % 3], "adam", (4,), ("tanh", "relu", "sigmoid")[i % 3], 0.01)
+    reps = [mlp_replica(i, folds[i % 3], "adam", (4,), ("tanh", "relu", "sigmoid")[i % 3], 0.01)
             for i in range(6)]
     compiled.forget()
     together = train_stack(reps, X, Y, epochs=2, batch_size=32)

@@ -8,25 +8,16 @@ other ages, ends with the weights it would have after the same epochs in one
 
 from __future__ import annotations
 
-import keras
 import numpy as np
 import pytest
 from sklearn.model_selection import KFold
 
-from model_builders import mlp_regressor
-from nn_tuning.stacked import SUPPORTED_OPTIMIZERS, Replica, read_structure, train_stack
+from nn_tuning.stacked import SUPPORTED_OPTIMIZERS, train_stack
 from nn_tuning.stacked.slots import SlotStack
-from nn_tuning.stacked.structure import dense_layers
+
+from tests.stacked.replicas import mlp_replica
 
 FAST = ("Adam", "SGD")
-
-
-def _replica(seed, rows, optimizer, hidden, activation, lr, dropout=0.0):
-    keras.utils.set_random_seed(seed)
-    model = mlp_regressor(input_dim=3, hidden_layers=hidden, activation=activation,
-                          optimizer=optimizer, learning_rate=lr, dropout=dropout)
-    weights = [(d.kernel.numpy(), d.bias.numpy()) for d in dense_layers(model)]
-    return Replica(read_structure(model), weights, rows, seed)
 
 
 @pytest.mark.parametrize("optimizer", [
@@ -35,9 +26,9 @@ def test_segments_and_new_arrivals_match_one_run(advertising, optimizer):
     X, y = advertising
     folds = [train for train, _ in KFold(3, shuffle=True, random_state=0).split(X)]
     Y = y.reshape(-1, 1).astype("float32")
-    a = _replica(1, folds[0], optimizer, (6, 4), "relu", 0.01, dropout=0.2)
-    b = _replica(2, folds[1], optimizer, (5,), "tanh", 0.003)
-    c = _replica(3, folds[2], optimizer, (3, 6), "relu", 0.02)
+    a = mlp_replica(1, folds[0], optimizer, (6, 4), "relu", 0.01, dropout=0.2)
+    b = mlp_replica(2, folds[1], optimizer, (5,), "tanh", 0.003)
+    c = mlp_replica(3, folds[2], optimizer, (3, 6), "relu", 0.02)
     stack = SlotStack([a, b, c], 3, X, Y, batch_size=32, steps=-(-len(folds[0]) // 32),
                       segment=2)
     stack.load(1, a)
@@ -58,23 +49,23 @@ def test_segments_and_new_arrivals_match_one_run(advertising, optimizer):
 def test_fits_refuses_what_would_change_the_shapes(advertising):
     X, y = advertising
     rows = np.arange(150)
-    a = _replica(1, rows, "Adam", (6, 4), "relu", 0.01)
+    a = mlp_replica(1, rows, "Adam", (6, 4), "relu", 0.01)
     stack = SlotStack([a], 2, X, y.reshape(-1, 1).astype("float32"), batch_size=32, steps=5,
                       segment=1)
-    assert stack.fits(_replica(2, rows, "Adam", (3,), "relu", 0.1))
-    assert not stack.fits(_replica(3, rows, "Adam", (8,), "relu", 0.1))      # wider
-    assert not stack.fits(_replica(4, rows, "Adam", (4, 4, 4), "relu", 0.1))  # deeper
-    assert not stack.fits(_replica(5, rows, "Adam", (4,), "tanh", 0.1))      # activation
-    assert not stack.fits(_replica(6, rows, "SGD", (4,), "relu", 0.1))       # optimizer
-    assert not stack.fits(_replica(7, rows[:100], "Adam", (4,), "relu", 0.1))  # steps
+    assert stack.fits(mlp_replica(2, rows, "Adam", (3,), "relu", 0.1))
+    assert not stack.fits(mlp_replica(3, rows, "Adam", (8,), "relu", 0.1))      # wider
+    assert not stack.fits(mlp_replica(4, rows, "Adam", (4, 4, 4), "relu", 0.1))  # deeper
+    assert not stack.fits(mlp_replica(5, rows, "Adam", (4,), "tanh", 0.1))      # activation
+    assert not stack.fits(mlp_replica(6, rows, "SGD", (4,), "relu", 0.1))       # optimizer
+    assert not stack.fits(mlp_replica(7, rows[:100], "Adam", (4,), "relu", 0.1))  # steps
 
 
 def test_a_replica_moved_to_a_smaller_stack_goes_on_as_if_it_had_stayed(advertising):
     X, y = advertising
     Y = y.reshape(-1, 1).astype("float32")
     rows = np.arange(120)
-    a = _replica(1, rows, "Adam", (6, 4), "relu", 0.01, dropout=0.2)
-    b = _replica(2, rows, "Adam", (5,), "tanh", 0.003)
+    a = mlp_replica(1, rows, "Adam", (6, 4), "relu", 0.01, dropout=0.2)
+    b = mlp_replica(2, rows, "Adam", (5,), "tanh", 0.003)
     big = SlotStack([a, b], 4, X, Y, batch_size=32, steps=4, segment=2)
     big.load(3, a)
     big.load(0, b)
