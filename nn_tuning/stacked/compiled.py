@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from .layout import Layout, Replica, group_key, layout, stacked_params, with_groups
+from .layout import Layout, Replica, conv_shapes, group_key, layout, stacked_params, with_groups
 from .model import StackedModel
 from .structure import Structure
 
@@ -98,7 +98,7 @@ def _base(structure: Structure, X: np.ndarray, Y: np.ndarray, epochs: int, steps
 
 def _static(lay: Layout) -> tuple:
     return (lay.depth, lay.width, tuple(lay.acts), tuple(lay.any_dropout), tuple(lay.any_first),
-            lay.variants, len(lay.lr), lay.groups)
+            lay.variants, len(lay.lr), lay.groups, lay.conv_widths)
 
 
 def _work(lay: Layout, replicas: int | None = None, depth: int | None = None,
@@ -108,7 +108,17 @@ def _work(lay: Layout, replicas: int | None = None, depth: int | None = None,
     w = max(lay.width if width is None else width, 1)
     per = lay.n_inputs * w + max(depth - 1, 0) * w * w + w * lay.n_outputs if depth \
         else lay.n_inputs * lay.n_outputs
-    return (len(lay.lr) if replicas is None else replicas) * per
+    return (len(lay.lr) if replicas is None else replicas) * (per + conv_work(lay))
+
+
+def conv_work(lay: Layout) -> int:
+    """Multiply-adds per sample of one replica's convolutions."""
+    if not lay.convs:
+        return 0
+    channels = [lay.sample_shape[-1], *lay.conv_widths]
+    spatial = [lay.sample_shape[:-1]] + conv_shapes(lay.sample_shape, lay.convs)[:-1]
+    return sum(int(np.prod(shape)) * int(np.prod(sig[0])) * c_in * f
+               for shape, sig, c_in, f in zip(spatial, lay.convs, channels, lay.conv_widths))
 
 
 def _worth_padding(padded_work: int, work: int, steps: int) -> bool:
@@ -119,7 +129,8 @@ def _worth_padding(padded_work: int, work: int, steps: int) -> bool:
 def _covers(env: Layout, lay: Layout) -> bool:
     """Whether ``env``'s shapes hold ``lay``'s (activations: :func:`fitting_loop` checks them)."""
     if env.depth < lay.depth or env.width < lay.width or len(env.lr) < len(lay.lr) \
-            or not set(lay.variants) <= set(env.variants):
+            or not set(lay.variants) <= set(env.variants) \
+            or any(e < n for e, n in zip(env.conv_widths, lay.conv_widths)):
         return False
     for i in range(lay.depth):
         if (lay.any_dropout[i] and not env.any_dropout[i]) \

@@ -7,6 +7,18 @@ loss, so every replica's gradient is its own model's gradient. Randomness
 (each epoch's shuffle, dropout masks) comes from a counter-based hash of the
 replica's own seed, the epoch, the step and the position, so a replica
 trains the same whatever its stack-mates, the chunking or the backend.
+
+Convolutions are batched matmuls of each replica's image patches with its own
+kernel: the patches are the ``prod(kernel)`` shifted views of the (padded)
+input side by side on the channel axis, so one ``matmul`` of
+``(R, batch * positions, prod(kernel) * C)`` by ``(R, prod(kernel) * C, F)``
+computes every replica's convolution, and padded filters are masked as Dense
+units are. Not grouped convolutions (replicas' channels side by side,
+``groups=R``): Keras runs those through XLA on TensorFlow CPUs, whose compile
+costs more than small stacks train (README, Performance), and the replicas
+do not share inputs anyway (each shuffles its own rows). Pooling is Keras'
+own (``ops.max_pool``/``ops.average_pool``) with the replicas folded into the
+batch axis.
 """
 
 from __future__ import annotations
@@ -48,7 +60,7 @@ class StackedModel:
         self.out_act = keras.activations.get(structure.output_activation)
         self.loss_fn = keras.losses.get(structure.loss)
         self.loss_kwargs = dict(structure.loss_kwargs)
-        names = {a for names in lay.acts for a in names}
+        names = {a for names in lay.acts for a in names} | {c[2] for c in lay.convs}
         names |= {run[0] for runs in (lay.runs or ()) for run in runs}
         self.by_name = {a: keras.activations.get(a) for a in names}
 
@@ -76,9 +88,42 @@ class StackedModel:
             a = value if a is None else ops.where(sel > 0, value, a)
         return a
 
+    def _conv_block(self, i: int, x: Any, kernel: Any, bias: Any, mask: Any) -> Any:
+        """Convolution block ``i`` of x (R, B, *spatial, C): (R, B, *spatial', F)."""
+        ops = self.ops
+        kernel_size, padding, activation, pool = self.lay.convs[i]
+        R, B, spatial = x.shape[0], x.shape[1], tuple(x.shape[2:-1])
+        if padding == "same":  # Keras' (TensorFlow's) rule: the odd pixel goes after
+            x = ops.pad(x, [(0, 0), (0, 0), *(((k - 1) // 2, k // 2) for k in kernel_size),
+                            (0, 0)])
+            out = spatial
+        else:
+            out = tuple(n - k + 1 for n, k in zip(spatial, kernel_size))
+        views = []
+        for offset in np.ndindex(*kernel_size):  # row-major, as the kernel's flattened rows
+            index = tuple(slice(o, o + n) for o, n in zip(offset, out))
+            views.append(x[(slice(None), slice(None), *index, slice(None))])
+        patches = views[0] if len(views) == 1 else ops.concatenate(views, axis=-1)
+        z = ops.add(ops.matmul(ops.reshape(patches, (R, -1, patches.shape[-1])), kernel), bias)
+        a = ops.multiply(self.by_name[activation](z), mask)
+        if pool is None:
+            return ops.reshape(a, (R, B, *out, a.shape[-1]))
+        kind, size, strides, pool_padding = pool
+        folded = ops.reshape(a, (R * B, *out, a.shape[-1]))
+        pooled = (ops.max_pool if kind == "max" else ops.average_pool)(
+            folded, size, strides, pool_padding)
+        return ops.reshape(pooled, (R, B, *pooled.shape[1:]))
+
     def forward(self, params: Sequence[Any], consts: dict, x: Any, drop_bits: Any = None) -> Any:
-        """Outputs (R, B, out) of inputs x (R, B, F); dropout where ``drop_bits`` is given."""
+        """Outputs (R, B, out) of inputs x (R, B, *sample); dropout where ``drop_bits`` is given."""
         ops, lay = self.ops, self.lay
+        n_conv = len(lay.convs)
+        for i in range(n_conv):
+            x = self._conv_block(i, x, params[2 * i], params[2 * i + 1], consts["conv_masks"][i])
+        if n_conv:
+            x = ops.reshape(x, (x.shape[0], x.shape[1], -1)) if lay.head == "flatten" \
+                else ops.mean(x, axis=tuple(range(2, len(x.shape) - 1)))
+        params = params[2 * n_conv:]
         h = x
         for layer in range(lay.depth):
             z = ops.add(ops.matmul(h, params[2 * layer]), params[2 * layer + 1])

@@ -33,7 +33,7 @@ from nn_tuning.stacked import (
 from nn_tuning.stacked.layout import layout, stack_consts, stacked_params
 from nn_tuning.stacked.loops import _optimizers
 from nn_tuning.stacked.model import StackedModel
-from nn_tuning.stacked.structure import Hidden, Structure, dense_layers
+from nn_tuning.stacked.structure import Hidden, Structure, weighted_layers
 
 # Measured: 0 ulp for SGD, Adam, AdamW, Adamax and Nadam, 2 for RMSprop,
 # Adagrad and Adadelta (a square root or division fused differently in a graph).
@@ -41,7 +41,7 @@ ULP_BOUND = 4
 
 
 def _weights(model):
-    return [(d.kernel.numpy(), d.bias.numpy()) for d in dense_layers(model)]
+    return [(d.kernel.numpy(), d.bias.numpy()) for d in weighted_layers(model)]
 
 
 def _ulps(got, ref):
@@ -180,14 +180,14 @@ def _compare(builder, configs, X, Y, folds, epochs, batch_size, meta, score, ato
         model.run_eagerly = run_eagerly
         n = len(replicas[r].rows)
         _fit_like_keras(model, X, Y, [orders[e, r, :n] for e in range(epochs)], batch_size)
-        for (kernel, bias), layer in zip(result.weights[r], dense_layers(model)):
+        for (kernel, bias), layer in zip(result.weights[r], weighted_layers(model)):
             for got, ref in ((kernel, layer.kernel.numpy()), (bias, layer.bias.numpy())):
                 if epochs == 1:
                     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=atol)
                 worst_rel = max(worst_rel, np.linalg.norm(got - ref) / max(np.linalg.norm(ref), 1e-12))
         valid = folds[k][1]
         theirs = score(model, X[valid], Y[valid])
-        for (kernel, bias), layer in zip(result.weights[r], dense_layers(model)):  # ours, same net
+        for (kernel, bias), layer in zip(result.weights[r], weighted_layers(model)):  # ours, same net
             layer.kernel.assign(kernel)
             layer.bias.assign(bias)
         worst_score = max(worst_score, abs(score(model, X[valid], Y[valid]) - theirs))
@@ -298,7 +298,7 @@ def test_unequal_fold_sizes_train_each_replica_on_its_own_rows(adv):
     for e in range(3):  # the last batch of 37 rows is its own, smaller batch
         idx = orders[e, 0, :157]
         keras_model.fit(X[idx], Y[idx], batch_size=40, epochs=1, shuffle=False, verbose=0)
-    for (kernel, _), layer in zip(result.weights[0], dense_layers(keras_model)):
+    for (kernel, _), layer in zip(result.weights[0], weighted_layers(keras_model)):
         np.testing.assert_allclose(kernel, layer.kernel.numpy(), rtol=1e-5, atol=1e-6)
 
 

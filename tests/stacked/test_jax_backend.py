@@ -62,7 +62,7 @@ def under_jax() -> dict:
         import keras, numpy as np
         from model_builders import mlp_regressor
         from nn_tuning.stacked import Replica, epoch_orders, read_structure, train_stack
-        from nn_tuning.stacked.structure import dense_layers
+        from nn_tuning.stacked.structure import weighted_layers
 
         rng = np.random.default_rng(0)
         X = rng.normal(size=(120, 3)).astype("float32")
@@ -76,7 +76,7 @@ def under_jax() -> dict:
         for i, c in enumerate(configs):
             m = build(c)
             reps.append(Replica(read_structure(m), [(d.kernel.numpy(), d.bias.numpy())
-                        for d in dense_layers(m)], np.arange(120), seed=i))
+                        for d in weighted_layers(m)], np.arange(120), seed=i))
         result = train_stack(reps, X, Y, epochs=10, batch_size=40)
         orders = epoch_orders(reps, 10, 40)
         worst = 0.0
@@ -84,7 +84,7 @@ def under_jax() -> dict:
             m = build(c)
             idx = np.concatenate([orders[e, r] for e in range(10)])
             m.fit(X[idx], Y[idx], batch_size=40, epochs=1, shuffle=False, verbose=0)
-            for (k, b), d in zip(result.weights[r], dense_layers(m)):
+            for (k, b), d in zip(result.weights[r], weighted_layers(m)):
                 worst = max(worst, float(np.linalg.norm(k - d.kernel.numpy()) /
                                          np.linalg.norm(d.kernel.numpy())))
     """) + textwrap.dedent(_SHUFFLE_REPLICAS) + textwrap.dedent("""
