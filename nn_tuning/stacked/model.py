@@ -12,12 +12,17 @@ Convolutions are batched matmuls of each replica's image patches with its own
 kernel: the patches are the ``prod(kernel)`` shifted views of the (padded)
 input side by side on the channel axis, so one ``matmul`` of
 ``(R, batch * positions, prod(kernel) * C)`` by ``(R, prod(kernel) * C, F)``
-computes every replica's convolution, and padded filters are masked as Dense
-units are. Not grouped convolutions (replicas' channels side by side,
-``groups=R``): Keras runs those through XLA on TensorFlow CPUs, whose compile
-costs more than small stacks train (README, Performance), and the replicas
-do not share inputs anyway (each shuffles its own rows). Pooling is Keras'
-own (``ops.max_pool``/``ops.average_pool``) with the replicas folded into the
+computes every replica's convolution, one code path for TensorFlow and JAX.
+Measured on 2 CPU cores (TensorFlow, 18 replicas of a 3x3 convolution of 32
+to 64 channels on 8x8 images, batch 64, forward and backward): these matmuls
+212 ms a step; ``tf.image.extract_patches`` for the patches 381 ms; one
+native convolution per replica 165 ms, but a graph that grows with the
+replicas (each stack traces its own); a grouped convolution (replicas'
+channels side by side, ``groups=R``) has no TensorFlow CPU kernel for its
+gradient, and through XLA took 17 s to compile and 7.7 s a step. Stacking
+saves the per-model costs around the arithmetic, not the arithmetic: a
+replica's convolution costs what its own model's does. Pooling is Keras' own
+(``ops.max_pool``/``ops.average_pool``) with the replicas folded into the
 batch axis.
 """
 

@@ -33,10 +33,10 @@ from ..fast_fit import clear_engines
 from ..space import config_key
 from .clock import timed
 from .engine import Replica, conv_sizes, stack_bytes, train_stack
-from .structure import NotStackable, Structure, weighted_layers, read_structure
+from .structure import NotStackable, Structure, read_structure, weighted_layers
 
 __all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_REPLICAS", "Built", "build", "chunk_trials",
-           "plan_chunks", "run_chunk", "stacked_groups", "stacked_trials"]
+           "estimated_bytes", "plan_chunks", "run_chunk", "stacked_groups", "stacked_trials"]
 
 logger = logging.getLogger("nn_tuning")
 
@@ -191,6 +191,12 @@ def _score(protocol: Any, estimator: Any, raw: np.ndarray, X: np.ndarray, y: np.
     """``protocol.scorer(estimator, X, y)`` with the estimator's raw outputs given."""
     with timed("score"):
         return estimator.score_outputs(protocol.scorer, raw, X, y)
+
+
+def estimated_bytes(chunk: Sequence[Built], protocol: Any) -> int:
+    """The planner's memory estimate of ``chunk``'s stack (what ``max_bytes`` bounds)."""
+    return _stack_size(chunk, len(protocol.splits),
+                       max(len(train) for train, _ in protocol.splits))[1]
 
 
 def _stack_size(members: Sequence[Built], folds: int, n_rows: int) -> tuple[int, int]:

@@ -64,7 +64,11 @@ class Conv:
     ``kernel`` is the kernel size per spatial axis (stride 1, no dilation),
     ``padding`` Keras' ``"same"`` or ``"valid"``; ``pool`` is ``(kind, size,
     strides, padding)`` with kind ``"max"`` or ``"average"``, or None.
-    Everything but ``filters`` is what stack-mates share (:attr:`signature`).
+    Stack-mates share the :attr:`signature` and, in :attr:`Structure.group`,
+    the filters too (the layout could pad filters as it pads Dense widths,
+    but a convolution's arithmetic is what a CNN stack pays for on a CPU:
+    padding ``filters`` of 8, 16 and 32 to 32 made a random search of the
+    digits study 1.4x slower, 80.7 s against 57.4 s).
     """
 
     filters: int
@@ -104,8 +108,9 @@ class Structure:
 
     @property
     def group(self) -> tuple:
-        inputs = (self.sample_shape, tuple(c.signature for c in self.convs), self.head) \
-            if self.convs else self.input_dim
+        inputs = (self.sample_shape, tuple(c.signature for c in self.convs),
+                  tuple(c.filters for c in self.convs), self.head) if self.convs \
+            else self.input_dim
         return (inputs, self.output_units, self.output_activation, self.loss,
                 self.loss_kwargs, len(self.hidden) > 0)
 
