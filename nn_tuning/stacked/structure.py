@@ -252,6 +252,8 @@ def _front(model: Any, layers: list[Any]) -> tuple[tuple[int, ...], tuple[Conv, 
             if kind is L.Flatten and layer.data_format == "channels_first":
                 raise NotStackable("a Flatten layer is channels_first")
             return shape, tuple(convs), heads[kind], i + 1
+        elif kind is L.Dense:
+            break
         else:
             raise NotStackable(f"a {kind.__name__} layer between convolutions (a stack takes "
                                "Conv [Activation] [MaxPooling | AveragePooling] blocks)")
@@ -260,6 +262,11 @@ def _front(model: Any, layers: list[Any]) -> tuple[tuple[int, ...], tuple[Conv, 
         raise NotStackable("the convolutions are not followed by Flatten or "
                            "GlobalAveragePooling")
     if len(shape) != 1:
+        nxt = layers[i] if i < len(layers) else None
+        if nxt is not None and type(nxt) not in (L.Dense, L.Activation, L.Dropout):
+            raise NotStackable(f"a {type(nxt).__name__} layer is not one a stack takes (Conv1D, "
+                               "Conv2D, MaxPooling, AveragePooling, Flatten, "
+                               "GlobalAveragePooling, Dense, Activation, Dropout)")
         raise NotStackable(f"samples of shape {shape} reach a Dense layer: flatten them first")
     return shape, (), "", i
 

@@ -17,7 +17,7 @@ from sklearn.datasets import load_digits
 from model_builders import cnn_classifier, mlp_classifier
 from nn_tuning.stacked import NotStackable, read_structure
 
-from .test_engine import _accuracy, _compare
+from .test_engine import _accuracy, _build, _compare
 
 
 @pytest.fixture(scope="module")
@@ -50,3 +50,125 @@ def test_cnn_15_epochs_match_model_fit(digits):
     rel, score = _compare(cnn_classifier, _cnn_configs(), X, y, folds, 15, 40, _META, _accuracy)
     assert rel <= 1e-4
     assert score <= 1e-4
+
+
+def _seq_cnn(filters=4, units=8, learning_rate=0.01, **_):
+    """A 1-D CNN on sequences, written with add() as the Keras guides do: valid padding,
+    an Activation layer, average pooling, global average pooling."""
+    model = keras.Sequential()
+    model.add(keras.Input((12, 2)))
+    model.add(keras.layers.Conv1D(filters, 3))
+    model.add(keras.layers.Activation("tanh"))
+    model.add(keras.layers.AveragePooling1D(2))
+    model.add(keras.layers.Conv1D(filters, 2, padding="same", activation="relu"))
+    model.add(keras.layers.GlobalAveragePooling1D())
+    model.add(keras.layers.Dense(units, activation="relu"))
+    model.add(keras.layers.Dense(3, activation="softmax"))
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss="sparse_categorical_crossentropy")
+    return model
+
+
+def _flat_rows_cnn(filters=3, units=6, learning_rate=0.01, **_):
+    """A CNN fed flat rows of 64 pixels, reshaped inside the model, valid 2x2 kernels."""
+    inputs = keras.Input((64,))
+    x = keras.layers.Reshape((8, 8, 1))(inputs)
+    x = keras.layers.Conv2D(filters, 2, activation="elu")(x)
+    x = keras.layers.MaxPooling2D(3, strides=2, padding="same")(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(units, activation="relu")(x)
+    model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x))
+    model.compile(optimizer=keras.optimizers.RMSprop(learning_rate),
+                  loss="sparse_categorical_crossentropy")
+    return model
+
+
+def test_other_conv_layouts_match_model_fit(digits):
+    """Conv1D on sequences (valid, Activation, average and global pooling) and a CNN on flat
+    rows (Reshape first, an even kernel, same-padded strided pooling): 10 epochs."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(90, 12, 2)).astype("float32")
+    y = (X[:, :4, 0].sum(axis=1) > 0).astype(int) + (X[:, 6:, 1].sum(axis=1) > 1)
+    folds = [(np.arange(0, 60), np.arange(60, 90))]
+    configs = [dict(units=8, learning_rate=0.01), dict(units=5, learning_rate=0.003)]
+    rel, score = _compare(_seq_cnn, configs, X, y.reshape(-1, 1), folds, 10, 30, {}, _accuracy)
+    assert rel <= 1e-4 and score <= 1e-4
+    Xd, yd = digits
+    rel, score = _compare(_flat_rows_cnn, configs, Xd.reshape(len(Xd), 64), yd,
+                          [(np.arange(0, 120), np.arange(120, 160))], 10, 40, {}, _accuracy)
+    assert rel <= 1e-4 and score <= 1e-4
+
+
+def test_mlp_on_images_flattens_first_and_matches_model_fit(digits):
+    X, y = digits
+    meta = {"meta": {"X_shape_": (160, 8, 8, 1), "n_features_in_": 8, "n_classes_": 10}}
+    model = _build(mlp_classifier, {"hidden_layers": (12,)}, **meta)
+    assert type(model.layers[0]) is keras.layers.Flatten or any(
+        type(layer) is keras.layers.Flatten for layer in model.layers[:2])
+    assert read_structure(model).sample_shape == (64,)
+    rel, score = _compare(mlp_classifier, [{"hidden_layers": (12,)}, {"hidden_layers": (7, 5)}],
+                          X, y, [(np.arange(0, 120), np.arange(120, 160))], 10, 40, meta,
+                          _accuracy)
+    assert rel <= 1e-4 and score <= 1e-4
+
+
+def _layers():
+    return [keras.layers.Conv2D(4, 3, padding="same", activation="relu"),
+            keras.layers.MaxPooling2D(2), keras.layers.Flatten(),
+            keras.layers.Dense(8, activation="relu"), keras.layers.Dense(10, activation="softmax")]
+
+
+def _assembled(style):
+    if style == "list":
+        model = keras.Sequential([keras.Input((8, 8, 1)), *_layers()])
+    elif style == "add":
+        model = keras.Sequential()
+        model.add(keras.Input((8, 8, 1)))
+        for layer in _layers():
+            model.add(layer)
+    elif style == "input_shape":
+        first, *rest = _layers()
+        first = keras.layers.Conv2D(4, 3, padding="same", activation="relu", input_shape=(8, 8, 1))
+        model = keras.Sequential([first, *rest])
+    elif style == "build":
+        model = keras.Sequential(_layers())
+        model.build((None, 8, 8, 1))
+    else:
+        inputs = keras.Input((8, 8, 1))
+        x = inputs
+        for layer in _layers():
+            x = layer(x)
+        model = keras.Model(inputs, x)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+
+
+def test_every_way_of_writing_a_model_reads_as_one_structure():
+    styles = ["list", "add", "input_shape", "build", "functional"]
+    structures = {style: read_structure(_assembled(style)) for style in styles}
+    assert len(set(structures.values())) == 1, structures
+    s = structures["list"]
+    assert s.sample_shape == (8, 8, 1) and s.head == "flatten" and s.input_dim == 4 * 4 * 4
+    assert s.convs[0].pool == ("max", (2, 2), (2, 2), "valid")
+
+
+@pytest.mark.parametrize("layer, reason", [
+    (lambda: keras.layers.Conv2D(4, 3, strides=2), "strides"),
+    (lambda: keras.layers.Conv2D(4, 3, dilation_rate=2), "dilation"),
+    (lambda: keras.layers.Conv2D(4, 3, use_bias=False), "no bias"),
+    (lambda: keras.layers.SeparableConv2D(4, 3), "SeparableConv2D layer is not one a stack"),
+])
+def test_what_cannot_stack_says_why(layer, reason):
+    model = keras.Sequential([keras.Input((8, 8, 1)), layer(), keras.layers.Flatten(),
+                              keras.layers.Dense(3)])
+    model.compile(optimizer="adam", loss="mse")
+    with pytest.raises(NotStackable, match=reason):
+        read_structure(model)
+
+
+def test_convolutions_need_a_flatten_or_pooling_head():
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3),
+                              keras.layers.Dense(3)])
+    model.compile(optimizer="adam", loss="mse")
+    with pytest.raises(NotStackable, match="Flatten or GlobalAveragePooling"):
+        read_structure(model)
