@@ -82,6 +82,9 @@ class Layout:
     sample_shape: tuple[int, ...] = ()
     head: str = ""
     positions: int = 1
+    # A Dropout on the Dense chain's input: the rate per replica (R, 1, 1), and whether any.
+    input_dropout: np.ndarray | None = None
+    any_input_dropout: bool = False
 
 
 def conv_shapes(sample_shape: Sequence[int], signatures: Sequence[tuple]) -> list[tuple]:
@@ -178,9 +181,12 @@ def layout(replicas: Sequence[Replica], at_least: Layout | None = None) -> Layou
     if at_least is not None:
         variants |= set(at_least.variants)
     variants = tuple(sorted(variants))
+    rates = np.array([r.structure.input_dropout for r in replicas], "float32").reshape(R, 1, 1)
     lay = Layout(depth, width, s0.input_dim, s0.output_units, masks, real, acts, selects,
                  dropout, any_dropout, first, any_first, lr, variants,
-                 ((variants[0], 0, R),) if len(variants) == 1 else None)
+                 ((variants[0], 0, R),) if len(variants) == 1 else None, input_dropout=rates,
+                 any_input_dropout=bool(rates.any()) or bool(at_least and
+                                                              at_least.any_input_dropout))
     return _with_convs(lay, replicas, at_least) if s0.convs else lay
 
 
@@ -282,7 +288,7 @@ def stack_consts(replicas: Sequence[Replica], lay: Layout, X: np.ndarray, Y: np.
         "n_rows": np.array([len(r.rows) for r in replicas], "int32").reshape(R, 1),
         "seeds": np.array([r.seed for r in replicas], "uint32").reshape(R, 1),
         "masks": lay.masks, "real": lay.real, "selects": lay.selects, "dropout": lay.dropout,
-        "first": lay.first, "conv_masks": lay.conv_masks or [],
+        "first": lay.first, "conv_masks": lay.conv_masks or [], "input_dropout": lay.input_dropout,
     }
 
 

@@ -55,6 +55,12 @@ def _hash(ops: Any, seeds: Any, a: Any, b: Any) -> Any:
     return _mix(ops, ops.bitwise_xor(x, ops.cast(b, "uint32")))
 
 
+def _uniform(ops: Any, bits: Any) -> Any:
+    """Uniform floats in [0, 1) from uint32 bits (their top 24)."""
+    return ops.multiply(ops.cast(ops.right_shift(bits, np.uint32(8)), "float32"),
+                        np.float32(2.0 ** -24))
+
+
 class StackedModel:
     """The stacked forward pass and loss, in ``keras.ops``."""
 
@@ -129,6 +135,10 @@ class StackedModel:
             x = ops.reshape(x, (x.shape[0], x.shape[1], -1)) if lay.head == "flatten" \
                 else ops.mean(x, axis=tuple(range(2, len(x.shape) - 1)))
         params = params[2 * n_conv:]
+        if drop_bits is not None and lay.any_input_dropout:
+            rate = consts["input_dropout"]
+            keep = ops.greater_equal(_uniform(ops, drop_bits(-1, x.shape[-1])), rate)
+            x = ops.where(keep, ops.divide(x, ops.subtract(1.0, rate)), 0.0)
         h = x
         for layer in range(lay.depth):
             z = ops.add(ops.matmul(h, params[2 * layer]), params[2 * layer + 1])
@@ -136,9 +146,7 @@ class StackedModel:
             dropped = None
             if drop_bits is not None and lay.any_dropout[layer]:
                 rate = consts["dropout"][layer]
-                u = ops.multiply(ops.cast(ops.right_shift(drop_bits(layer), np.uint32(8)),
-                                          "float32"), np.float32(2.0 ** -24))
-                keep = ops.greater_equal(u, rate)
+                keep = ops.greater_equal(_uniform(ops, drop_bits(layer, lay.width)), rate)
 
                 def dropped(v: Any, keep: Any = keep, rate: Any = rate) -> Any:
                     return ops.where(keep, ops.divide(v, ops.subtract(1.0, rate)), 0.0)
@@ -167,13 +175,13 @@ class StackedModel:
         x = ops.take(consts["X"], rows, axis=0)
         y = ops.take(consts["Y"], rows, axis=0)
         drop_bits = None
-        if any(self.lay.any_dropout):
-            width = max(self.lay.width, 1)
-            cells = ops.reshape(ops.cast(ops.arange(bs * width, dtype="int32"), "uint32"),
-                                (1, bs, width))
+        if any(self.lay.any_dropout) or self.lay.any_input_dropout:
             seeds3 = ops.expand_dims(consts["seeds"], -1)
 
-            def drop_bits(layer: int) -> Any:
+            def drop_bits(layer: int, width: int) -> Any:
+                """uint32 bits (R, B, width) for the dropout of ``layer`` (-1: the input)."""
+                cells = ops.reshape(ops.cast(ops.arange(bs * width, dtype="int32"), "uint32"),
+                                    (1, bs, width))
                 counter = ops.add(ops.multiply(ops.cast(epoch, "uint32"), np.uint32(0x10000)),
                                   ops.cast(step, "uint32"))
                 counter = ops.reshape(counter, (-1, 1, 1))  # per replica, or one for all

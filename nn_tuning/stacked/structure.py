@@ -1,7 +1,7 @@
 """What a stack needs to know of one model: read it off the compiled Keras model.
 
 A model is stackable when it is one chain ``Input [Reshape | Flatten]
-(Conv [Activation] [Pooling])* [Flatten | GlobalAveragePooling]
+(Conv [Activation] [Pooling])* [Flatten | GlobalAveragePooling] [Dropout]
 (Dense [Activation] [Dropout] | Dense Dropout Activation)* -> Dense
 [Activation]`` of Keras' own float32 layers (not subclasses): convolutions
 (1-D or 2-D, stride 1, any kernel size, ``same`` or ``valid`` padding) with
@@ -105,6 +105,7 @@ class Structure:
     sample_shape: tuple[int, ...] = ()
     convs: tuple[Conv, ...] = ()
     head: str = ""
+    input_dropout: float = 0.0  # a Dropout before the first Dense layer (after a Flatten)
 
     @property
     def group(self) -> tuple:
@@ -271,6 +272,17 @@ def _front(model: Any, layers: list[Any]) -> tuple[tuple[int, ...], tuple[Conv, 
     return shape, (), "", i
 
 
+def _input_dropout(layers: list[Any]) -> tuple[float, int]:
+    """(rate, layers read) of a Dropout on the Dense chain's input (``Flatten -> Dropout``)."""
+    import keras
+
+    if layers and type(layers[0]) is keras.layers.Dropout:
+        if layers[0].noise_shape is not None:
+            raise NotStackable("a Dropout layer has a noise shape")
+        return float(layers[0].rate), 1
+    return 0.0, 0
+
+
 def _blocks(layers: list[Any]) -> list[list[Any]]:
     """[Dense, activation, dropout rate, dropout first, dropout seen] per block, in order."""
     import keras
@@ -354,7 +366,8 @@ def read_structure(model: Any) -> Structure:
         raise NotStackable("the model is not compiled")
     layers = _chain(model)
     sample_shape, convs, head, n_front = _front(model, layers)
-    blocks = _blocks(layers[n_front:])
+    input_dropout, n_drop = _input_dropout(layers[n_front:])
+    blocks = _blocks(layers[n_front + n_drop:])
     *hidden, (out_layer, out_act, out_drop, _, _) = blocks
     if out_drop:
         raise NotStackable("dropout after the output layer")
@@ -366,6 +379,7 @@ def read_structure(model: Any) -> Structure:
         output_units=int(out_layer.units), output_activation=out_act,
         loss=loss, loss_kwargs=loss_kwargs, optimizer=optimizer, optimizer_config=config,
         learning_rate=lr, sample_shape=sample_shape, convs=convs, head=head,
+        input_dropout=input_dropout,
     )
 
 

@@ -172,3 +172,29 @@ def test_convolutions_need_a_flatten_or_pooling_head():
     model.compile(optimizer="adam", loss="mse")
     with pytest.raises(NotStackable, match="Flatten or GlobalAveragePooling"):
         read_structure(model)
+
+
+def test_dropout_on_the_flattened_input_drops_what_the_dense_layer_reads():
+    """Keras' MNIST convnet writes Flatten -> Dropout -> Dense: the stack drops the same place."""
+    from nn_tuning.stacked import Replica
+    from nn_tuning.stacked.layout import layout, stack_consts, stacked_params
+    from nn_tuning.stacked.model import StackedModel
+    from nn_tuning.stacked.structure import weighted_layers
+
+    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
+                              keras.layers.Dropout(0.5), keras.layers.Dense(3)])
+    model.compile(optimizer="adam", loss="mse")
+    s = read_structure(model)
+    assert s.input_dropout == 0.5 and s.sample_shape == (16,)
+    rep = Replica(s, [(d.kernel.numpy(), d.bias.numpy()) for d in weighted_layers(model)],
+                  np.arange(4), seed=0)
+    lay = layout([rep])
+    consts = stack_consts([rep], lay, np.zeros((1, 16), "float32"), np.zeros((1, 3)), 4)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1, 4, 16)).astype("float32")
+    bits = rng.integers(0, 2 ** 32, size=(1, 4, 16), dtype="uint32")
+    out = keras.ops.convert_to_numpy(StackedModel(lay, s, 4).forward(
+        stacked_params([rep], lay), consts, x, lambda layer, width: bits))
+    keep = ((bits >> 8).astype("float32") * 2.0 ** -24 >= 0.5) / 0.5
+    kernel, bias = rep.weights[0]
+    np.testing.assert_allclose(out[0], (x[0] * keep[0]) @ kernel + bias, rtol=1e-5, atol=1e-6)

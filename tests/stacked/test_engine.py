@@ -362,7 +362,7 @@ def test_dropout_first_drops_the_pre_activations():
     x = rng.normal(size=(2, 4, 3)).astype("float32")
     bits = rng.integers(0, 2 ** 32, size=(2, 4, 5), dtype="uint32")
     out = keras.ops.convert_to_numpy(StackedModel(lay, reps[0].structure, 4).forward(
-        stacked_params(reps, lay), consts, x, lambda layer: bits))
+        stacked_params(reps, lay), consts, x, lambda layer, width: bits))
     keep = ((bits >> 8).astype("float32") * 2.0 ** -24 >= 0.5) / 0.5
     for r, first in enumerate((True, False)):
         z = x[r] @ reps[r].weights[0][0] + reps[r].weights[0][1]
