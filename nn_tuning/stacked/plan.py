@@ -33,7 +33,7 @@ from ..fast_fit import clear_engines
 from ..space import config_key
 from .clock import timed
 from .engine import Replica, conv_sizes, stack_bytes, train_stack
-from .structure import NotStackable, Structure, read_structure, weighted_layers
+from .structure import NotStackable, Structure, layer_weights, read_structure
 
 __all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_REPLICAS", "Built", "build", "chunk_trials",
            "estimated_bytes", "plan_chunks", "run_chunk", "stacked_groups", "stacked_trials"]
@@ -102,7 +102,7 @@ def _build(protocol: Any, X: np.ndarray, y: np.ndarray, index: int,
         if len(getattr(est, "classes_", [])) != len(classes):
             raise NotStackable("a fold lacks some classes")
     structure = read_structure(model)
-    weights = [(d.kernel.numpy(), d.bias.numpy()) for d in weighted_layers(model)]
+    weights = layer_weights(model)
     # Scoring needs the estimator's encoders, never its model (the stack's outputs
     # stand in for its predictions): the model is dropped here.
     batch_size = _fit_arg(est, "batch_size", 32)

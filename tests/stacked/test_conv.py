@@ -198,3 +198,56 @@ def test_dropout_on_the_flattened_input_drops_what_the_dense_layer_reads():
     keep = ((bits >> 8).astype("float32") * 2.0 ** -24 >= 0.5) / 0.5
     kernel, bias = rep.weights[0]
     np.testing.assert_allclose(out[0], (x[0] * keep[0]) @ kernel + bias, rtol=1e-5, atol=1e-6)
+
+
+def _normed_mlp(units=(8, 6), norm="batch", after=False, learning_rate=0.01, momentum=0.9,
+                optimizer="Adam"):
+    """An MLP with a normalisation in each hidden block: Dense -> Norm -> ReLU, or Dense(relu)
+    -> Norm (``after``), as the Keras guides write both."""
+    model = keras.Sequential()
+    model.add(keras.Input((30,)))
+    for u in units:
+        model.add(keras.layers.Dense(u, activation="relu" if after else None))
+        model.add(keras.layers.BatchNormalization(momentum=momentum) if norm == "batch"
+                  else keras.layers.LayerNormalization())
+        if not after:
+            model.add(keras.layers.Activation("relu"))
+    model.add(keras.layers.Dense(1, activation="sigmoid"))
+    model.compile(optimizer=getattr(keras.optimizers, optimizer)(learning_rate),
+                  loss="binary_crossentropy")
+    return model
+
+
+@pytest.fixture(scope="module")
+def cancer():
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_breast_cancer(return_X_y=True)
+    return StandardScaler().fit_transform(X[:150]).astype("float32"), y[:150].reshape(-1, 1)
+
+
+@pytest.mark.parametrize("norm", ["batch", "layer"])
+@pytest.mark.parametrize("epochs", [1, 12])
+def test_normalisation_layers_match_model_fit(cancer, norm, epochs):
+    """BatchNormalization (batch moments in training over the real rows of the last, smaller
+    batch; moving statistics per replica, used when scoring) and LayerNormalization (moments
+    over each replica's own units), before or after the activation."""
+    X, y = cancer
+    configs = [dict(units=(8, 6), norm=norm, learning_rate=0.01),
+               dict(units=(5, 9), norm=norm, learning_rate=0.003, momentum=0.8),
+               # A LayerNormalization of 4 ReLU units (often all but one 0: a tiny
+               # variance) amplifies float32 rounding over epochs as two model.fit runs
+               # would: SGD at 0.02, <1e-5 after 4 epochs, 2e-4 after 12; Adam at 0.02,
+               # 1.2e-4; Adam at 0.01, 3.5e-5 (measured). A smaller step there.
+               dict(units=(7, 4), norm=norm, after=True, learning_rate=0.02 if norm == "batch"
+                    else 0.01, optimizer="SGD" if norm == "batch" else "Adam")]
+    # One epoch of 100 rows: batches of 32, 32, 32 and 4 (the last batch's moments are its
+    # 4 rows'). More epochs: 96 rows, so that the reference's concatenated epochs keep
+    # the stack's batches (tests/stacked/test_engine.py: _fit_like_keras).
+    folds = [(np.arange(0, 100 if epochs == 1 else 96), np.arange(100, 150))]
+    after = [c for c in configs if c.get("after")]
+    for group in (after, [c for c in configs if not c.get("after")]):
+        rel, score = _compare(_normed_mlp, group, X, y, folds, epochs, 32, {}, _accuracy,
+                              run_eagerly=epochs == 1)
+        assert rel <= 1e-4 and score <= 1e-4
