@@ -105,7 +105,7 @@ class _SearchCVEvaluator(Evaluator):
             # Our trials carry the failures; scikit-learn's summary warnings would repeat them.
             warnings.simplefilter("ignore", UserWarning)
             try:
-                search.fit(self.X, self.y)
+                search.fit(self.X, self.y, **p.fit_params())  # sliced to each fold's rows
             except ValueError as exc:
                 if _ALL_FAILED not in str(exc):
                     raise
