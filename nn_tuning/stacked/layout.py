@@ -199,7 +199,9 @@ def stack_consts(replicas: Sequence[Replica], lay: Layout, X: np.ndarray, Y: np.
         rows[r, :len(rep.rows)] = rep.rows
     flags, fit = fit_flags(replicas), {}
     if "W" in flags:  # (R, rows of X): each replica's weight of each of its rows
-        fit["W"] = np.zeros((R, len(X)), "float32")
+        # (At least as wide as the rows: epoch_orders passes a placeholder X.)
+        n = max([len(X)] + [int(rep.rows.max()) + 1 for rep in replicas if len(rep.rows)])
+        fit["W"] = np.zeros((R, n), "float32")
         for r, rep in enumerate(replicas):
             fit["W"][r, rep.rows] = 1.0 if rep.row_weights is None else rep.row_weights
     if "shuffled" in flags:
