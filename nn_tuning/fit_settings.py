@@ -128,7 +128,7 @@ def _sample_weight(value: Any, name: str, *, n_rows: int, **_: Any) -> np.ndarra
                           f"got shape {w.shape}")
     if not np.all(np.isfinite(w)) or np.any(w < 0):
         bad = int(np.argwhere(~(np.isfinite(w) & (w >= 0)))[0][0])
-        raise ConfigError(f"{name} must be finite and >= 0, got {w[bad]!r} at row {bad}")
+        raise ConfigError(f"{name} must be finite and >= 0, got {float(w[bad])!r} at row {bad}")
     return w
 
 
