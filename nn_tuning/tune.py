@@ -397,6 +397,7 @@ def build_result(plan: RunPlan, trials: list[Trial], ctx: SearchContext, *, refi
 
 def _not_stacked(ctx: SearchContext) -> dict[str, Any]:
     """``{"not_stacked": {reason: configurations}}`` where the stacked engine fell back."""
+    # (asha's configurations that cannot stack go to the evaluator too: counted there.)
     counts = dict(getattr(ctx.evaluator, "not_stacked", None) or {})
     return {"not_stacked": counts} if counts else {}
 

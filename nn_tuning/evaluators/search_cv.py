@@ -73,6 +73,11 @@ class _BatchSearchCV(BaseSearchCV):
     def _run_search(self, evaluate_candidates):
         evaluate_candidates(list(self.candidates))
 
+    def _check_scorers_accept_sample_weight(self):
+        # Fits take the run's sample weights (tune(fit=...)); scores stay unweighted, as
+        # on every other path (scikit-learn >= 1.7 would pass them to the scorer too).
+        return False
+
 
 class _SearchCVEvaluator(Evaluator):
     """Batches through :class:`_BatchSearchCV` with ``n_jobs`` parallel fits."""
