@@ -68,6 +68,14 @@ def _task(builder_name: str) -> str:
     return "regression" if builder_name.endswith("regressor") else "classification"
 
 
+def _training(training: TrainingSection) -> dict[str, Any]:
+    """``[training]`` as plain data; no ``fit`` key without one (earlier runs' identity)."""
+    out = dataclasses.asdict(training)
+    if not out["fit"]:
+        del out["fit"]
+    return out
+
+
 def _fields(cls: type) -> list[str]:
     return [f.name for f in dataclasses.fields(cls)]
 
@@ -370,5 +378,5 @@ class Experiment:
             "name": self.name, "description": self.description, "source": self.source,
             "data": data, "builder": {"name": self.builder_name, "args": self.builder_args},
             "task": self.task, "space": self.space.to_dict() if self.space else None,
-            "training": dataclasses.asdict(self.training), "strategies": strategies,
+            "training": _training(self.training), "strategies": strategies,
         }
