@@ -354,3 +354,6 @@ configs = [{ neurons = 4 }, { neurons = 6 }]
     summary = json.loads((out / "manual" / "summary.json").read_text())
     assert summary["not_stacked"] == {reason: 2}
     assert set(pd.read_csv(out / "manual" / "trials.csv")["engine"]) == {"keras"}
+    report = (out / "report.md").read_text()
+    assert f"- manual: 2 configuration(s) not stacked, trained one at a time: {reason}" in report
+    assert '"class_weight": "balanced"' in report
