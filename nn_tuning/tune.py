@@ -174,17 +174,13 @@ def tune(
         flight finish and are kept; ``"asha"`` stops its stacks at the next
         segment of epochs and stores each configuration where it got).
     fit : mapping, optional
-        ``model.fit`` settings of every fit (the folds' and the refit):
-        ``validation_split`` (in [0, 1)), ``callbacks`` (a list of
-        ``keras.callbacks.Callback``), ``class_weight`` (label -> weight, or
-        ``"balanced"``: scikit-learn's ``compute_class_weight`` on each fit's
-        own rows; classification only), ``shuffle`` (bool) and
-        ``sample_weight`` (one weight >= 0 per row of ``X``: each fold fits on
-        its training rows' weights, the refit on all). Checked before the run
-        folder is touched; part of the run's identity. ``class_weight``,
-        ``sample_weight`` and ``shuffle`` train stacked; ``validation_split``
-        and ``callbacks`` send each configuration to the per-configuration path
-        (a warning says so, and ``result.extra["not_stacked"]`` counts them).
+        ``model.fit`` settings of every fit, the folds' and the refit's
+        (:mod:`nn_tuning.fit_settings`): ``validation_split`` in [0, 1),
+        ``callbacks`` (keras.callbacks.Callback list), ``class_weight`` (label ->
+        weight or ``"balanced"``, per fit's rows; classification only),
+        ``shuffle`` (bool), ``sample_weight`` (one weight >= 0 per row of ``X``;
+        each fold fits on its rows'). Part of the run's identity. The last three
+        stack; the others train per configuration (``extra["not_stacked"]``).
 
     Returns
     -------
@@ -391,15 +387,10 @@ def build_result(plan: RunPlan, trials: list[Trial], ctx: SearchContext, *, refi
                "planned_trials": plan.strategy.planned_trials(ctx),
                "refit_seconds": round(time.perf_counter() - refit_start, 3),
                **({"search": dict(ctx.notes)} if ctx.notes else {}),
-               **_not_stacked(ctx)},
+               # Configurations the stacked evaluator sent elsewhere, per reason (asha's too).
+               **({"not_stacked": dict(ns)}
+                  if (ns := getattr(ctx.evaluator, "not_stacked", None)) else {})},
     )
-
-
-def _not_stacked(ctx: SearchContext) -> dict[str, Any]:
-    """``{"not_stacked": {reason: configurations}}`` where the stacked engine fell back."""
-    # (asha's configurations that cannot stack go to the evaluator too: counted there.)
-    counts = dict(getattr(ctx.evaluator, "not_stacked", None) or {})
-    return {"not_stacked": counts} if counts else {}
 
 
 def _budget_epochs(plan: RunPlan) -> int | None:

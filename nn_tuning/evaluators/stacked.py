@@ -5,7 +5,8 @@ configurations whose model is a chain of Dense, Dropout and Activation
 layers (see :mod:`nn_tuning.stacked.structure`) train together, chunked into
 stacks (:mod:`nn_tuning.stacked.plan`); the others go to ``fallback``, the
 per-configuration evaluator the run would otherwise use, and the reason is
-warned of once (``not_stacked`` counts them per reason, for the result). Chunks train where its executor puts them
+warned of once (``not_stacked`` counts them per reason, for the result).
+Chunks train where its executor puts them
 (:mod:`nn_tuning.stacked.executors`: here, local worker processes, Dask).
 Trials come back as each stack finishes, so the store commits them stack by
 stack, one transaction each; a trial's ``fit_seconds`` is its share of its stack's

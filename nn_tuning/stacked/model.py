@@ -139,7 +139,10 @@ class StackedModel:
         return ops.sum(ops.divide(total, count))
 
     def epoch_order(self, consts: dict, epoch: Any, n_pad: int) -> Any:
-        """Each replica's rows in epoch ``epoch``'s shuffled order (or in order), padded: (R, n_pad)."""
+        """Each replica's rows in epoch ``epoch``'s order, padded: (R, n_pad).
+
+        Shuffled, or the rows in order where ``consts["shuffled"]`` is 0.
+        """
         ops = self.ops
         pos = ops.cast(ops.arange(n_pad, dtype="int32"), "uint32")
         bits = _hash(ops, consts["seeds"], ops.add(ops.cast(epoch, "uint32"), np.uint32(1)),

@@ -287,8 +287,8 @@ def stacked_groups(protocol: Any, X: np.ndarray, y: np.ndarray,
     yielded as each stack finishes. A configuration whose model cannot stack
     goes to ``fallback`` (the per-configuration evaluator) before the next
     stack that starts after it, with its reason warned of once per run
-    (``logged`` counts the configurations not stacked for each reason said). Once ``stopping()`` is true
-    nothing more is built and no new stack starts. Once the ``deadline``
+    (``logged`` counts the configurations not stacked, per reason). Once
+    ``stopping()`` is true nothing more is built and no new stack starts. Once the ``deadline``
     passes nothing more is built either (what is built trains), and a stack in
     training stops at its next segment of epochs; its trials have the epochs
     they reached as their ``budget``.
