@@ -206,7 +206,7 @@ def stack_consts(replicas: Sequence[Replica], lay: Layout, X: np.ndarray, Y: np.
             fit["W"][r, rep.rows] = 1.0 if rep.row_weights is None else rep.row_weights
     if "shuffled" in flags:
         fit["shuffled"] = np.array([r.shuffle for r in replicas], "float32").reshape(R, 1)
-    return {**fit, 
+    return {**fit,
         "X": X, "Y": Y, "rows": rows, "epoch0": np.zeros((R, 1), "int32"),
         "n_rows": np.array([len(r.rows) for r in replicas], "int32").reshape(R, 1),
         "seeds": np.array([r.seed for r in replicas], "uint32").reshape(R, 1),

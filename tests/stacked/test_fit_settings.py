@@ -95,9 +95,9 @@ def test_class_weight_one_step_matches_model_fit(iris3):
 def test_class_weight_without_shuffle_for_epochs_matches_model_fit(iris3):
     """model.fit(class_weight=..., shuffle=False) itself, 6 epochs with a smaller last batch."""
     X, y = iris3
-    folds = list(KFold(3, shuffle=True, random_state=1).split(X))[:2]
+    folds = list(KFold(3, shuffle=True, random_state=1).split(X))[:1]
     replicas, refs = _class_weight_replicas(X, y, folds, shuffle=False)
-    for part, part_refs in ((replicas[:2], refs[:2]), (replicas[2:], refs[2:])):
+    for part, part_refs in ((replicas[:1], refs[:1]), (replicas[1:], refs[1:])):
         result = train_stack(part, X, y, epochs=6, batch_size=16)
         for weights, (params, train) in zip(result.weights, part_refs):
             assert len(train) % 16  # the last batch of each epoch is smaller
@@ -173,3 +173,26 @@ def test_unshuffled_epochs_take_the_rows_in_order():
         np.testing.assert_array_equal(orders[e, 0, :5], rows)
         assert sorted(orders[e, 1, :5]) == sorted(rows)
     assert not np.array_equal(orders[0, 1, :5], rows)
+
+
+def test_a_configuration_s_replicas_carry_its_fit_settings(iris3):
+    """plan.fold_replica (stacks and asha's slot stacks): each fold's replica weighs its own
+    rows by the run's sample weights times the class weights of that fold's labels."""
+    from nn_tuning.evaluation import make_protocol
+    from nn_tuning.stacked.plan import build, fold_replica
+
+    X, y = iris3[0], iris3[1].ravel()
+    w = np.linspace(0.5, 2.0, len(X))
+    protocol = make_protocol(mlp_classifier, X, y, cv=2, epochs=1, seed=0, fit={
+        "class_weight": "balanced", "sample_weight": w, "shuffle": False})
+    b = build(protocol, X, y, 0, {"neurons": 4})
+    for k, (train, _) in enumerate(protocol.splits):
+        replica = fold_replica(b, protocol, y, k, seed=0)
+        np.testing.assert_array_equal(replica.rows, train)
+        np.testing.assert_allclose(replica.row_weights,
+                                   w[train] * compute_sample_weight("balanced", y[train]),
+                                   rtol=1e-6)
+        assert replica.shuffle is False
+    plain = make_protocol(mlp_classifier, X, y, cv=2, epochs=1, seed=0)
+    replica = fold_replica(build(plain, X, y, 0, {"neurons": 4}), plain, y, 0, seed=0)
+    assert replica.row_weights is None and replica.shuffle is True
