@@ -164,8 +164,8 @@ def row_weights(fit_params: Mapping[str, Any], sample_weight: np.ndarray | None,
 def _callback_identity(cb: Any) -> dict[str, Any]:
     """A callback as its class and its plain constructor settings (never its state)."""
     names = [n for n in inspect.signature(type(cb).__init__).parameters if n != "self"]
-    settings = {n: getattr(cb, n) for n in names
-                if isinstance(getattr(cb, n, None), (str, int, float, bool, type(None)))}
+    settings = {n: getattr(cb, n) for n in names if hasattr(cb, n)
+                and isinstance(getattr(cb, n), (str, int, float, bool, type(None)))}
     return {"class": f"{type(cb).__module__}.{type(cb).__qualname__}", **settings}
 
 
