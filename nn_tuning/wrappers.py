@@ -204,14 +204,21 @@ class _FastWrapperMixin:
     def stacking_obstacle(self) -> str | None:
         """Why a stack cannot train this estimator's model as its fit would, or None.
 
-        Before :meth:`initial_model` only the fit settings are known
-        (callbacks, validation, class weights, no shuffling); after it, the
-        feature encoding too (a stack feeds the features as given).
+        Before :meth:`initial_model` only the fit settings are known; after
+        it, the feature encoding too (a stack feeds the features as given).
+        Class weights, sample weights and ``shuffle=False`` stack; each other
+        fit setting has its own reason.
         """
         params = self.get_params()
-        if params.get("validation_split") or params.get("class_weight") is not None \
-                or params.get("callbacks") or params.get("shuffle") is False:
-            return "the estimator uses callbacks, validation, class weights or no shuffle"
+        if params.get("validation_split"):
+            return f"fit setting validation_split={params['validation_split']!r} is not stacked yet"
+        if params.get("callbacks"):
+            given = params["callbacks"]
+            given = given if isinstance(given, (list, tuple)) else [given]
+            names = ", ".join(getattr(cb, "__name__", type(cb).__name__) for cb in given)
+            return f"fit setting callbacks=[{names}] is not stacked yet"
+        if not isinstance(params.get("shuffle", True), bool):
+            return f"fit setting shuffle={params['shuffle']!r} is not stacked yet"
         encoder = getattr(self, "feature_encoder_", None)
         if encoder is not None and getattr(encoder, "func", "custom") is not None:
             return "the estimator transforms its features"

@@ -30,9 +30,9 @@ import numpy as np
 
 from .structure import Structure
 
-__all__ = ["Layout", "Replica", "Slots", "conv_shapes", "slots", "group_key", "input_rows", "layout",
-           "stack_consts", "stacked_params", "steps_per_epoch", "unstack", "with_groups",
-           "write_replica"]
+__all__ = ["Layout", "Replica", "Slots", "conv_shapes", "fit_flags", "group_key", "input_rows",
+           "layout", "slots", "stack_consts", "stacked_params", "steps_per_epoch", "unstack",
+           "with_groups", "write_replica"]
 
 
 @dataclass
@@ -43,6 +43,9 @@ class Replica:
     weights: list[tuple[np.ndarray, ...]]  # every weighted layer's arrays (layer_weights)
     rows: np.ndarray  # training rows, indices into the stack's X
     seed: int  # 0 <= seed < 2**32
+    # model.fit's sample weights of ``rows`` (class weights folded in); None: all 1.
+    row_weights: np.ndarray | None = None
+    shuffle: bool = True  # False: every epoch takes ``rows`` in order, as model.fit(shuffle=False)
 
 
 @dataclass
@@ -347,13 +350,33 @@ def unstack(params: list[np.ndarray], replicas: Sequence[Replica],
     return out
 
 
+def fit_flags(replicas: Sequence[Replica]) -> tuple[str, ...]:
+    """The fit constants a stack of ``replicas`` needs: ``"W"`` (row weights), ``"shuffled"``.
+
+    Present only where some replica needs them, so other stacks trace as before;
+    a compiled loop serves stacks of the same flags only (:mod:`.compiled`).
+    """
+    return tuple(name for name, needed in (
+        ("W", any(r.row_weights is not None for r in replicas)),
+        ("shuffled", any(not r.shuffle for r in replicas))) if needed)
+
+
 def stack_consts(replicas: Sequence[Replica], lay: Layout, X: np.ndarray, Y: np.ndarray,
                  n_pad: int) -> dict:
     R = len(replicas)
     rows = np.zeros((R, n_pad), "int32")
     for r, rep in enumerate(replicas):
         rows[r, :len(rep.rows)] = rep.rows
-    return {
+    flags, fit = fit_flags(replicas), {}
+    if "W" in flags:  # (R, rows of X): each replica's weight of each of its rows
+        # (At least as wide as the rows: epoch_orders passes a placeholder X.)
+        n = max([len(X)] + [int(rep.rows.max()) + 1 for rep in replicas if len(rep.rows)])
+        fit["W"] = np.zeros((R, n), "float32")
+        for r, rep in enumerate(replicas):
+            fit["W"][r, rep.rows] = 1.0 if rep.row_weights is None else rep.row_weights
+    if "shuffled" in flags:
+        fit["shuffled"] = np.array([r.shuffle for r in replicas], "float32").reshape(R, 1)
+    return {**fit,
         "X": X, "Y": Y, "rows": rows, "epoch0": np.zeros((R, 1), "int32"),
         "n_rows": np.array([len(r.rows) for r in replicas], "int32").reshape(R, 1),
         "seeds": np.array([r.seed for r in replicas], "uint32").reshape(R, 1),

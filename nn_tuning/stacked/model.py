@@ -238,18 +238,27 @@ class StackedModel:
         updates: list = []
         pred = self.forward(params, consts, x, drop_bits, valid, updates)
         per_sample = self.loss_fn(y, pred, **self.loss_kwargs)  # (R, B)
-        total = ops.sum(ops.multiply(per_sample, valid), axis=1)
+        weights = valid
+        if "W" in consts:  # Keras' sum_over_batch_size: sum(loss * w) / rows in the batch
+            weights = ops.multiply(valid, ops.take_along_axis(consts["W"], rows, axis=1))
+        total = ops.sum(ops.multiply(per_sample, weights), axis=1)
         count = ops.maximum(ops.sum(valid, axis=1), 1.0)
         loss = ops.sum(ops.divide(total, count))
         return (loss, updates) if aux else loss
 
     def epoch_order(self, consts: dict, epoch: Any, n_pad: int) -> Any:
-        """Each replica's rows in epoch ``epoch``'s shuffled order, padded: (R, n_pad)."""
+        """Each replica's rows in epoch ``epoch``'s order, padded: (R, n_pad).
+
+        Shuffled, or the rows in order where ``consts["shuffled"]`` is 0.
+        """
         ops = self.ops
         pos = ops.cast(ops.arange(n_pad, dtype="int32"), "uint32")
         bits = _hash(ops, consts["seeds"], ops.add(ops.cast(epoch, "uint32"), np.uint32(1)),
                      ops.expand_dims(pos, 0))
         keys = ops.cast(ops.right_shift(bits, np.uint32(1)), "int32")
+        if "shuffled" in consts:  # shuffle=False: the rows in order
+            keys = ops.where(consts["shuffled"] > 0, keys,
+                             ops.expand_dims(ops.arange(n_pad, dtype="int32"), 0))
         valid = ops.less(ops.expand_dims(ops.arange(n_pad, dtype="int32"), 0), consts["n_rows"])
         keys = ops.where(valid, keys, np.int32(2 ** 31 - 1))
         perm = ops.argsort(keys, axis=1)
