@@ -98,7 +98,7 @@ def _base(structure: Structure, X: np.ndarray, Y: np.ndarray, epochs: int, steps
 
 def _static(lay: Layout) -> tuple:
     return (lay.depth, lay.width, tuple(lay.acts), tuple(lay.any_dropout), tuple(lay.any_first),
-            lay.variants, len(lay.lr), lay.groups)
+            lay.variants, len(lay.lr), lay.groups, lay.penalty_terms)
 
 
 def _work(lay: Layout, replicas: int | None = None, depth: int | None = None,
@@ -119,7 +119,8 @@ def _worth_padding(padded_work: int, work: int, steps: int) -> bool:
 def _covers(env: Layout, lay: Layout) -> bool:
     """Whether ``env``'s shapes hold ``lay``'s (activations: :func:`fitting_loop` checks them)."""
     if env.depth < lay.depth or env.width < lay.width or len(env.lr) < len(lay.lr) \
-            or not set(lay.variants) <= set(env.variants):
+            or not set(lay.variants) <= set(env.variants) \
+            or not set(lay.penalty_terms) <= set(env.penalty_terms):
         return False
     for i in range(lay.depth):
         if (lay.any_dropout[i] and not env.any_dropout[i]) \

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from .structure import Structure
 
-__all__ = ["Layout", "Replica", "group_key", "layout", "stack_consts", "stacked_params",
-           "steps_per_epoch", "unstack", "with_groups", "write_replica"]
+__all__ = ["Layout", "Replica", "group_key", "layout", "penalties", "stack_consts",
+           "stacked_params", "steps_per_epoch", "unstack", "with_groups", "write_replica"]
 
 
 @dataclass
@@ -62,6 +62,10 @@ class Layout:
     # activation present is computed for every replica and ``selects`` picks its own.
     groups: tuple[tuple[tuple, int], ...] | None = None
     runs: tuple[tuple[tuple[str, int, int], ...], ...] | None = None
+    # Regularization present: (index into the stacked weights, "l1" or "l2") per term any
+    # replica has (static: the loop computes these), and each term's (R, 1, 1) coefficients.
+    penalty_terms: tuple[tuple[int, str], ...] = ()
+    penalty: list[np.ndarray] = field(default_factory=list)
 
 
 def group_key(replica: Replica, depth: int) -> tuple:
@@ -135,9 +139,38 @@ def layout(replicas: Sequence[Replica], at_least: Layout | None = None) -> Layou
     if at_least is not None:
         variants |= set(at_least.variants)
     variants = tuple(sorted(variants))
+    terms, coefficients = penalties([r.structure for r in replicas],
+                                    () if at_least is None else at_least.penalty_terms)
     return Layout(depth, width, s0.input_dim, s0.output_units, masks, real, acts, selects,
                   dropout, any_dropout, first, any_first, lr, variants,
-                  ((variants[0], 0, R),) if len(variants) == 1 else None)
+                  ((variants[0], 0, R),) if len(variants) == 1 else None,
+                  penalty_terms=terms, penalty=coefficients)
+
+
+def penalties(structures: Sequence[Structure], at_least: Sequence[tuple] = ()
+              ) -> tuple[tuple[tuple[int, str], ...], list[np.ndarray]]:
+    """The regularization terms present (and ``at_least`` those), and each term's (R, 1, 1)
+    coefficients (0 for a replica without it).
+
+    A term is (index into :func:`stacked_params`' list, ``"l1"`` or ``"l2"``); the
+    output layer's weights are -2 and -1 (the last two, whatever the stack's depth).
+    """
+    found: dict[tuple[int, str], dict[int, float]] = {term: {} for term in at_least}
+    for r, s in enumerate(structures):
+        for i, coefs in enumerate(s.penalties):
+            kernel = 2 * i if i < len(s.hidden) else -2
+            for index, kind, c in ((kernel, "l1", coefs[0]), (kernel, "l2", coefs[1]),
+                                   (kernel + 1, "l1", coefs[2]), (kernel + 1, "l2", coefs[3])):
+                if c:
+                    found.setdefault((index, kind), {})[r] = c
+    terms = tuple(sorted(found))
+    values = []
+    for term in terms:
+        column = np.zeros((len(structures), 1, 1), "float32")
+        for r, c in found[term].items():
+            column[r] = c
+        values.append(column)
+    return terms, values
 
 
 def stacked_params(replicas: Sequence[Replica], lay: Layout) -> list[np.ndarray]:
@@ -188,7 +221,7 @@ def stack_consts(replicas: Sequence[Replica], lay: Layout, X: np.ndarray, Y: np.
         "n_rows": np.array([len(r.rows) for r in replicas], "int32").reshape(R, 1),
         "seeds": np.array([r.seed for r in replicas], "uint32").reshape(R, 1),
         "masks": lay.masks, "real": lay.real, "selects": lay.selects, "dropout": lay.dropout,
-        "first": lay.first,
+        "first": lay.first, "penalty": lay.penalty,
     }
 
 

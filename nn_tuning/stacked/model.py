@@ -133,7 +133,25 @@ class StackedModel:
         per_sample = self.loss_fn(y, pred, **self.loss_kwargs)  # (R, B)
         total = ops.sum(ops.multiply(per_sample, valid), axis=1)
         count = ops.maximum(ops.sum(valid, axis=1), 1.0)
-        return ops.sum(ops.divide(total, count))
+        loss = ops.sum(ops.divide(total, count))
+        return ops.add(loss, self.penalty(params, consts)) if self.lay.penalty_terms else loss
+
+    def penalty(self, params: Sequence[Any], consts: dict) -> Any:
+        """Every replica's regularization penalty, summed: what ``model.losses`` adds to its loss.
+
+        Keras' own ``L1(1.0)`` and ``L2(1.0)`` of each replica's slice of a
+        weight, times that replica's coefficient: its ``L1(l1)`` or ``L2(l2)``
+        (``l * sum``), with the same gradient, ``l * sign(w)`` or ``l * 2w``.
+        Padding is zero, so it adds nothing.
+        """
+        ops, keras = self.ops, self.keras
+        units = {"l1": keras.regularizers.L1(1.0), "l2": keras.regularizers.L2(1.0)}
+        out = None
+        for (index, kind), coef in zip(self.lay.penalty_terms, consts["penalty"]):
+            per_replica = ops.vectorized_map(units[kind], params[index])  # (R,)
+            term = ops.sum(ops.multiply(ops.reshape(coef, (-1,)), per_replica))
+            out = term if out is None else ops.add(out, term)
+        return out
 
     def epoch_order(self, consts: dict, epoch: Any, n_pad: int) -> Any:
         """Each replica's rows in epoch ``epoch``'s shuffled order, padded: (R, n_pad)."""

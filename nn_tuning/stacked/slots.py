@@ -27,7 +27,8 @@ import numpy as np
 
 from .compiled import exact_loop
 from .engine import _predict, predict_chunk_rows
-from .layout import Layout, Replica, layout, stack_consts, stacked_params, unstack, write_replica
+from .layout import (Layout, Replica, layout, penalties, stack_consts, stacked_params, unstack,
+                     write_replica)
 from .structure import Structure
 
 __all__ = ["SlotStack"]
@@ -75,7 +76,8 @@ class SlotStack:
         s, env = replica.structure, self.envelope
         if s.group != self.structure.group or s.variant not in env.variants \
                 or len(s.hidden) > env.depth \
-                or -(-len(replica.rows) // self.batch_size) != self.steps:
+                or -(-len(replica.rows) // self.batch_size) != self.steps \
+                or not set(penalties([s])[0]) <= set(env.penalty_terms):
             return False
         for layer, h in enumerate(s.hidden):
             if h.units > env.width or h.activation not in env.acts[layer] \
