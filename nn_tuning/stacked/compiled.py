@@ -1,8 +1,8 @@
 """Compiled training loops, kept and reused: one trace per study where shapes allow.
 
 A stack's loop is traced (TensorFlow) or compiled (JAX) for an *envelope*:
-its padded shapes (depth, width, replicas), the activations, dropout and
-optimizers present. Tracing, not arithmetic, is what small stacks pay for
+its padded shapes (depth, width, replicas), the activations, dropout,
+optimizers and regularization terms present. Tracing, not arithmetic, is what small stacks pay for
 (about a second each on 2 CPU cores), so a later stack reuses a kept loop
 whose envelope covers it (no deeper, no wider, nothing it lacks, as many
 replicas or more) unless running the padding would cost more than a trace

@@ -142,7 +142,9 @@ class StackedModel:
         Keras' own ``L1(1.0)`` and ``L2(1.0)`` of each replica's slice of a
         weight, times that replica's coefficient: its ``L1(l1)`` or ``L2(l2)``
         (``l * sum``), with the same gradient, ``l * sign(w)`` or ``l * 2w``.
-        Padding is zero, so it adds nothing.
+        Padding starts at zero and reaches no real unit (masked outputs, zero
+        inputs), so it never changes a replica's result (under JAX, whose
+        ``abs`` has gradient 1 at 0, L1 moves padded weights; nothing reads them).
         """
         ops, keras = self.ops, self.keras
         units = {"l1": keras.regularizers.L1(1.0), "l2": keras.regularizers.L2(1.0)}

@@ -14,7 +14,10 @@ import textwrap
 import keras
 import pytest
 
+from nn_tuning.evaluation import evaluate, make_protocol
+from nn_tuning.result import TrialState
 from nn_tuning.stacked import NotStackable, read_structure
+from nn_tuning.stacked.plan import stacked_trials
 from tests.stacked.written import CONFIGS, build, compare
 
 
@@ -46,6 +49,28 @@ def test_they_match_model_fit_under_jax():
     """))
     assert result["backend"] == "jax"
     _assert_matches(result)
+
+
+def searched(l2=0.0, decay_rate=1.0, meta=None):
+    """A user's builder whose L2 strength and learning-rate decay are searched."""
+    model = keras.Sequential([
+        keras.Input((meta["n_features_in_"],)),
+        keras.layers.Dense(6, activation="relu", kernel_regularizer=keras.regularizers.L2(l2)),
+        keras.layers.Dense(1)])
+    rate = keras.optimizers.schedules.ExponentialDecay(0.01, 10, decay_rate)
+    model.compile(optimizer=keras.optimizers.Adam(rate), loss="mse")
+    return model
+
+
+def test_searched_strengths_and_decays_train_in_one_stack(advertising):
+    X, y = advertising
+    X, y = X[:64], y[:64]
+    protocol = make_protocol(searched, X, y, cv=2, epochs=2, batch_size=16, seed=0)
+    configs = [{"l2": l2, "decay_rate": d} for l2 in (0.0, 0.01) for d in (0.5, 0.9)]
+    trials = list(stacked_trials(protocol, X, y, configs, seed=0, fallback=lambda cs: (
+        evaluate(protocol, X, y, c) for c in cs)))
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
+    assert [getattr(t, "engine", None) for t in trials] == ["stacked"] * 4
 
 
 def _model(optimizer="adam", **dense):
