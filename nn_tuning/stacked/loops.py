@@ -53,6 +53,13 @@ def _optimizers(variants: Sequence[tuple], lr_holder: dict,
         schedule = config.pop("learning_rate_schedule", None)
         made: list[Any] = []  # the optimizer, for its schedule to read its step counts
         lr = lambda k=k: lr_holder["lr"][k]  # noqa: E731
+        if name == "Ftrl":
+            # Ftrl divides by the rate: at 0 (padding, empty slots) its (R, 1, 1) term
+            # beta / (2 lr) is 0/0, and Keras' TensorFlow ops.add, taking that term for a bias
+            # when R equals a weight's dimension, adds it along that axis: every replica
+            # would get the NaN. Those replicas train at 1 instead (nothing reads them).
+            lr = lambda k=k: keras.ops.where(lr_holder["lr"][k] > 0,  # noqa: E731
+                                             lr_holder["lr"][k], 1.0)
         opt = getattr(keras.optimizers, name)(
             learning_rate=lr if schedule is None else _scheduled(schedule, lr, made), **config)
         made.append(opt)

@@ -249,6 +249,11 @@ def _optimizer(model: Any) -> tuple[str, tuple, float]:
     for key in _MIXING_SETTINGS:
         if config.get(key) not in (None, False):
             raise NotStackable(f"optimizer setting {key}={config[key]!r} mixes replicas")
+    if name == "Ftrl" and config.get("beta"):
+        # Its per-replica term beta / (2 lr) goes through Keras' TensorFlow ops.add, which
+        # adds an (R, 1, 1) tensor along another axis when R equals a weight's dimension.
+        raise NotStackable(f"Ftrl with beta={config['beta']!r}: its per-replica beta / (2 lr) "
+                           "would be added along the wrong axis; beta=0 stacks")
     lr = config.pop("learning_rate")
     if not isinstance(lr, (int, float)):
         lr = _schedule(opt, config)

@@ -12,13 +12,16 @@ from __future__ import annotations
 import textwrap
 
 import keras
+import numpy as np
 import pytest
 
 from nn_tuning.evaluation import evaluate, make_protocol
 from nn_tuning.result import TrialState
-from nn_tuning.stacked import NotStackable, read_structure
+from nn_tuning.stacked import NotStackable, Replica, compiled, read_structure, train_stack
 from nn_tuning.stacked.plan import stacked_trials
-from tests.stacked.written import CONFIGS, build, compare
+from nn_tuning.stacked.slots import SlotStack
+from nn_tuning.stacked.structure import dense_layers
+from tests.stacked.written import BATCH, CONFIGS, ROWS, build, compare, data
 
 
 def _assert_matches(result):
@@ -49,6 +52,65 @@ def test_they_match_model_fit_under_jax():
     """))
     assert result["backend"] == "jax"
     _assert_matches(result)
+
+
+def _replica(config, seed):
+    model = build(config)
+    return Replica(read_structure(model), [(d.kernel.numpy(), d.bias.numpy())
+                                           for d in dense_layers(model)], np.arange(ROWS), seed)
+
+
+def _assert_same(got, ref):
+    for (k1, b1), (k2, b2) in zip(got, ref):
+        np.testing.assert_allclose(k1, k2, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(b1, b2, rtol=1e-5, atol=1e-6)
+
+
+def test_replicas_of_other_ages_each_follow_their_own_schedule():
+    """A slot stack: one optimizer (one schedule) for two replicas two epochs apart, each at
+    its own step count, ends where each would alone."""
+    X, Y = data()
+    a, c = _replica(CONFIGS[0], 1), _replica(CONFIGS[-1], 2)  # one variant, other rates
+    stack = SlotStack([a, c], 2, X, Y, batch_size=BATCH, steps=ROWS // BATCH, segment=2)
+    stack.load(0, a)
+    stack.train()
+    stack.load(1, c)
+    stack.train()
+    stack.train()
+    assert list(stack.epochs) == [6, 4]
+    for slot, rep, epochs in ((0, a, 6), (1, c, 4)):
+        _assert_same(stack.weights(slot), train_stack([rep], X, Y, epochs=epochs,
+                                                      batch_size=BATCH).weights[0])
+
+
+def test_empty_ftrl_slots_leave_their_stack_mates_alone():
+    """Ftrl divides by the learning rate, which is 0 in an empty slot; with as many slots as
+    inputs, Keras' TensorFlow ops.add once spread that slot's NaN to every replica."""
+    X, Y = data()
+    ftrl = _replica(CONFIGS[6], 0)
+    stack = SlotStack([ftrl], X.shape[1], X, Y, batch_size=BATCH, steps=ROWS // BATCH,
+                      segment=2)
+    stack.load(1, ftrl)
+    stack.train()
+    _assert_same(stack.weights(1), train_stack([ftrl], X, Y, epochs=2,
+                                               batch_size=BATCH).weights[0])
+
+
+def test_a_loop_serves_only_stacks_whose_penalties_it_computes():
+    X, Y = data()
+    regularized = _replica(CONFIGS[3], 0)
+    plain = _replica(CONFIGS[3][:2] + (None, None, None) + CONFIGS[3][5:], 0)
+    compiled.forget()
+    before = compiled.traces()
+    alone = train_stack([plain], X, Y, epochs=2, batch_size=BATCH).weights[0]
+    train_stack([regularized], X, Y, epochs=2, batch_size=BATCH)
+    assert compiled.traces() - before == 2  # the plain stack's loop lacks the L2 term
+    # The regularized stack's loop serves the plain one, at a coefficient of 0.
+    _assert_same(train_stack([plain], X, Y, epochs=2, batch_size=BATCH).weights[0], alone)
+    assert compiled.traces() - before == 2
+    slot_stack = {"steps": ROWS // BATCH, "batch_size": BATCH, "segment": 1}
+    assert not SlotStack([plain], 1, X, Y, **slot_stack).fits(regularized)
+    assert SlotStack([regularized], 1, X, Y, **slot_stack).fits(plain)
 
 
 def searched(l2=0.0, decay_rate=1.0, meta=None):
@@ -88,6 +150,7 @@ def _model(optimizer="adam", **dense):
         [10], [0.01, 0.001]))), "schedule PiecewiseConstantDecay is not one of"),
     (lambda: _model(keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(
         0.0, 100, warmup_target=0.01, warmup_steps=10))), "warmup_target"),
+    (lambda: _model(keras.optimizers.Ftrl(beta=0.1)), "Ftrl with beta=0.1"),
 ])
 def test_what_cannot_stack_exactly_is_refused_with_a_reason(make, reason):
     with pytest.raises(NotStackable, match=reason):

@@ -37,8 +37,7 @@ CONFIGS = [
      lambda: opt.RMSprop(sched.CosineDecayRestarts(0.01, 8, t_mul=2.0, m_mul=0.8))),
     ((5,), "tanh", lambda: L1L2(0.001, 0.01), None, None, lambda: opt.Lion(0.001)),
     ((4,), "tanh", None, None, lambda: L1(0.01),
-     lambda: opt.Ftrl(0.1, l1_regularization_strength=0.01, l2_regularization_strength=0.01,
-                      beta=0.1)),
+     lambda: opt.Ftrl(0.1, l1_regularization_strength=0.01, l2_regularization_strength=0.01)),
     ((5,), "tanh", lambda: L2(0.002), None, None,
      lambda: opt.Adam(sched.ExponentialDecay(0.005, 10, 0.5))),
 ]
