@@ -38,6 +38,17 @@ def _hash(ops: Any, seeds: Any, a: Any, b: Any) -> Any:
     return _mix(ops, ops.bitwise_xor(x, ops.cast(b, "uint32")))
 
 
+def _plus(ops: Any, x: Any, y: Any) -> Any:
+    """``x + y``, broadcast as NumPy does (exactly: negation is exact).
+
+    Keras' TensorFlow ``ops.add`` takes a ``y`` with one dimension above 1
+    for a bias and adds it along ``x``'s axis 1 or last axis, whichever has
+    its length: the (R, 1, 1) biases of a one-unit layer went along the batch
+    axis where R equals the batch size.
+    """
+    return ops.subtract(x, ops.negative(y))
+
+
 class StackedModel:
     """The stacked forward pass and loss, in ``keras.ops``."""
 
@@ -81,7 +92,7 @@ class StackedModel:
         ops, lay = self.ops, self.lay
         h = x
         for layer in range(lay.depth):
-            z = ops.add(ops.matmul(h, params[2 * layer]), params[2 * layer + 1])
+            z = _plus(ops, ops.matmul(h, params[2 * layer]), params[2 * layer + 1])
             mask = consts["masks"][layer]
             dropped = None
             if drop_bits is not None and lay.any_dropout[layer]:
@@ -102,7 +113,7 @@ class StackedModel:
                 a = ops.where(consts["first"][layer] > 0, a, after) if lay.any_first[layer] \
                     else after
             h = a if layer == 0 else ops.where(consts["real"][layer] > 0, a, h)
-        out = ops.add(ops.matmul(h, params[-2]), params[-1])
+        out = _plus(ops, ops.matmul(h, params[-2]), params[-1])
         return self.out_act(out)
 
     def batch_loss(self, params: Sequence[Any], consts: dict, order: Any, epoch: Any,
