@@ -12,7 +12,8 @@ ends with, so training can stop and go on. Each replica keeps its own step
 count (the optimizer's ``iterations``, shaped ``(R, 1, 1)``) and its own
 epoch counter (``consts["epoch0"]``, ``(R, 1)``): replicas of different ages
 share one stack and each steps, shuffles and drops out as its own
-``model.fit`` would at that age.
+``model.fit`` would at that age; a learning-rate schedule, Keras' own, is
+evaluated at each replica's own step count.
 """
 
 from __future__ import annotations

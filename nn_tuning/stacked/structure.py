@@ -72,9 +72,10 @@ class Structure:
 
     ``group`` is what replicas of one stack must share (input and output
     widths, output activation, loss); the rest (hidden widths, depth,
-    activations, dropout, optimizer type and settings, learning rate) may
-    differ. ``variant`` is the replica's optimizer (type and settings but the
-    learning rate): a stack runs one Keras optimizer per variant it holds.
+    activations, dropout, optimizer type and settings, learning rate,
+    regularizer strengths) may differ. ``variant`` is the replica's optimizer
+    (type and settings, a schedule's included, but the initial learning
+    rate): a stack runs one Keras optimizer per variant it holds.
     """
 
     input_dim: int
