@@ -88,6 +88,10 @@ def _scheduled(schedule: tuple, initial: Any, made: list[Any]) -> Any:
     settings = dict(schedule[1])
 
     def rate() -> Any:
+        if schedule[0] == "PiecewiseConstantDecay":
+            # No initial rate: its values are the variant's. Replicas at a rate of 0
+            # (padding, empty slots) keep 0, as under every other schedule.
+            return keras.ops.where(initial() > 0, cls(**settings)(made[0].iterations), 0.0)
         return cls(initial_learning_rate=initial(), **settings)(made[0].iterations)
 
     return rate

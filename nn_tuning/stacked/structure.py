@@ -33,9 +33,9 @@ SUPPORTED_REGULARIZERS = ("L1", "L2", "L1L2")
 # keras.optimizers.schedules classes whose value is elementwise in the initial learning rate
 # and the step, so one call serves every replica at its own step count. CosineDecay with a
 # ``warmup_target`` is refused: it branches (``ops.cond``) on the step, one branch per stack.
-# PiecewiseConstantDecay has no initial learning rate to make per replica.
+# PiecewiseConstantDecay has no initial rate: its values are all part of the variant.
 SUPPORTED_SCHEDULES = ("ExponentialDecay", "InverseTimeDecay", "PolynomialDecay", "CosineDecay",
-                       "CosineDecayRestarts")
+                       "CosineDecayRestarts", "PiecewiseConstantDecay")
 # Keras' loss functions by the names ``keras.losses.get`` resolves them to.
 SUPPORTED_LOSSES = ("mean_squared_error", "mean_absolute_error", "categorical_crossentropy",
                     "sparse_categorical_crossentropy", "binary_crossentropy")
@@ -278,9 +278,15 @@ def _schedule(opt: Any, config: dict) -> float:
         raise NotStackable("a CosineDecay schedule with a warmup_target branches on the step "
                            "count, which differs between replicas")
     settings.pop("name", None)
-    lr = settings.pop("initial_learning_rate")
+    if name == "PiecewiseConstantDecay":  # the first value stands for the rate, as reported
+        settings = {k: list(settings[k]) for k in ("boundaries", "values")}
+        lr = settings["values"][0]
+    else:
+        lr = settings.pop("initial_learning_rate")
+    plain = (bool, int, float, type(None))
     if not isinstance(lr, (int, float)) or not all(
-            isinstance(v, (bool, int, float, type(None))) for v in settings.values()):
+            isinstance(v, plain) or (isinstance(v, list) and all(isinstance(x, plain) for x in v))
+            for v in settings.values()):
         raise NotStackable(f"the {name} schedule's settings are not plain numbers")
     config["learning_rate_schedule"] = (name, tuple(sorted(settings.items())))
     return lr

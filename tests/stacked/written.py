@@ -38,6 +38,8 @@ CONFIGS = [
     ((5,), "tanh", lambda: L1L2(0.001, 0.01), None, None, lambda: opt.Lion(0.001)),
     ((4,), "tanh", None, None, lambda: L1(0.01),
      lambda: opt.Ftrl(0.1, l1_regularization_strength=0.01, l2_regularization_strength=0.01)),
+    ((4,), "elu", None, lambda: L1(0.001), None,
+     lambda: opt.Adam(sched.PiecewiseConstantDecay([12, 30], [0.02, 0.01, 0.002]))),
     ((5,), "tanh", lambda: L2(0.002), None, None,
      lambda: opt.Adam(sched.ExponentialDecay(0.005, 10, 0.5))),
 ]
