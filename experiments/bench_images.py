@@ -1,33 +1,29 @@
-"""What a small image study costs: CNNs tuned on image arrays, trials per minute and accuracy.
+"""A small image study, stacked against one model at a time: trials per second, accuracy, memory.
 
-Two studies, each timed with 1 and 2 worker processes, each run in its own
-fresh process (imports, the images and any worker processes prepared before
-the clock; each run says whether it reused those workers; no store),
-``tune(strategy="random", engine="keras")``: a CNN on N-D images cannot stack,
-so ``keras`` is the engine that trains it whatever is asked; each run prints
-the engine its trials report. The clock covers the search and the refit; the
-test accuracy is computed after it:
+``experiments/digits_images.toml`` (scikit-learn's digits as 8x8x1 grey images,
+``cnn_classifier``, its space, 3-fold CV, 15 epochs, batch 64), random search
+of ``--trials`` trials, run by ``tune(strategy="random", engine=...)`` with
+each engine named (``stacked``: configurations x folds as one model;
+``keras``: one Keras model per configuration and fold, ``model.fit``), and
+the same digits resized to 28x28x1 (bilinear, Keras' ``ops.image.resize``:
+the MNIST layout) with the same space and protocol. Both engines do the same
+work: build every configuration, train 3 folds each, score them, refit the
+best. Each run is its own fresh process (imports and images prepared before
+the clock); the median of ``--repeats`` runs is reported, with the best CV
+accuracy, the held-out test accuracy of the refit, the engine each trial
+reports, the peak resident memory of the process (``ru_maxrss``) above what
+it held before the clock, and, for stacked runs, the chunk planner's estimate
+of its largest stack (:func:`nn_tuning.stacked.plan.estimated_bytes`).
 
-* **digits 8x8x1**: ``experiments/digits_images.toml`` as shipped (scikit-learn's
-  digits as 8x8 grey images, standardised per channel; its space, CV folds,
-  epochs and batch size), random search with ``--trials`` trials;
-* **digits 28x28x1**: the same 1,797 digits resized to 28x28 (bilinear, Keras'
-  ``ops.image.resize``: the MNIST layout) as generated image arrays, the same
-  space and protocol, ``--trials`` trials.
-
-For each it prints the best CV accuracy, the held-out test accuracy of the
-refit best model, seconds per trial, trials per minute and the size of the
-training images in memory, then the 28x28 / 8x8 cost ratio.
-
-    python experiments/bench_images.py                # 6 trials a study
-    python experiments/bench_images.py --trials 3 --workers 1
-    python experiments/bench_images.py --trials 1 --workers 1 --epochs 1   # a smoke test
+    python experiments/bench_images.py                       # 48 trials, 3 runs each
+    python experiments/bench_images.py --trials 6 --repeats 1 --sizes 8   # quick
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -40,8 +36,8 @@ import numpy as np  # noqa: E402
 CONFIG = Path(__file__).resolve().parent / "digits_images.toml"
 
 
-def studies() -> dict[str, tuple]:
-    """name -> (X_train, y_train, X_test, y_test) for the two image sizes."""
+def study(size: int) -> tuple:
+    """(X_train, y_train, X_test, y_test): the config's digits at ``size`` x ``size`` x 1."""
     import keras
 
     from nn_tuning.data import load_data
@@ -49,77 +45,107 @@ def studies() -> dict[str, tuple]:
     from nn_tuning.runner import prepare_data
 
     exp = Experiment.from_file(CONFIG)
-    small = prepare_data(exp)
+    if size == 8:
+        d = prepare_data(exp)
+        return d.X_train, d.y_train, d.X_test, d.y_test
     big = load_data(dataset="digits", shape=[8, 8, 1], scale=False, task="classification",
                     seed=exp.training.seed)
 
     def resize(X: np.ndarray) -> np.ndarray:
-        return np.asarray(keras.ops.image.resize(X, (28, 28), interpolation="bilinear"))
+        return np.asarray(keras.ops.image.resize(X, (size, size), interpolation="bilinear"))
 
-    X28_train, X28_test = resize(big.X_train), resize(big.X_test)
-    mean, std = X28_train.mean(), X28_train.std()  # "channel": one channel
-    return {
-        "digits 8x8x1": (small.X_train, small.y_train, small.X_test, small.y_test),
-        "digits 28x28x1": ((X28_train - mean) / std, big.y_train, (X28_test - mean) / std,
-                           big.y_test),
-    }
+    X_train, X_test = resize(big.X_train), resize(big.X_test)
+    mean, std = X_train.mean(), X_train.std()  # "channel": one channel
+    return (X_train - mean) / std, big.y_train, (X_test - mean) / std, big.y_test
 
 
-def run_child(study: str, trials: int, workers: int, epochs: int | None) -> dict:
+def _rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        line = next(x for x in f if x.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+def _planned_mib(result, exp, X, y) -> float:
+    """The planner's estimate of the run's largest stack, for its trials' configurations."""
+    from nn_tuning.evaluation import make_protocol
+    from nn_tuning.stacked.plan import build, estimated_bytes, plan_chunks
+
+    t = exp.training
+    protocol = make_protocol(exp.builder, X, y, task="classification", cv=t.cv,
+                             scoring=t.scoring, epochs=t.epochs, batch_size=t.batch_size,
+                             seed=t.seed, fixed=exp.builder_args)
+    names = list(exp.space.to_dict())
+    params = [{k: v.item() if hasattr(v, "item") else v for k, v in row.items()}
+              for row in result.trials[names].to_dict("records")]
+    built = [build(protocol, X, y, i, p) for i, p in enumerate(params)]
+    return max(estimated_bytes(c, protocol) for c in plan_chunks(built, protocol)) / 2**20
+
+
+def run_child(size: int, trials: int, engine: str, epochs: int | None) -> dict:
     """One run in this (fresh) process: imports and images first, then the clock."""
+    import resource
+
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from _common import engines_ran, prestart_tune_workers
+    from _common import engines_ran
 
     from nn_tuning import tune
     from nn_tuning.experiment import Experiment
 
-    X, y, X_test, y_test = studies()[study]
+    X, y, X_test, y_test = study(size)
     exp = Experiment.from_file(CONFIG)
     t = exp.training
-    reused = prestart_tune_workers(workers, t.cv)
+    before = _rss_mib()
     start = time.perf_counter()
     result = tune(exp.builder, exp.space, X, y, strategy="random", max_trials=trials, cv=t.cv,
                   scoring=t.scoring, epochs=epochs or t.epochs, batch_size=t.batch_size,
-                  seed=t.seed, fixed=exp.builder_args, workers=workers, progress=False,
-                  engine="keras")
+                  seed=t.seed, fixed=exp.builder_args, progress=False, engine=engine)
     seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     test_acc = float(np.mean(result.best_estimator.predict(X_test) == y_test))
-    return {"cv": float(result.best_score), "test": test_acc, "seconds": seconds,
-            "per_trial": seconds / result.n_trials, "per_minute": 60 * result.n_trials / seconds,
-            "engine": engines_ran(result.trials), "shape": list(X.shape),
-            "workers_reused": reused(),
-            "mib": X.nbytes / 2**20}
+    out = {"cv": float(result.best_score), "test": test_acc, "seconds": seconds,
+           "per_second": result.n_trials / seconds, "engine": engines_ran(result.trials),
+           "shape": list(X.shape), "peak_mib": peak - before,
+           "split": result.extra.get("seconds", {})}
+    if engine == "stacked":
+        out["planned_mib"] = _planned_mib(result, exp, X, y)
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=6)
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--trials", type=int, default=48)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[8, 28])
+    parser.add_argument("--engines", nargs="+", default=["stacked", "keras"])
     parser.add_argument("--epochs", type=int, default=None,
                         help="override the config's epochs (smoke tests only)")
     args = parser.parse_args()
-    from _common import run_fresh, workers_note
+    from _common import run_fresh, spread
 
     from nn_tuning.experiment import Experiment
 
     t = Experiment.from_file(CONFIG).training
-    print(f"random search, {args.trials} trials a study, engine=keras; cnn_classifier, "
-          f"{t.cv}-fold CV, {args.epochs or t.epochs} epochs, batch {t.batch_size} "
-          f"({CONFIG.name}); {os.cpu_count()} CPUs; each run a fresh process")
-    per_trial: dict[str, float] = {}
-    for name in ("digits 8x8x1", "digits 28x28x1"):
-        for workers in args.workers:
-            r = run_fresh("bench_images:run_child", dict(study=name, trials=args.trials,
-                                                         workers=workers, epochs=args.epochs))
-            per_trial.setdefault(name, r["per_trial"])
-            print(f"{name:15s} {r['shape'][0]} train images {tuple(r['shape'][1:])} "
-                  f"({r['mib']:.1f} MiB float32), {workers} worker(s): best CV accuracy "
-                  f"{r['cv']:.4f}, test accuracy {r['test']:.4f}, {r['per_trial']:.1f} s/trial, "
-                  f"{r['per_minute']:.1f} trials/min ({r['seconds']:.0f} s); engine that ran: "
-                  f"{r['engine']}{workers_note(r['workers_reused'])}", flush=True)
-    if len(per_trial) == 2:
-        small, big = per_trial.values()
-        print(f"28x28 / 8x8 seconds per trial ({args.workers[0]} worker(s)): {big / small:.1f}x")
+    print(f"random search, {args.trials} trials; cnn_classifier, {t.cv}-fold CV, "
+          f"{args.epochs or t.epochs} epochs, batch {t.batch_size} ({CONFIG.name}); "
+          f"{os.cpu_count()} CPUs; each run a fresh process, median of {args.repeats}")
+    for size in args.sizes:
+        rate = {}
+        for engine in args.engines:
+            runs = [run_fresh("bench_images:run_child", dict(size=size, trials=args.trials,
+                                                            engine=engine, epochs=args.epochs))
+                    for _ in range(args.repeats)]
+            r = sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
+            rate[engine] = statistics.median(x["per_second"] for x in runs)
+            planned = f", planner's largest stack {r['planned_mib']:.0f} MiB" \
+                if "planned_mib" in r else ""
+            print(f"digits {size}x{size}x1, engine={engine}: "
+                  f"{spread([x['seconds'] for x in runs])}, {rate[engine]:.3f} trials/s; best "
+                  f"CV accuracy {r['cv']:.4f}, test {r['test']:.4f}; peak RSS above start "
+                  f"{spread([x['peak_mib'] for x in runs], 'MiB', '.0f')}{planned}; "
+                  f"ran: {r['engine']}; split {r['split']}", flush=True)
+        if {"stacked", "keras"} <= set(rate):
+            print(f"digits {size}x{size}x1: stacked / keras trials per second = "
+                  f"{rate['stacked'] / rate['keras']:.1f}x", flush=True)
 
 
 if __name__ == "__main__":

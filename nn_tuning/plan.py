@@ -16,7 +16,6 @@ import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -65,7 +64,7 @@ class RunPlan:
         """This run as a keras-tuner worker of the chief at ``address``, training on ``device``."""
         scale = dataclasses.replace(self.scale, chief=None, worker_of=address, workers=1)
         return dataclasses.replace(self, scale=scale, device=device,
-                                   make_evaluator=_evaluator_maker(self.engine, scale, self.X))
+                                   make_evaluator=select_evaluator(self.engine, scale))
 
     @property
     def needs_shared_store(self) -> bool:
@@ -91,24 +90,6 @@ def run_fingerprint(strategy: str, space: SearchSpace | None, configs: Any, X: n
     h.update(np.ascontiguousarray(y).astype("U").tobytes() if y.dtype.kind in "OUS"
              else np.ascontiguousarray(y).tobytes())
     return h.hexdigest()
-
-
-def _per_configuration_nd(protocol: Protocol, X: np.ndarray, y: np.ndarray, *,
-                          make: Callable[..., Any]) -> Any:
-    """The per-configuration evaluator of a run on N-D samples, saying why it is not stacked."""
-    logger.info("X has samples of shape %s: the stacked engine stacks (rows, features) tables "
-                "only; each configuration trains as its own model", X.shape[1:])
-    return make(protocol, X, y)
-
-
-def _evaluator_maker(engine: str, scale: ScaleOut, X: np.ndarray) -> Callable[..., Any]:
-    """``make(protocol, X, y) -> Evaluator`` for a run's engine, scale-out settings and data."""
-    if X.ndim != 2 and engine != "keras":
-        # A stack's input is a (rows, features) table (nn_tuning.stacked.structure), so
-        # no configuration fed N-D samples can stack: skip the stacked evaluator, whose
-        # shape checks are the model's, not X's.
-        return partial(_per_configuration_nd, make=select_evaluator("keras", scale))
-    return select_evaluator(engine, scale)
 
 
 def _device_label(device: str | None, scale: ScaleOut) -> str:
@@ -153,7 +134,7 @@ def plan_run(builder: Callable[..., Any], space: SearchSpace | Mapping[str, Any]
                          {mode: supporting("scale_out", mode) for mode in scale.modes})
     select_evaluator(engine, scale)  # an engine these settings cannot serve is refused here
     X, y = check_data(X, y)
-    make_evaluator = _evaluator_maker(engine, scale, X)
+    make_evaluator = select_evaluator(engine, scale)
     protocol = make_protocol(builder, X, y, task=task, cv=cv, scoring=scoring, epochs=epochs,
                              batch_size=batch_size, seed=seed, fixed=fixed, fast=fast)
     settings = dict(

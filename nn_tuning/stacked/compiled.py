@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from .layout import Layout, Replica, group_key, layout, stacked_params, with_groups
+from .layout import Layout, Replica, conv_shapes, group_key, layout, stacked_params, with_groups
 from .model import StackedModel
 from .structure import Structure
 
@@ -98,7 +98,8 @@ def _base(structure: Structure, X: np.ndarray, Y: np.ndarray, epochs: int, steps
 
 def _static(lay: Layout) -> tuple:
     return (lay.depth, lay.width, tuple(lay.acts), tuple(lay.any_dropout), tuple(lay.any_first),
-            lay.variants, len(lay.lr), lay.groups, lay.penalty_terms)
+            lay.variants, len(lay.lr), lay.groups, lay.conv_widths, lay.any_input_dropout,
+            lay.penalty_terms)
 
 
 def _work(lay: Layout, replicas: int | None = None, depth: int | None = None,
@@ -108,7 +109,17 @@ def _work(lay: Layout, replicas: int | None = None, depth: int | None = None,
     w = max(lay.width if width is None else width, 1)
     per = lay.n_inputs * w + max(depth - 1, 0) * w * w + w * lay.n_outputs if depth \
         else lay.n_inputs * lay.n_outputs
-    return (len(lay.lr) if replicas is None else replicas) * per
+    return (len(lay.lr) if replicas is None else replicas) * (per + conv_work(lay))
+
+
+def conv_work(lay: Layout) -> int:
+    """Multiply-adds per sample of one replica's convolutions."""
+    if not lay.convs:
+        return 0
+    channels = [lay.sample_shape[-1], *lay.conv_widths]
+    spatial = [lay.sample_shape[:-1]] + conv_shapes(lay.sample_shape, lay.convs)[:-1]
+    return sum(int(np.prod(shape)) * int(np.prod(sig[0])) * c_in * f
+               for shape, sig, c_in, f in zip(spatial, lay.convs, channels, lay.conv_widths))
 
 
 def _worth_padding(padded_work: int, work: int, steps: int) -> bool:
@@ -120,6 +131,8 @@ def _covers(env: Layout, lay: Layout) -> bool:
     """Whether ``env``'s shapes hold ``lay``'s (activations: :func:`fitting_loop` checks them)."""
     if env.depth < lay.depth or env.width < lay.width or len(env.lr) < len(lay.lr) \
             or not set(lay.variants) <= set(env.variants) \
+            or any(e < n for e, n in zip(env.conv_widths, lay.conv_widths)) \
+            or (lay.any_input_dropout and not env.any_input_dropout) \
             or not set(lay.penalty_terms) <= set(env.penalty_terms):
         return False
     for i in range(lay.depth):

@@ -41,10 +41,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from .compiled import fitting_loop
-from .layout import Layout, Replica, layout, stack_consts, stacked_params, steps_per_epoch, unstack
+from .layout import (Layout, Replica, conv_shapes, layout, stack_consts, stacked_params,
+                     steps_per_epoch, unstack)
 from .model import StackedModel
+from .structure import Structure
 
-__all__ = ["Replica", "StackResult", "epoch_orders", "predict_chunk_rows", "stack_bytes",
+__all__ = ["Replica", "StackResult", "conv_sizes", "epoch_orders", "feed", "predict_chunk_rows", "stack_bytes",
            "train_stack"]
 
 @dataclass
@@ -59,8 +61,13 @@ class StackResult:
 
 
 def stack_bytes(n_replicas: int, depth: int, width: int, n_inputs: int, n_outputs: int,
-                batch_size: int, n_rows: int, optimizer_slots: int = 2) -> int:
+                batch_size: int, n_rows: int, optimizer_slots: int = 2,
+                conv_weights: int = 0, conv_values: int = 0) -> int:
     """A fixed estimate of one stack's memory (weights, optimizer state, activations, orders).
+
+    ``conv_weights`` and ``conv_values`` are one replica's convolution
+    weights and the values its convolutions hold per sample (patches,
+    outputs, pooled outputs: :func:`conv_sizes`).
 
     Activations are counted for ``batch_size`` rows, forward and backward:
     as many as the prediction pass holds, which runs forward only on
@@ -68,11 +75,31 @@ def stack_bytes(n_replicas: int, depth: int, width: int, n_inputs: int, n_output
     time, however large the validation folds.
     """
     weights = (n_inputs + 1) * width + max(depth - 1, 0) * (width + 1) * width \
-        + (width + 1) * n_outputs
+        + (width + 1) * n_outputs + conv_weights
     per_replica = 4 * (weights * (2 + optimizer_slots + 2)  # + gradients and updates
-                       + batch_size * (n_inputs + 3 * depth * width + 2 * n_outputs) * 2
+                       + batch_size * (n_inputs + 3 * depth * width + 2 * n_outputs
+                                       + conv_values) * 2
                        + 3 * n_rows)
     return n_replicas * per_replica
+
+
+def conv_sizes(structures: Sequence[Structure]) -> tuple[int, int]:
+    """(weights, values per sample) of one replica's convolutions in a stack of ``structures``."""
+    s0 = structures[0]
+    if not s0.convs:
+        return 0, 0
+    widths = [max(s.convs[i].filters for s in structures) for i in range(len(s0.convs))]
+    signatures = [c.signature for c in s0.convs]
+    channels = [s0.sample_shape[-1], *widths]
+    pooled = conv_shapes(s0.sample_shape, signatures)
+    weights = values = 0
+    for shape, out, sig, c_in, f in zip([s0.sample_shape[:-1], *pooled], pooled, signatures,
+                                        channels, widths):
+        k = int(np.prod(sig[0]))
+        weights += (k * c_in + 1) * f
+        # the padded input, its patches, the outputs before and after the activation, pooled
+        values += int(np.prod(shape)) * (c_in + k * c_in + 2 * f) + int(np.prod(out)) * f
+    return weights, values
 
 
 def segment_epochs(epochs: int) -> int:
@@ -99,7 +126,7 @@ def train_stack(replicas: Sequence[Replica], X: np.ndarray, Y: np.ndarray, *, ep
     steps = steps_per_epoch(replicas, batch_size)
     n_pad = steps * batch_size
     Y = np.asarray(Y)
-    X, Y = np.asarray(X, "float32"), Y.astype("float32") if Y.dtype.kind == "f" else Y
+    X, Y = feed(X, replicas[0].structure), Y.astype("float32") if Y.dtype.kind == "f" else Y
     segment = epochs if deadline is None else segment_epochs(epochs)
     # A kept loop whose envelope covers these replicas, or a new one: padded to its shapes.
     compiled, padded, lay, at = fitting_loop(replicas, X, Y, epochs=segment, steps=steps,
@@ -125,6 +152,14 @@ def train_stack(replicas: Sequence[Replica], X: np.ndarray, Y: np.ndarray, *, ep
                        predictions, done)
 
 
+def feed(X: np.ndarray, structure: Structure) -> np.ndarray:
+    """``X`` as the stack feeds it: float32, each sample in ``structure.sample_shape``
+    (a leading Reshape or Flatten of the model is this reshape)."""
+    X = np.asarray(X, "float32")
+    shape = structure.sample_shape
+    return X.reshape(len(X), *shape) if shape and X.shape[1:] != shape else X
+
+
 def predict_chunk_rows(batch_size: int) -> int:
     """Rows per replica in one prediction pass: the activations :func:`stack_bytes` counts."""
     return 2 * batch_size
@@ -140,7 +175,8 @@ def _predict(model: StackedModel, lay: Layout, params: list[np.ndarray], X: np.n
     if rows is None:
         rows = [np.arange(len(X))] * R
     longest = max(len(r) for r in rows)
-    consts = {"masks": lay.masks, "real": lay.real, "selects": lay.selects}
+    consts = {"masks": lay.masks, "real": lay.real, "selects": lay.selects,
+              "conv_masks": lay.conv_masks or []}
     outs = [np.empty((len(r), lay.n_outputs), "float32") for r in rows]
     for start in range(0, longest, chunk_rows):
         # Only this chunk's (R, rows, features) inputs and activations are alive at once.

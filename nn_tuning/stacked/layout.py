@@ -7,7 +7,16 @@ masked; a replica with fewer hidden layers passes its activations through the
 missing ones unchanged. Replicas that differ in activations, dropout,
 optimizer or learning rate share a stack: grouped (sorted by optimizer and
 activations, each computed on its own slice, :func:`with_groups`) or
-selected by ``(R, 1, 1)`` constants. NumPy only: nothing here imports Keras.
+selected by ``(R, 1, 1)`` constants.
+
+Convolutions come first (:attr:`Layout.convs`): their kernels are stored
+flattened, ``(R, prod(kernel) * C_in, F)``, with ``C_in`` and ``F`` padded to
+the stack's most filters and masked as Dense widths are, so a convolution is
+one batched matmul over each replica's image patches (:mod:`.model`). After
+a ``Flatten``, each spatial position holds ``F`` channels of which a replica
+with fewer filters uses the first: the Dense layer that follows reads its
+rows at those places (:func:`input_rows`). NumPy only: nothing here imports
+Keras.
 """
 
 from __future__ import annotations
@@ -21,8 +30,9 @@ import numpy as np
 
 from .structure import Structure
 
-__all__ = ["Layout", "Replica", "group_key", "layout", "penalties", "stack_consts",
-           "stacked_params", "steps_per_epoch", "unstack", "with_groups", "write_replica"]
+__all__ = ["Layout", "Replica", "conv_shapes", "group_key", "input_rows", "layout", "penalties",
+           "stack_consts", "stacked_params", "steps_per_epoch", "unstack", "with_groups",
+           "write_replica"]
 
 
 @dataclass
@@ -30,7 +40,7 @@ class Replica:
     """One (configuration, fold): its structure, initial weights, rows and random stream."""
 
     structure: Structure
-    weights: list[tuple[np.ndarray, np.ndarray]]  # (kernel, bias) of every Dense layer
+    weights: list[tuple[np.ndarray, np.ndarray]]  # (kernel, bias) of every Conv and Dense layer
     rows: np.ndarray  # training rows, indices into the stack's X
     seed: int  # 0 <= seed < 2**32
 
@@ -62,10 +72,46 @@ class Layout:
     # activation present is computed for every replica and ``selects`` picks its own.
     groups: tuple[tuple[tuple, int], ...] | None = None
     runs: tuple[tuple[tuple[str, int, int], ...], ...] | None = None
+    # Convolutions before the Dense chain: the stack's shared signatures
+    # (Conv.signature), filters per layer (padded to the most), channel masks
+    # (R, 1, F), the shape a sample is fed in and the head ("flatten" or
+    # "global_average"); ``positions`` is the spatial positions a Flatten reads.
+    convs: tuple[tuple, ...] = ()
+    conv_widths: tuple[int, ...] = ()
+    conv_masks: list[np.ndarray] | None = None
+    sample_shape: tuple[int, ...] = ()
+    head: str = ""
+    positions: int = 1
+    # A Dropout on the Dense chain's input: the rate per replica (R, 1, 1), and whether any.
+    input_dropout: np.ndarray | None = None
+    any_input_dropout: bool = False
     # Regularization present: (index into the stacked weights, "l1" or "l2") per term any
     # replica has (static: the loop computes these), and each term's (R, 1, 1) coefficients.
     penalty_terms: tuple[tuple[int, str], ...] = ()
     penalty: list[np.ndarray] = field(default_factory=list)
+
+
+def conv_shapes(sample_shape: Sequence[int], signatures: Sequence[tuple]) -> list[tuple]:
+    """Spatial shape after each convolution block ``(kernel, padding, activation, pool)``."""
+    shape, out = tuple(sample_shape[:-1]), []
+    for kernel, padding, _, pool in signatures:
+        if padding == "valid":
+            shape = tuple(n - k + 1 for n, k in zip(shape, kernel))
+        if pool is not None:
+            _, size, strides, pad = pool
+            shape = tuple(-(-n // s) if pad == "same" else (n - k) // s + 1
+                          for n, k, s in zip(shape, size, strides))
+        out.append(shape)
+    return out
+
+
+def input_rows(lay: Layout, structure: Structure) -> np.ndarray:
+    """Where the rows of ``structure``'s first Dense kernel sit in the stack's padded input."""
+    if not lay.convs:
+        return np.arange(structure.input_dim)
+    own = structure.convs[-1].filters
+    positions = lay.positions if lay.head == "flatten" else 1
+    return (np.arange(positions)[:, None] * lay.conv_widths[-1] + np.arange(own)).ravel()
 
 
 def group_key(replica: Replica, depth: int) -> tuple:
@@ -139,12 +185,35 @@ def layout(replicas: Sequence[Replica], at_least: Layout | None = None) -> Layou
     if at_least is not None:
         variants |= set(at_least.variants)
     variants = tuple(sorted(variants))
-    terms, coefficients = penalties([r.structure for r in replicas],
-                                    () if at_least is None else at_least.penalty_terms)
-    return Layout(depth, width, s0.input_dim, s0.output_units, masks, real, acts, selects,
-                  dropout, any_dropout, first, any_first, lr, variants,
-                  ((variants[0], 0, R),) if len(variants) == 1 else None,
-                  penalty_terms=terms, penalty=coefficients)
+    rates = np.array([r.structure.input_dropout for r in replicas], "float32").reshape(R, 1, 1)
+    lay = Layout(depth, width, s0.input_dim, s0.output_units, masks, real, acts, selects,
+                 dropout, any_dropout, first, any_first, lr, variants,
+                 ((variants[0], 0, R),) if len(variants) == 1 else None, input_dropout=rates,
+                 any_input_dropout=bool(rates.any()) or bool(at_least and
+                                                              at_least.any_input_dropout))
+    lay.penalty_terms, lay.penalty = penalties([r.structure for r in replicas],
+                                               () if at_least is None else at_least.penalty_terms)
+    return _with_convs(lay, replicas, at_least) if s0.convs else lay
+
+
+def _with_convs(lay: Layout, replicas: Sequence[Replica], at_least: Layout | None) -> Layout:
+    """``lay`` with the stack's convolutions: filters padded to the most, channel masks."""
+    s0 = replicas[0].structure
+    widths = [max(r.structure.convs[i].filters for r in replicas) for i in range(len(s0.convs))]
+    if at_least is not None:
+        widths = [max(w, a) for w, a in zip(widths, at_least.conv_widths)]
+    masks = []
+    for i, w in enumerate(widths):
+        mask = np.zeros((len(replicas), 1, w), "float32")
+        for r, rep in enumerate(replicas):
+            mask[r, 0, :rep.structure.convs[i].filters] = 1.0
+        masks.append(mask)
+    signatures = tuple(c.signature for c in s0.convs)
+    positions = int(np.prod(conv_shapes(s0.sample_shape, signatures)[-1]))
+    n_inputs = widths[-1] * (positions if s0.head == "flatten" else 1)
+    return replace(lay, n_inputs=n_inputs, convs=signatures, conv_widths=tuple(widths),
+                   conv_masks=masks, sample_shape=s0.sample_shape, head=s0.head,
+                   positions=positions)
 
 
 def penalties(structures: Sequence[Structure], at_least: Sequence[tuple] = ()
@@ -152,13 +221,14 @@ def penalties(structures: Sequence[Structure], at_least: Sequence[tuple] = ()
     """The regularization terms present (and ``at_least`` those), and each term's (R, 1, 1)
     coefficients (0 for a replica without it).
 
-    A term is (index into :func:`stacked_params`' list, ``"l1"`` or ``"l2"``); the
-    output layer's weights are -2 and -1 (the last two, whatever the stack's depth).
+    A term is (index into :func:`stacked_params`' list, ``"l1"`` or ``"l2"``): a
+    hidden layer's weights come after the convolutions' (which stack-mates share),
+    the output layer's are -2 and -1 (the last two, whatever the stack's depth).
     """
     found: dict[tuple[int, str], dict[int, float]] = {term: {} for term in at_least}
     for r, s in enumerate(structures):
         for i, coefs in enumerate(s.penalties):
-            kernel = 2 * i if i < len(s.hidden) else -2
+            kernel = 2 * (len(s.convs) + i) if i < len(s.hidden) else -2
             for index, kind, c in ((kernel, "l1", coefs[0]), (kernel, "l2", coefs[1]),
                                    (kernel + 1, "l1", coefs[2]), (kernel + 1, "l2", coefs[3])):
                 if c:
@@ -174,10 +244,13 @@ def penalties(structures: Sequence[Structure], at_least: Sequence[tuple] = ()
 
 
 def stacked_params(replicas: Sequence[Replica], lay: Layout) -> list[np.ndarray]:
-    """[W_0, b_0, ..., W_out, b_out], zero-padded to the stack's shapes."""
+    """[conv kernels and biases, W_0, b_0, ..., W_out, b_out], zero-padded to the stack's shapes."""
     R, H = len(replicas), lay.width
     ins = [lay.n_inputs] + [H] * max(lay.depth - 1, 0)
-    shapes = [((R, ins[i], H), (R, 1, H)) for i in range(lay.depth)]
+    channels = [lay.sample_shape[-1], *lay.conv_widths] if lay.convs else []
+    shapes = [((R, int(np.prod(sig[0])) * c_in, f), (R, 1, f))
+              for sig, c_in, f in zip(lay.convs, channels, lay.conv_widths)]
+    shapes += [((R, ins[i], H), (R, 1, H)) for i in range(lay.depth)]
     shapes.append(((R, H if lay.depth else lay.n_inputs, lay.n_outputs), (R, 1, lay.n_outputs)))
     params = [np.zeros(s, "float32") for pair in shapes for s in pair]
     for r, rep in enumerate(replicas):
@@ -185,27 +258,54 @@ def stacked_params(replicas: Sequence[Replica], lay: Layout) -> list[np.ndarray]
     return params
 
 
+def _places(replica: Replica, lay: Layout) -> list[tuple[int, Any, int]]:
+    """Per (kernel, bias) of ``replica``: its slot in the stacked params, kernel rows, columns."""
+    convs, n_hidden = replica.structure.convs, len(replica.structure.hidden)
+    out = []
+    for i, (kernel, _) in enumerate(replica.weights):
+        if i < len(convs):
+            out.append((i, None, kernel.shape[-1]))
+            continue
+        j = i - len(convs)
+        slot = len(lay.convs) + (j if j < n_hidden else lay.depth)  # the output layer goes last
+        rows = input_rows(lay, replica.structure) if j == 0 else slice(0, kernel.shape[0])
+        out.append((slot, rows, kernel.shape[1]))
+    return out
+
+
+def _conv_kernel(kernel: np.ndarray, c_in: int, f: int) -> np.ndarray:
+    """A (k..., c, filters) kernel padded to ``c_in`` channels and ``f`` filters, flattened."""
+    padded = np.zeros((*kernel.shape[:-2], c_in, f), "float32")
+    padded[..., :kernel.shape[-2], :kernel.shape[-1]] = kernel
+    return padded.reshape(-1, f)
+
+
 def write_replica(params: list[np.ndarray], r: int, replica: Replica, lay: Layout) -> None:
     """Put ``replica``'s weights in slice ``r`` of the stacked ``params``, zero-padded."""
-    n_hidden = len(replica.structure.hidden)
     for p in params:
         p[r] = 0.0
-    for i, (kernel, bias) in enumerate(replica.weights):
-        slot = i if i < n_hidden else lay.depth  # the output layer goes last
-        params[2 * slot][r, :kernel.shape[0], :kernel.shape[1]] = kernel
-        params[2 * slot + 1][r, 0, :bias.shape[0]] = bias
+    for (slot, rows, cols), (kernel, bias) in zip(_places(replica, lay), replica.weights):
+        if rows is None:  # a convolution
+            kernel = _conv_kernel(kernel, params[2 * slot].shape[1] // int(np.prod(
+                kernel.shape[:-2])), params[2 * slot].shape[2])[:, :cols]
+            rows = slice(0, kernel.shape[0])
+        params[2 * slot][r, rows, :cols] = kernel
+        params[2 * slot + 1][r, 0, :cols] = bias
 
 
 def unstack(params: list[np.ndarray], replicas: Sequence[Replica],
             lay: Layout) -> list[list[tuple[np.ndarray, np.ndarray]]]:
     out = []
     for r, rep in enumerate(replicas):
-        n_hidden = len(rep.structure.hidden)
         weights = []
-        for i, (kernel, bias) in enumerate(rep.weights):
-            slot = i if i < n_hidden else lay.depth
-            weights.append((params[2 * slot][r, :kernel.shape[0], :kernel.shape[1]].copy(),
-                            params[2 * slot + 1][r, 0, :bias.shape[0]].copy()))
+        for (slot, rows, cols), (kernel, _) in zip(_places(rep, lay), rep.weights):
+            bias = params[2 * slot + 1][r, 0, :cols].copy()
+            if rows is None:  # a convolution: back to (k..., c, filters)
+                full = params[2 * slot][r].reshape(*kernel.shape[:-2], -1,
+                                                   params[2 * slot].shape[2])
+                weights.append((full[..., :kernel.shape[-2], :cols].copy(), bias))
+            else:
+                weights.append((params[2 * slot][r, rows, :cols].copy(), bias))
         out.append(weights)
     return out
 
@@ -221,7 +321,8 @@ def stack_consts(replicas: Sequence[Replica], lay: Layout, X: np.ndarray, Y: np.
         "n_rows": np.array([len(r.rows) for r in replicas], "int32").reshape(R, 1),
         "seeds": np.array([r.seed for r in replicas], "uint32").reshape(R, 1),
         "masks": lay.masks, "real": lay.real, "selects": lay.selects, "dropout": lay.dropout,
-        "first": lay.first, "penalty": lay.penalty,
+        "first": lay.first, "conv_masks": lay.conv_masks or [], "input_dropout": lay.input_dropout,
+        "penalty": lay.penalty,
     }
 
 

@@ -7,6 +7,23 @@ loss, so every replica's gradient is its own model's gradient. Randomness
 (each epoch's shuffle, dropout masks) comes from a counter-based hash of the
 replica's own seed, the epoch, the step and the position, so a replica
 trains the same whatever its stack-mates, the chunking or the backend.
+
+Convolutions are batched matmuls of each replica's image patches with its own
+kernel: the patches are the ``prod(kernel)`` shifted views of the (padded)
+input side by side on the channel axis, so one ``matmul`` of
+``(R, batch * positions, prod(kernel) * C)`` by ``(R, prod(kernel) * C, F)``
+computes every replica's convolution, one code path for TensorFlow and JAX.
+Measured on 2 CPU cores (TensorFlow, 18 replicas of a 3x3 convolution of 32
+to 64 channels on 8x8 images, batch 64, forward and backward): these matmuls
+212 ms a step; ``tf.image.extract_patches`` for the patches 381 ms; one
+native convolution per replica 165 ms, but a graph that grows with the
+replicas (each stack traces its own); a grouped convolution (replicas'
+channels side by side, ``groups=R``) has no TensorFlow CPU kernel for its
+gradient, and through XLA took 17 s to compile and 7.7 s a step. Stacking
+saves the per-model costs around the arithmetic, not the arithmetic: a
+replica's convolution costs what its own model's does. Pooling is Keras' own
+(``ops.max_pool``/``ops.average_pool``) with the replicas folded into the
+batch axis.
 """
 
 from __future__ import annotations
@@ -49,6 +66,12 @@ def _plus(ops: Any, x: Any, y: Any) -> Any:
     return ops.subtract(x, ops.negative(y))
 
 
+def _uniform(ops: Any, bits: Any) -> Any:
+    """Uniform floats in [0, 1) from uint32 bits (their top 24)."""
+    return ops.multiply(ops.cast(ops.right_shift(bits, np.uint32(8)), "float32"),
+                        np.float32(2.0 ** -24))
+
+
 class StackedModel:
     """The stacked forward pass and loss, in ``keras.ops``."""
 
@@ -59,7 +82,7 @@ class StackedModel:
         self.out_act = keras.activations.get(structure.output_activation)
         self.loss_fn = keras.losses.get(structure.loss)
         self.loss_kwargs = dict(structure.loss_kwargs)
-        names = {a for names in lay.acts for a in names}
+        names = {a for names in lay.acts for a in names} | {c[2] for c in lay.convs}
         names |= {run[0] for runs in (lay.runs or ()) for run in runs}
         self.by_name = {a: keras.activations.get(a) for a in names}
 
@@ -87,9 +110,47 @@ class StackedModel:
             a = value if a is None else ops.where(sel > 0, value, a)
         return a
 
+    def _conv_block(self, i: int, x: Any, kernel: Any, bias: Any, mask: Any) -> Any:
+        """Convolution block ``i`` of x (R, B, *spatial, C): (R, B, *spatial', F)."""
+        ops = self.ops
+        kernel_size, padding, activation, pool = self.lay.convs[i]
+        R, B, spatial = x.shape[0], x.shape[1], tuple(x.shape[2:-1])
+        if padding == "same":  # Keras' (TensorFlow's) rule: the odd pixel goes after
+            x = ops.pad(x, [(0, 0), (0, 0), *(((k - 1) // 2, k // 2) for k in kernel_size),
+                            (0, 0)])
+            out = spatial
+        else:
+            out = tuple(n - k + 1 for n, k in zip(spatial, kernel_size))
+        views = []
+        for offset in np.ndindex(*kernel_size):  # row-major, as the kernel's flattened rows
+            index = tuple(slice(o, o + n) for o, n in zip(offset, out))
+            views.append(x[(slice(None), slice(None), *index, slice(None))])
+        patches = views[0] if len(views) == 1 else ops.concatenate(views, axis=-1)
+        z = _plus(ops, ops.matmul(ops.reshape(patches, (R, -1, patches.shape[-1])), kernel),
+                  bias)
+        a = ops.multiply(self.by_name[activation](z), mask)
+        if pool is None:
+            return ops.reshape(a, (R, B, *out, a.shape[-1]))
+        kind, size, strides, pool_padding = pool
+        folded = ops.reshape(a, (R * B, *out, a.shape[-1]))
+        pooled = (ops.max_pool if kind == "max" else ops.average_pool)(
+            folded, size, strides, pool_padding)
+        return ops.reshape(pooled, (R, B, *pooled.shape[1:]))
+
     def forward(self, params: Sequence[Any], consts: dict, x: Any, drop_bits: Any = None) -> Any:
-        """Outputs (R, B, out) of inputs x (R, B, F); dropout where ``drop_bits`` is given."""
+        """Outputs (R, B, out) of inputs x (R, B, *sample); dropout where ``drop_bits`` is given."""
         ops, lay = self.ops, self.lay
+        n_conv = len(lay.convs)
+        for i in range(n_conv):
+            x = self._conv_block(i, x, params[2 * i], params[2 * i + 1], consts["conv_masks"][i])
+        if n_conv:
+            x = ops.reshape(x, (x.shape[0], x.shape[1], -1)) if lay.head == "flatten" \
+                else ops.mean(x, axis=tuple(range(2, len(x.shape) - 1)))
+        params = params[2 * n_conv:]
+        if drop_bits is not None and lay.any_input_dropout:
+            rate = consts["input_dropout"]
+            keep = ops.greater_equal(_uniform(ops, drop_bits(-1, x.shape[-1])), rate)
+            x = ops.where(keep, ops.divide(x, ops.subtract(1.0, rate)), 0.0)
         h = x
         for layer in range(lay.depth):
             z = _plus(ops, ops.matmul(h, params[2 * layer]), params[2 * layer + 1])
@@ -97,9 +158,7 @@ class StackedModel:
             dropped = None
             if drop_bits is not None and lay.any_dropout[layer]:
                 rate = consts["dropout"][layer]
-                u = ops.multiply(ops.cast(ops.right_shift(drop_bits(layer), np.uint32(8)),
-                                          "float32"), np.float32(2.0 ** -24))
-                keep = ops.greater_equal(u, rate)
+                keep = ops.greater_equal(_uniform(ops, drop_bits(layer, lay.width)), rate)
 
                 def dropped(v: Any, keep: Any = keep, rate: Any = rate) -> Any:
                     return ops.where(keep, ops.divide(v, ops.subtract(1.0, rate)), 0.0)
@@ -128,13 +187,13 @@ class StackedModel:
         x = ops.take(consts["X"], rows, axis=0)
         y = ops.take(consts["Y"], rows, axis=0)
         drop_bits = None
-        if any(self.lay.any_dropout):
-            width = max(self.lay.width, 1)
-            cells = ops.reshape(ops.cast(ops.arange(bs * width, dtype="int32"), "uint32"),
-                                (1, bs, width))
+        if any(self.lay.any_dropout) or self.lay.any_input_dropout:
             seeds3 = ops.expand_dims(consts["seeds"], -1)
 
-            def drop_bits(layer: int) -> Any:
+            def drop_bits(layer: int, width: int) -> Any:
+                """uint32 bits (R, B, width) for the dropout of ``layer`` (-1: the input)."""
+                cells = ops.reshape(ops.cast(ops.arange(bs * width, dtype="int32"), "uint32"),
+                                    (1, bs, width))
                 counter = ops.add(ops.multiply(ops.cast(epoch, "uint32"), np.uint32(0x10000)),
                                   ops.cast(step, "uint32"))
                 counter = ops.reshape(counter, (-1, 1, 1))  # per replica, or one for all

@@ -32,11 +32,11 @@ import numpy as np
 from ..fast_fit import clear_engines
 from ..space import config_key
 from .clock import timed
-from .engine import Replica, stack_bytes, train_stack
-from .structure import NotStackable, Structure, dense_layers, read_structure
+from .engine import Replica, conv_sizes, stack_bytes, train_stack
+from .structure import NotStackable, Structure, read_structure, weighted_layers
 
 __all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_REPLICAS", "Built", "build", "chunk_trials",
-           "plan_chunks", "run_chunk", "stacked_groups", "stacked_trials"]
+           "estimated_bytes", "plan_chunks", "run_chunk", "stacked_groups", "stacked_trials"]
 
 logger = logging.getLogger("nn_tuning")
 
@@ -102,7 +102,7 @@ def _build(protocol: Any, X: np.ndarray, y: np.ndarray, index: int,
         if len(getattr(est, "classes_", [])) != len(classes):
             raise NotStackable("a fold lacks some classes")
     structure = read_structure(model)
-    weights = [(d.kernel.numpy(), d.bias.numpy()) for d in dense_layers(model)]
+    weights = [(d.kernel.numpy(), d.bias.numpy()) for d in weighted_layers(model)]
     # Scoring needs the estimator's encoders, never its model (the stack's outputs
     # stand in for its predictions): the model is dropped here.
     batch_size = _fit_arg(est, "batch_size", 32)
@@ -193,13 +193,22 @@ def _score(protocol: Any, estimator: Any, raw: np.ndarray, X: np.ndarray, y: np.
         return estimator.score_outputs(protocol.scorer, raw, X, y)
 
 
+def estimated_bytes(chunk: Sequence[Built], protocol: Any) -> int:
+    """The planner's memory estimate of ``chunk``'s stack (what ``max_bytes`` bounds)."""
+    return _stack_size(chunk, len(protocol.splits),
+                       max(len(train) for train, _ in protocol.splits))[1]
+
+
 def _stack_size(members: Sequence[Built], folds: int, n_rows: int) -> tuple[int, int]:
     """(replicas, estimated bytes) of a stack of ``members``' folds."""
     depth = max(len(m.structure.hidden) for m in members)
     width = max((h.units for m in members for h in m.structure.hidden), default=0)
     s, b = members[-1].structure, members[-1]
     n = len(members) * folds
-    return n, stack_bytes(n, depth, width, s.input_dim, s.output_units, b.batch_size, n_rows)
+    conv_weights, conv_values = conv_sizes([m.structure for m in members])
+    return n, stack_bytes(n, depth, width, max(m.structure.input_dim for m in members),
+                          s.output_units, b.batch_size, n_rows, conv_weights=conv_weights,
+                          conv_values=conv_values)
 
 
 class _Chunker:

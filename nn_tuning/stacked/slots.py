@@ -77,6 +77,7 @@ class SlotStack:
         if s.group != self.structure.group or s.variant not in env.variants \
                 or len(s.hidden) > env.depth \
                 or -(-len(replica.rows) // self.batch_size) != self.steps \
+                or (s.input_dropout and not env.any_input_dropout) \
                 or not set(penalties([s])[0]) <= set(env.penalty_terms):
             return False
         for layer, h in enumerate(s.hidden):

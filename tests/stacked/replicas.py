@@ -6,7 +6,7 @@ import keras
 
 from model_builders import mlp_regressor
 from nn_tuning.stacked import Replica, read_structure
-from nn_tuning.stacked.structure import dense_layers
+from nn_tuning.stacked.structure import weighted_layers
 
 
 def mlp_replica(seed, rows, optimizer, hidden, activation, lr, dropout=0.0):
@@ -14,5 +14,5 @@ def mlp_replica(seed, rows, optimizer, hidden, activation, lr, dropout=0.0):
     keras.utils.set_random_seed(seed)
     model = mlp_regressor(input_dim=3, hidden_layers=hidden, activation=activation,
                           optimizer=optimizer, learning_rate=lr, dropout=dropout)
-    weights = [(d.kernel.numpy(), d.bias.numpy()) for d in dense_layers(model)]
+    weights = [(d.kernel.numpy(), d.bias.numpy()) for d in weighted_layers(model)]
     return Replica(read_structure(model), weights, rows, seed)

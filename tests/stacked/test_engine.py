@@ -33,7 +33,7 @@ from nn_tuning.stacked import (
 from nn_tuning.stacked.layout import layout, stack_consts, stacked_params
 from nn_tuning.stacked.loops import _optimizers
 from nn_tuning.stacked.model import StackedModel
-from nn_tuning.stacked.structure import Hidden, Structure, dense_layers
+from nn_tuning.stacked.structure import Hidden, Structure, weighted_layers
 
 # Measured: 0 ulp for SGD, Adam, AdamW, Adamax, Nadam and Lion, 2 for RMSprop,
 # Adagrad and Adadelta, 3 for Ftrl (a square root, power or division fused differently
@@ -42,7 +42,7 @@ ULP_BOUND = 4
 
 
 def _weights(model):
-    return [(d.kernel.numpy(), d.bias.numpy()) for d in dense_layers(model)]
+    return [(d.kernel.numpy(), d.bias.numpy()) for d in weighted_layers(model)]
 
 
 def _ulps(got, ref):
@@ -181,14 +181,14 @@ def _compare(builder, configs, X, Y, folds, epochs, batch_size, meta, score, ato
         model.run_eagerly = run_eagerly
         n = len(replicas[r].rows)
         _fit_like_keras(model, X, Y, [orders[e, r, :n] for e in range(epochs)], batch_size)
-        for (kernel, bias), layer in zip(result.weights[r], dense_layers(model)):
+        for (kernel, bias), layer in zip(result.weights[r], weighted_layers(model)):
             for got, ref in ((kernel, layer.kernel.numpy()), (bias, layer.bias.numpy())):
                 if epochs == 1:
                     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=atol)
                 worst_rel = max(worst_rel, np.linalg.norm(got - ref) / max(np.linalg.norm(ref), 1e-12))
         valid = folds[k][1]
         theirs = score(model, X[valid], Y[valid])
-        for (kernel, bias), layer in zip(result.weights[r], dense_layers(model)):  # ours, same net
+        for (kernel, bias), layer in zip(result.weights[r], weighted_layers(model)):  # ours, same net
             layer.kernel.assign(kernel)
             layer.bias.assign(bias)
         worst_score = max(worst_score, abs(score(model, X[valid], Y[valid]) - theirs))
@@ -312,7 +312,7 @@ def test_unequal_fold_sizes_train_each_replica_on_its_own_rows(adv):
     for e in range(3):  # the last batch of 37 rows is its own, smaller batch
         idx = orders[e, 0, :157]
         keras_model.fit(X[idx], Y[idx], batch_size=40, epochs=1, shuffle=False, verbose=0)
-    for (kernel, _), layer in zip(result.weights[0], dense_layers(keras_model)):
+    for (kernel, _), layer in zip(result.weights[0], weighted_layers(keras_model)):
         np.testing.assert_allclose(kernel, layer.kernel.numpy(), rtol=1e-5, atol=1e-6)
 
 
@@ -376,7 +376,7 @@ def test_dropout_first_drops_the_pre_activations():
     x = rng.normal(size=(2, 4, 3)).astype("float32")
     bits = rng.integers(0, 2 ** 32, size=(2, 4, 5), dtype="uint32")
     out = keras.ops.convert_to_numpy(StackedModel(lay, reps[0].structure, 4).forward(
-        stacked_params(reps, lay), consts, x, lambda layer: bits))
+        stacked_params(reps, lay), consts, x, lambda layer, width: bits))
     keep = ((bits >> 8).astype("float32") * 2.0 ** -24 >= 0.5) / 0.5
     for r, first in enumerate((True, False)):
         z = x[r] @ reps[r].weights[0][0] + reps[r].weights[0][1]

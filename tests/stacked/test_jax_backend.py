@@ -62,7 +62,7 @@ def under_jax() -> dict:
         import keras, numpy as np
         from model_builders import mlp_regressor
         from nn_tuning.stacked import Replica, epoch_orders, read_structure, train_stack
-        from nn_tuning.stacked.structure import dense_layers
+        from nn_tuning.stacked.structure import weighted_layers
 
         rng = np.random.default_rng(0)
         X = rng.normal(size=(120, 3)).astype("float32")
@@ -76,7 +76,7 @@ def under_jax() -> dict:
         for i, c in enumerate(configs):
             m = build(c)
             reps.append(Replica(read_structure(m), [(d.kernel.numpy(), d.bias.numpy())
-                        for d in dense_layers(m)], np.arange(120), seed=i))
+                        for d in weighted_layers(m)], np.arange(120), seed=i))
         result = train_stack(reps, X, Y, epochs=10, batch_size=40)
         orders = epoch_orders(reps, 10, 40)
         worst = 0.0
@@ -84,13 +84,46 @@ def under_jax() -> dict:
             m = build(c)
             idx = np.concatenate([orders[e, r] for e in range(10)])
             m.fit(X[idx], Y[idx], batch_size=40, epochs=1, shuffle=False, verbose=0)
-            for (k, b), d in zip(result.weights[r], dense_layers(m)):
+            for (k, b), d in zip(result.weights[r], weighted_layers(m)):
                 worst = max(worst, float(np.linalg.norm(k - d.kernel.numpy()) /
                                          np.linalg.norm(d.kernel.numpy())))
+
+        # Convolution stacks (tests/stacked/test_conv.py on TensorFlow): one step and 10 epochs.
+        from sklearn.datasets import load_digits
+        from model_builders import cnn_classifier
+        Xd, yd = load_digits(return_X_y=True)
+        Xd, yd = (Xd[:120] / 16.0).astype("float32").reshape(-1, 8, 8, 1), yd[:120].reshape(-1, 1)
+        meta = {"X_shape_": (120, 8, 8, 1), "n_features_in_": 8, "n_classes_": 10}
+        cnns = [dict(filters=4, dense_units=12, learning_rate=0.01),
+                dict(filters=4, dense_units=7, optimizer="sgd", learning_rate=0.05)]
+        def build_cnn(c):
+            keras.utils.set_random_seed(5)
+            return cnn_classifier(meta=meta, n_blocks=2, **c)
+        cnn_worst, cnn_step = {}, {}
+        for epochs, rows in ((1, np.arange(40)), (10, np.arange(120))):
+            reps = []
+            for i, c in enumerate(cnns):
+                m = build_cnn(c)
+                reps.append(Replica(read_structure(m), [(d.kernel.numpy(), d.bias.numpy())
+                            for d in weighted_layers(m)], rows, seed=i))
+            result = train_stack(reps, Xd, yd, epochs=epochs, batch_size=40)
+            orders = epoch_orders(reps, epochs, 40)
+            for r, c in enumerate(cnns):
+                m = build_cnn(c)
+                idx = np.concatenate([orders[e, r] for e in range(epochs)])
+                m.fit(Xd[idx], yd[idx], batch_size=40, epochs=1, shuffle=False, verbose=0)
+                for (k, b), d in zip(result.weights[r], weighted_layers(m)):
+                    for got, ref in ((k, d.kernel.numpy()), (b, d.bias.numpy())):
+                        rel = float(np.linalg.norm(got - ref) / max(np.linalg.norm(ref), 1e-12))
+                        cnn_worst[epochs] = max(cnn_worst.get(epochs, 0.0), rel)
+                        if epochs == 1:
+                            ok = np.allclose(got, ref, rtol=1e-5, atol=1e-6)
+                            cnn_step["ok"] = cnn_step.get("ok", True) and bool(ok)
     """) + textwrap.dedent(_SHUFFLE_REPLICAS) + textwrap.dedent("""
         print(json.dumps({"before_wrappers": before, "labels": labels,
                           "importers": sorted(set(importers)),
                           "backend": keras.backend.backend(), "worst": worst,
+                          "cnn_worst": cnn_worst, "cnn_one_step": cnn_step["ok"],
                           "shuffles": epoch_orders(shuffle_reps, 3, 10).tolist()}))
     """))
 
@@ -98,6 +131,11 @@ def under_jax() -> dict:
 def test_stack_matches_model_fit_under_jax(under_jax):
     assert under_jax["backend"] == "jax"
     assert under_jax["worst"] <= 1e-4
+
+
+def test_convolution_stack_matches_model_fit_under_jax(under_jax):
+    assert under_jax["cnn_one_step"]  # rtol 1e-5, atol 1e-6
+    assert under_jax["cnn_worst"]["10"] <= 1e-4
 
 
 def test_shuffles_are_the_same_on_both_backends(under_jax):

@@ -20,7 +20,7 @@ from nn_tuning.result import TrialState
 from nn_tuning.stacked import NotStackable, Replica, compiled, read_structure, train_stack
 from nn_tuning.stacked.plan import stacked_trials
 from nn_tuning.stacked.slots import SlotStack
-from nn_tuning.stacked.structure import dense_layers
+from nn_tuning.stacked.structure import weighted_layers
 from tests.stacked.written import BATCH, CONFIGS, ROWS, build, compare, data
 
 
@@ -57,7 +57,7 @@ def test_they_match_model_fit_under_jax():
 def _replica(config, seed):
     model = build(config)
     return Replica(read_structure(model), [(d.kernel.numpy(), d.bias.numpy())
-                                           for d in dense_layers(model)], np.arange(ROWS), seed)
+                                           for d in weighted_layers(model)], np.arange(ROWS), seed)
 
 
 def _assert_same(got, ref):

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 
 from nn_tuning.stacked import Replica, epoch_orders, read_structure, train_stack
-from nn_tuning.stacked.structure import dense_layers
+from nn_tuning.stacked.structure import weighted_layers
 
 ROWS, BATCH, EPOCHS = 64, 16, 15
 
@@ -68,7 +68,7 @@ def build(config: tuple) -> keras.Model:
 
 
 def _weights(model: keras.Model) -> list[np.ndarray]:
-    return [np.asarray(w) for d in dense_layers(model) for w in (d.kernel.numpy(), d.bias.numpy())]
+    return [np.asarray(w) for d in weighted_layers(model) for w in (d.kernel.numpy(), d.bias.numpy())]
 
 
 def compare(configs: list[tuple] = CONFIGS) -> dict:
@@ -82,7 +82,7 @@ def compare(configs: list[tuple] = CONFIGS) -> dict:
     X, Y = data()
     models = [build(c) for c in configs]
     replicas = [Replica(read_structure(m), [(d.kernel.numpy(), d.bias.numpy())
-                                            for d in dense_layers(m)], np.arange(ROWS), seed=i)
+                                            for d in weighted_layers(m)], np.arange(ROWS), seed=i)
                 for i, m in enumerate(models)]
     orders = epoch_orders(replicas, EPOCHS, BATCH)
     trained = train_stack(replicas, X, Y, epochs=EPOCHS, batch_size=BATCH)
