@@ -6,6 +6,7 @@ an earlier run's folder as it was.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import re
@@ -132,6 +133,9 @@ def test_the_shipped_digits_images_study_runs(tmp_path):
                      "--quiet"])
     assert code == 0
     assert json.loads((out / "data.json").read_text())["sample_shape"] == [8, 8, 1]
+    # cnn_classifier on images stacks by default
+    engines = {row["engine"] for row in csv.DictReader(open(out / "random" / "trials.csv"))}
+    assert engines == {"stacked"}
 
 
 def test_a_rerun_resumes_and_changed_images_are_another_run(png_run, capsys):
