@@ -36,7 +36,7 @@ and the backend are imported when a stack trains, not when this module is.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -44,6 +44,7 @@ from .compiled import fitting_loop
 from .layout import (Layout, Replica, conv_shapes, layout, stack_consts, stacked_params,
                      steps_per_epoch, unstack)
 from .model import StackedModel
+from .stopping import Monitoring, Watchers, split_rows, val_losses
 from .structure import Structure
 
 __all__ = ["Replica", "StackResult", "conv_sizes", "epoch_orders", "feed", "predict_chunk_rows", "stack_bytes",
@@ -58,6 +59,9 @@ class StackResult:
     seconds: float = 0.0
     predictions: list[np.ndarray] | None = None
     epochs: int = 0  # epochs trained (fewer than asked when a deadline stopped the stack)
+    # Per replica, Keras' EarlyStopping.stopped_epoch: the 0-based epoch after which it
+    # stopped, 0 where it trained every epoch (or None: no early stopping asked).
+    stopped_epochs: list[int] | None = None
 
 
 def stack_bytes(n_replicas: int, depth: int, width: int, n_inputs: int, n_outputs: int,
@@ -110,7 +114,8 @@ def segment_epochs(epochs: int) -> int:
 
 def train_stack(replicas: Sequence[Replica], X: np.ndarray, Y: np.ndarray, *, epochs: int,
                 batch_size: int, predict_rows: Sequence[np.ndarray] | None = None,
-                deadline: float | None = None) -> StackResult:
+                deadline: float | None = None,
+                monitoring: Monitoring | None = None) -> StackResult:
     """Train every replica for ``epochs`` epochs of ``batch_size`` on its own rows of X, Y.
 
     With ``predict_rows`` (one index array per replica), the result's
@@ -119,26 +124,58 @@ def train_stack(replicas: Sequence[Replica], X: np.ndarray, Y: np.ndarray, *, ep
     in segments of :func:`segment_epochs` and stops at the first segment
     boundary past it: the result's ``epochs`` says how far it got (each
     replica exactly as far as its own ``model.fit`` of that many epochs).
+
+    With ``monitoring`` (:mod:`.stopping`), each replica trains on the first
+    part of its rows and validates on the last ``validation_split`` of them,
+    as ``model.fit(validation_split=...)`` does; with an ``EarlyStopping``
+    rule the stack trains one epoch per call and each replica stops (and is
+    frozen, its weights restored as Keras restores them) as its own
+    ``model.fit`` with that callback would. The result's ``epochs`` stays the
+    epochs asked when every replica stopped early (each trained as far as its
+    own fit with the callback); ``stopped_epochs`` says where each stopped.
     """
     import time
 
     start = time.perf_counter()
+    rule = monitoring or Monitoring()
+    val_rows: list[np.ndarray] = []
+    if rule.validation_split:  # Keras splits before it shuffles: the last part validates
+        parts = [split_rows(np.asarray(r.rows), rule.validation_split) for r in replicas]
+        replicas = [replace(r, rows=train) for r, (train, _) in zip(replicas, parts)]
+        val_rows = [valid for _, valid in parts]
     steps = steps_per_epoch(replicas, batch_size)
     n_pad = steps * batch_size
     Y = np.asarray(Y)
     X, Y = feed(X, replicas[0].structure), Y.astype("float32") if Y.dtype.kind == "f" else Y
-    segment = epochs if deadline is None else segment_epochs(epochs)
+    segment = 1 if rule.stops else epochs if deadline is None else segment_epochs(epochs)
     # A kept loop whose envelope covers these replicas, or a new one: padded to its shapes.
     compiled, padded, lay, at = fitting_loop(replicas, X, Y, epochs=segment, steps=steps,
                                              n_pad=n_pad, batch_size=batch_size)
     consts = stack_consts(padded, lay, X, Y, n_pad)
     trained, state, done = stacked_params(padded, lay), None, 0
+    lr = lay.lr.copy()
+    watchers = Watchers(rule, at) if rule.stops else None
+    if watchers is not None:
+        watchers.begin(trained)
     while done < epochs:
         consts["epoch0"][:] = done
-        trained, state = compiled.run(trained, consts, lay.lr, state)
+        trained, state = compiled.run(trained, consts, lr, state)
         done += segment
+        if watchers is not None:
+            losses = _val_losses(compiled.model, lay, trained, X, Y, watchers, val_rows,
+                                 rule.validation_batch_size or batch_size)
+            # A stopped replica's learning rate is 0 from now on: its stack-mates go on.
+            lr[watchers.epoch_end(done - 1, trained, losses)] = 0.0
+            if not watchers.running():  # each replica as far as its own fit: all of it
+                done = epochs
+                break
         if deadline is not None and time.perf_counter() >= deadline:
             break
+    stopped_epochs = None
+    if watchers is not None:
+        watchers.end(trained)
+        trained = watchers.write_back(trained)
+        stopped_epochs = watchers.stopped_epochs()
     finite = [all(np.isfinite(p[r]).all() for p in trained) for r in at]
     predictions = None
     if predict_rows is not None:
@@ -149,7 +186,21 @@ def train_stack(replicas: Sequence[Replica], X: np.ndarray, Y: np.ndarray, *, ep
         predictions = [out[r] for r in at]
     weights = unstack(trained, padded, lay)
     return StackResult([weights[r] for r in at], finite, time.perf_counter() - start,
-                       predictions, done)
+                       predictions, done, stopped_epochs)
+
+
+def _val_losses(model: StackedModel, lay: Layout, params: list[np.ndarray], X: np.ndarray,
+                Y: np.ndarray, watchers: Watchers, val_rows: Sequence[np.ndarray],
+                batch_size: int) -> dict[int, float]:
+    """``val_loss`` of each replica still running, by its index among the given replicas."""
+    running = watchers.running()
+    rows = [np.zeros(0, "int64")] * len(lay.lr)
+    for i in running:
+        rows[watchers.slots[i]] = val_rows[i]
+    out = _predict(model, lay, params, X, rows, predict_chunk_rows(batch_size))
+    losses = val_losses(model, [out[watchers.slots[i]] for i in running],
+                        [Y[val_rows[i]] for i in running], batch_size)
+    return dict(zip(running, losses))
 
 
 def feed(X: np.ndarray, structure: Structure) -> np.ndarray:

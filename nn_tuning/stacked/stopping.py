@@ -1,0 +1,230 @@
+"""``validation_split`` and Keras' ``EarlyStopping``, per replica of a stack.
+
+A replica given rows ``rows`` trains as ``model.fit(X[rows], Y[rows],
+validation_split=v, callbacks=[EarlyStopping(...)])`` would: Keras splits
+*before* shuffling, so the replica trains on ``rows[:floor(n * (1 - v))]``
+(:func:`split_rows`, Keras' rounding and its refusal of an empty part) and
+validates on the rest. At each epoch's end its ``val_loss`` is what
+``model.evaluate`` reports: the compiled loss's mean over each batch of
+``validation_batch_size`` (or ``batch_size``) rows, averaged weighted by the
+batch's rows as Keras' ``Mean`` metric does, in float32, on the weights at
+that epoch's end, without dropout.
+
+The stopping rule is not rewritten here: each replica drives its own
+``keras.callbacks.EarlyStopping`` (a fresh one with the user's settings)
+through ``on_train_begin``, ``on_epoch_end`` and ``on_train_end``, with a
+stand-in model whose weights are the replica's slice of the stack. So the
+improvement test (``min_delta``, ``mode``), ``patience``, ``baseline``,
+``start_from_epoch``, the ``epoch > 0`` condition and when the best weights
+are taken and restored (only at the end of training, stopped or not) are
+Keras' own. A replica that stops is frozen: its learning rate becomes 0 for
+the epochs its stack-mates go on training, and its weights (the ones Keras
+would leave it with, restored or not) are written back after the stack.
+
+Only ``monitor="val_loss"`` is honoured (``"loss"``, the running mean of the
+epoch's training batches, is computed inside the traced loop, which does
+not return it yet): other monitors and other callbacks are refused with a
+reason (:func:`obstacle`), and the configuration trains one at a time.
+
+Cost: a stack that stops early trains one epoch per call of its compiled
+loop (weights and optimizer state go in and out each call) and predicts its
+validation rows each epoch. Measured on 2 shared CPU cores (TensorFlow, 8
+replicas of a 1-layer MLP, 128 rows, batch 32, 40 epochs): one call of 40
+epochs 0.09 s, 40 calls of one epoch 0.37 s, with the validation losses and
+callbacks 0.61 s: a few milliseconds per epoch, whatever the stack's size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Monitoring", "Watchers", "monitoring", "obstacle", "split_rows", "training_rows"]
+
+_SETTINGS = ("monitor", "min_delta", "patience", "mode", "baseline", "restore_best_weights",
+             "start_from_epoch")
+
+
+@dataclass(frozen=True)
+class Monitoring:
+    """What a stack watches while it trains: the validation part and an early stopping rule.
+
+    ``early_stopping`` holds ``keras.callbacks.EarlyStopping``'s settings as
+    (name, value) pairs (:data:`_SETTINGS`), so that equal rules compare equal.
+    """
+
+    validation_split: float = 0.0
+    early_stopping: tuple[tuple[str, Any], ...] | None = None
+    validation_batch_size: int | None = None
+
+    @property
+    def stops(self) -> bool:
+        """Whether some replica may stop before its epochs: the stack trains epoch by epoch."""
+        return self.early_stopping is not None and self.validation_split > 0
+
+    def callback(self) -> Any:
+        """A fresh ``keras.callbacks.EarlyStopping`` with these settings."""
+        import keras
+
+        return keras.callbacks.EarlyStopping(**dict(self.early_stopping or ()))
+
+
+def training_rows(n: int, validation_split: float) -> int:
+    """How many of ``n`` rows ``model.fit(validation_split=...)`` trains on (Keras' rounding)."""
+    if not validation_split:
+        return n
+    split_at = int(math.floor(n * (1.0 - validation_split)))
+    if split_at == 0 or split_at == n:
+        raise ValueError(f"validation_split={validation_split} leaves no rows to "
+                         f"{'train' if split_at == 0 else 'validate'} on among {n}; "
+                         "give more rows or another validation_split")
+    return split_at
+
+
+def split_rows(rows: np.ndarray, validation_split: float) -> tuple[np.ndarray, np.ndarray]:
+    """(training rows, validation rows): the first part and the last ``validation_split``."""
+    split_at = training_rows(len(rows), validation_split)
+    return rows[:split_at], rows[split_at:]
+
+
+def obstacle(params: dict[str, Any]) -> str | None:
+    """Why a stack cannot watch training as these fit settings ask, or None.
+
+    ``params`` are the estimator's (``validation_split``, ``callbacks``,
+    ``validation_freq``).
+    """
+    import keras
+
+    callbacks = params.get("callbacks") or []
+    if not isinstance(callbacks, (list, tuple)):
+        return f"callbacks are given as {type(callbacks).__name__}, not a list of callbacks"
+    early = [cb for cb in callbacks if type(cb) is keras.callbacks.EarlyStopping]
+    others = [cb for cb in callbacks if type(cb) is not keras.callbacks.EarlyStopping]
+    if others:
+        name = getattr(others[0], "__name__", type(others[0]).__name__)
+        return f"the estimator uses the callback {name} (a stack honours Keras' EarlyStopping only)"
+    if len(early) > 1:
+        return "the estimator uses more than one EarlyStopping"
+    if early and early[0].monitor != "val_loss":
+        return (f"EarlyStopping monitors {early[0].monitor!r} (a stack monitors 'val_loss' "
+                "only)")
+    if params.get("validation_split") and params.get("validation_freq", 1) not in (None, 1):
+        return "the estimator validates every few epochs (validation_freq)"
+    return None
+
+
+def monitoring(params: dict[str, Any]) -> Monitoring:
+    """The :class:`Monitoring` of an estimator's fit settings (:func:`obstacle` passed)."""
+    import keras
+
+    split = float(params.get("validation_split") or 0.0)
+    rule = None
+    for cb in params.get("callbacks") or []:
+        if type(cb) is keras.callbacks.EarlyStopping:
+            values = {name: getattr(cb, name) for name in _SETTINGS}
+            # Keras stores min_delta's magnitude, signed once the callback has run.
+            values["min_delta"] = abs(values["min_delta"])
+            rule = tuple(values.items())
+    return Monitoring(split, rule, params.get("validation_batch_size"))
+
+
+class _Slice:
+    """What EarlyStopping sees as its model: one replica's slice of the stack's weights."""
+
+    def __init__(self, params: list[np.ndarray], r: int) -> None:
+        self.params, self.r = params, r
+        self.stop_training = False
+        self.restored: list[np.ndarray] | None = None
+
+    def get_weights(self) -> list[np.ndarray]:
+        return [p[self.r].copy() for p in self.params]
+
+    def set_weights(self, weights: list[np.ndarray]) -> None:
+        self.restored = [np.array(w) for w in weights]
+
+
+class Watchers:
+    """One Keras ``EarlyStopping`` per replica of a stack (at ``slots`` among its padded replicas)."""
+
+    def __init__(self, rule: Monitoring, slots: Sequence[int]) -> None:
+        self.slots = list(slots)
+        self.callbacks = [rule.callback() for _ in self.slots]
+        self.models: list[_Slice | None] = [None] * len(self.slots)
+        self.final: dict[int, list[np.ndarray]] = {}  # slot -> the weights it ends with
+        self.losses: list[list[float]] = [[] for _ in self.slots]  # val_loss per epoch
+
+    def begin(self, params: list[np.ndarray]) -> None:
+        for i, (cb, r) in enumerate(zip(self.callbacks, self.slots)):
+            self.models[i] = _Slice(params, r)
+            cb.set_model(self.models[i])
+            cb.on_train_begin()
+
+    def running(self) -> list[int]:
+        """Indices of the replicas still training."""
+        return [i for i, r in enumerate(self.slots) if r not in self.final]
+
+    def epoch_end(self, epoch: int, params: list[np.ndarray], val_losses: dict[int, float]
+                  ) -> list[int]:
+        """Each running replica's callback at the end of ``epoch``; the slots that stop now."""
+        stopped = []
+        for i in self.running():
+            model, cb = self.models[i], self.callbacks[i]
+            model.params = params
+            self.losses[i].append(val_losses[i])
+            cb.on_epoch_end(epoch, {"val_loss": val_losses[i]})
+            if model.stop_training:
+                self._end(i, params)
+                stopped.append(self.slots[i])
+        return stopped
+
+    def end(self, params: list[np.ndarray]) -> None:
+        """Training is over for every replica still running (Keras' ``on_train_end``)."""
+        for i in self.running():
+            self._end(i, params)
+
+    def _end(self, i: int, params: list[np.ndarray]) -> None:
+        model = self.models[i]
+        model.params = params
+        self.callbacks[i].on_train_end()
+        self.final[self.slots[i]] = model.restored or model.get_weights()
+
+    def write_back(self, params: list[np.ndarray]) -> list[np.ndarray]:
+        """The stack's ``params`` with each replica's final weights (a JAX result is read-only)."""
+        params = [p if p.flags.writeable else p.copy() for p in params]
+        for r, weights in self.final.items():
+            for p, w in zip(params, weights):
+                p[r] = w
+        return params
+
+    def stopped_epochs(self) -> list[int]:
+        """Keras' ``stopped_epoch`` of each replica: 0 where it trained every epoch."""
+        return [int(cb.stopped_epoch) for cb in self.callbacks]
+
+
+def val_losses(model: Any, predictions: Sequence[np.ndarray], targets: Sequence[np.ndarray],
+               batch_size: int) -> list[float]:
+    """Each replica's ``val_loss`` as ``model.evaluate`` reports it.
+
+    ``model`` is the :class:`~nn_tuning.stacked.model.StackedModel` (its
+    Keras loss function); per batch of ``batch_size`` rows the loss's mean
+    (the compiled loss reduces ``sum_over_batch_size``), then Keras' ``Mean``
+    metric weighted by the rows of each batch, in float32.
+    """
+    import keras
+
+    out = []
+    for pred, y in zip(predictions, targets):
+        per_sample = keras.ops.convert_to_numpy(
+            model.loss_fn(y, pred, **model.loss_kwargs)).astype("float32")
+        total = count = np.float32(0.0)
+        for start in range(0, len(per_sample), batch_size):
+            part = per_sample[start:start + batch_size]
+            n = np.float32(len(part))
+            total = np.float32(total + np.float32(part.sum(dtype="float32") / n) * n)
+            count = np.float32(count + n)
+        out.append(float(total / count))
+    return out

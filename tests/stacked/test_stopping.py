@@ -1,0 +1,99 @@
+"""validation_split and Keras' EarlyStopping in a stack: each replica as its own model.fit.
+
+The reference is ``model.fit`` with Keras' own ``EarlyStopping`` over real
+epochs, fed the stack's shuffled batches (a ``PyDataset`` serving each
+epoch's order from :func:`epoch_orders`) and validated on the rows
+``validation_split`` would hold out (checked against Keras' own split).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import keras
+import numpy as np
+import pytest
+from keras.src.trainers.data_adapters.array_slicing import train_validation_split
+
+from model_builders import mlp_regressor
+from nn_tuning.stacked import Replica, epoch_orders, read_structure, train_stack
+from nn_tuning.stacked.stopping import monitoring, obstacle, split_rows
+from nn_tuning.stacked.structure import weighted_layers
+
+
+def _weights(model):
+    return [(d.kernel.numpy(), d.bias.numpy()) for d in weighted_layers(model)]
+
+
+def _build(params):
+    keras.utils.set_random_seed(7)
+    return mlp_regressor(input_dim=3, **params)
+
+
+class _Batches(keras.utils.PyDataset):
+    """The stack's batches: step ``index`` of the epoch ``_Epochs`` says fit is in (fit
+    with shuffle=False, or it would also shuffle the batches' order)."""
+
+    def __init__(self, X, Y, orders, n, batch_size):
+        super().__init__()
+        self.X, self.Y, self.orders, self.n, self.bs = X, Y, orders, n, batch_size
+        self.epoch = 0
+
+    def __len__(self):
+        return -(-self.n // self.bs)
+
+    def __getitem__(self, index):
+        rows = self.orders[self.epoch, :self.n][index * self.bs:(index + 1) * self.bs]
+        return self.X[rows], self.Y[rows]
+
+
+class _Epochs(keras.callbacks.Callback):
+    def __init__(self, batches):
+        super().__init__()
+        self.batches = batches
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.batches.epoch = epoch
+
+
+CONFIGS = [dict(hidden_layers=(6,), learning_rate=0.05),  # learns fast, then stalls
+           dict(hidden_layers=(4, 5), learning_rate=0.002),  # still improving
+           dict(hidden_layers=(8,), activation="tanh", learning_rate=0.02)]
+
+
+@pytest.mark.parametrize("restore", [True, False])
+def test_early_stopping_matches_model_fit(advertising, restore):
+    X, y = advertising
+    X, Y = X[:200], y[:200].reshape(-1, 1)
+    rows = np.random.default_rng(0).permutation(200)[:150]
+    split, epochs, bs = 0.2, 30, 40
+    stop = keras.callbacks.EarlyStopping(patience=2, min_delta=0.05,
+                                         restore_best_weights=restore)
+    params = {"validation_split": split, "callbacks": [stop]}
+    assert obstacle(params) is None
+    rule = monitoring(params)
+    replicas = []
+    for i, config in enumerate(CONFIGS):
+        model = _build(config)
+        replicas.append(Replica(read_structure(model), _weights(model), rows, seed=11 + i))
+    result = train_stack(replicas, X, Y, epochs=epochs, batch_size=bs, monitoring=rule)
+    train, valid = split_rows(rows, split)
+    keras_train, keras_valid = train_validation_split((rows,), validation_split=split)
+    np.testing.assert_array_equal(train, keras_train[0])
+    np.testing.assert_array_equal(valid, keras_valid[0])
+    orders = epoch_orders([replace(r, rows=train) for r in replicas], epochs, bs)
+    stopped = []
+    for r, config in enumerate(CONFIGS):
+        model = _build(config)
+        own = keras.callbacks.EarlyStopping(patience=2, min_delta=0.05,
+                                            restore_best_weights=restore)
+        batches = _Batches(X, Y, orders[:, r], len(train), bs)
+        model.fit(batches, epochs=epochs, validation_data=(X[valid], Y[valid]),
+                  validation_batch_size=bs, callbacks=[_Epochs(batches), own], shuffle=False, verbose=0)
+        assert result.stopped_epochs[r] == own.stopped_epoch
+        stopped.append(own.stopped_epoch)
+        for (kernel, bias), layer in zip(result.weights[r], weighted_layers(model)):
+            for got, ref in ((kernel, layer.kernel.numpy()), (bias, layer.bias.numpy())):
+                assert np.linalg.norm(got - ref) <= 1e-4 * np.linalg.norm(ref)
+    # The stack holds replicas that stop early and one that trains every epoch.
+    assert 0 in stopped and any(0 < s < epochs - 1 for s in stopped)
