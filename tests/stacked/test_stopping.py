@@ -61,32 +61,34 @@ CONFIGS = [dict(hidden_layers=(6,), learning_rate=0.05),  # learns fast, then st
            dict(hidden_layers=(8,), activation="tanh", learning_rate=0.02)]
 
 
-@pytest.mark.parametrize("restore", [True, False])
-def test_early_stopping_matches_model_fit(advertising, restore):
+RULES = [dict(patience=2, min_delta=0.05, restore_best_weights=True),
+         dict(patience=2, min_delta=1.0, start_from_epoch=3, baseline=100.0)]
+
+
+@pytest.mark.parametrize("rule, configs", [(RULES[0], CONFIGS), (RULES[1], CONFIGS[1:])])
+def test_early_stopping_matches_model_fit(advertising, rule, configs):
     X, y = advertising
     X, Y = X[:200], y[:200].reshape(-1, 1)
     rows = np.random.default_rng(0).permutation(200)[:150]
-    split, epochs, bs = 0.2, 30, 40
-    stop = keras.callbacks.EarlyStopping(patience=2, min_delta=0.05,
-                                         restore_best_weights=restore)
+    split, epochs, bs = 0.2, 20, 40
+    stop = keras.callbacks.EarlyStopping(**rule)
     params = {"validation_split": split, "callbacks": [stop]}
     assert obstacle(params) is None
-    rule = monitoring(params)
+    watched = monitoring(params)
     replicas = []
-    for i, config in enumerate(CONFIGS):
+    for i, config in enumerate(configs):
         model = _build(config)
         replicas.append(Replica(read_structure(model), _weights(model), rows, seed=11 + i))
-    result = train_stack(replicas, X, Y, epochs=epochs, batch_size=bs, monitoring=rule)
+    result = train_stack(replicas, X, Y, epochs=epochs, batch_size=bs, monitoring=watched)
     train, valid = split_rows(rows, split)
     keras_train, keras_valid = train_validation_split((rows,), validation_split=split)
     np.testing.assert_array_equal(train, keras_train[0])
     np.testing.assert_array_equal(valid, keras_valid[0])
     orders = epoch_orders([replace(r, rows=train) for r in replicas], epochs, bs)
     stopped = []
-    for r, config in enumerate(CONFIGS):
+    for r, config in enumerate(configs):
         model = _build(config)
-        own = keras.callbacks.EarlyStopping(patience=2, min_delta=0.05,
-                                            restore_best_weights=restore)
+        own = keras.callbacks.EarlyStopping(**rule)
         batches = _Batches(X, Y, orders[:, r], len(train), bs)
         model.fit(batches, epochs=epochs, validation_data=(X[valid], Y[valid]),
                   validation_batch_size=bs, callbacks=[_Epochs(batches), own], shuffle=False, verbose=0)
