@@ -205,13 +205,18 @@ class _FastWrapperMixin:
         """Why a stack cannot train this estimator's model as its fit would, or None.
 
         Before :meth:`initial_model` only the fit settings are known
-        (callbacks, validation, class weights, no shuffling); after it, the
-        feature encoding too (a stack feeds the features as given).
+        (callbacks other than Keras' EarlyStopping on val_loss, class weights,
+        no shuffling); after it, the feature encoding too (a stack feeds the
+        features as given). ``validation_split`` and EarlyStopping stack
+        (:mod:`nn_tuning.stacked.stopping`).
         """
+        from .stacked.stopping import obstacle
+
         params = self.get_params()
-        if params.get("validation_split") or params.get("class_weight") is not None \
-                or params.get("callbacks") or params.get("shuffle") is False:
-            return "the estimator uses callbacks, validation, class weights or no shuffle"
+        if (reason := obstacle(params)) is not None:
+            return reason
+        if params.get("class_weight") is not None or params.get("shuffle") is False:
+            return "the estimator uses class weights or no shuffle"
         encoder = getattr(self, "feature_encoder_", None)
         if encoder is not None and getattr(encoder, "func", "custom") is not None:
             return "the estimator transforms its features"

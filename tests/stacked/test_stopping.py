@@ -13,12 +13,16 @@ from dataclasses import replace
 import keras
 import numpy as np
 import pytest
+from sklearn.base import clone
 from keras.src.trainers.data_adapters.array_slicing import train_validation_split
 
 from model_builders import mlp_regressor
+from nn_tuning.evaluation import make_protocol
 from nn_tuning.stacked import Replica, epoch_orders, read_structure, train_stack
+from nn_tuning.stacked.plan import stacked_trials
 from nn_tuning.stacked.stopping import monitoring, obstacle, split_rows
 from nn_tuning.stacked.structure import weighted_layers
+from nn_tuning.wrappers import KerasRegressor
 
 
 def _weights(model):
@@ -99,3 +103,45 @@ def test_early_stopping_matches_model_fit(advertising, rule, configs):
                 assert np.linalg.norm(got - ref) <= 1e-4 * np.linalg.norm(ref)
     # The stack holds replicas that stop early and one that trains every epoch.
     assert 0 in stopped and any(0 < s < epochs - 1 for s in stopped)
+
+
+class _Quieter(keras.callbacks.EarlyStopping):
+    pass
+
+
+@pytest.mark.parametrize("params, reason", [
+    ({"callbacks": [keras.callbacks.TerminateOnNaN()]}, "callback TerminateOnNaN"),
+    ({"callbacks": [_Quieter()]}, "callback _Quieter"),
+    ({"callbacks": [keras.callbacks.EarlyStopping(monitor="loss")]}, "monitors 'loss'"),
+    ({"callbacks": [keras.callbacks.EarlyStopping()] * 2}, "more than one EarlyStopping"),
+    ({"validation_split": 0.2, "validation_freq": 2}, "validation_freq"),
+])
+def test_what_a_stack_cannot_watch_is_refused_by_name(params, reason):
+    assert reason in obstacle(params)
+    assert reason in KerasRegressor(mlp_regressor, **params).stacking_obstacle()
+
+
+def _protocol(X, y, epochs, **fit):
+    """The protocol with these fit settings on its estimator (tune's ``fit=`` is another branch's)."""
+    protocol = make_protocol(mlp_regressor, X, y, cv=2, epochs=epochs, batch_size=40, seed=0)
+    return replace(protocol, estimator=clone(protocol.estimator).set_params(**fit))
+
+
+def test_validation_split_and_early_stopping_stack(advertising):
+    X, y = advertising
+    assert KerasRegressor(mlp_regressor, callbacks=[keras.callbacks.EarlyStopping()],
+                          validation_split=0.2).stacking_obstacle() is None
+    # Patience 0 and an improvement no epoch makes: every fold stops after epoch 1, so
+    # it trains exactly as a fit of 2 epochs does on the same rows.
+    never = keras.callbacks.EarlyStopping(patience=0, min_delta=1e9)
+    stopped = _protocol(X, y, 15, validation_split=0.2, callbacks=[never])
+    two = _protocol(X, y, 2, validation_split=0.2)
+    configs = [{"neurons": 4}, {"neurons": 6, "learning_rate": 0.01}]
+    trials = [list(stacked_trials(p, X, y, configs, seed=0, fallback=None)) for p in (stopped, two)]
+    for a, b in zip(*trials):
+        assert a.engine == b.engine == "stacked" and a.budget is None
+        np.testing.assert_allclose(a.fold_scores, b.fold_scores, rtol=1e-5)
+    # Without the rule the 15 epochs train: other scores.
+    longer, = stacked_trials(_protocol(X, y, 15, validation_split=0.2), X, y, configs[:1],
+                             seed=0, fallback=None)
+    assert abs(longer.mean_score - trials[0][0].mean_score) > 1e-3
