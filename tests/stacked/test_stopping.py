@@ -18,9 +18,10 @@ from keras.src.trainers.data_adapters.array_slicing import train_validation_spli
 
 from model_builders import mlp_regressor
 from nn_tuning.evaluation import make_protocol
-from nn_tuning.stacked import Replica, epoch_orders, read_structure, train_stack
+from nn_tuning.stacked import NotStackable, Replica, epoch_orders, read_structure, train_stack
+from nn_tuning.stacked.halving import RungTrainer
 from nn_tuning.stacked.plan import stacked_trials
-from nn_tuning.stacked.stopping import monitoring, obstacle, split_rows
+from nn_tuning.stacked.stopping import Monitoring, monitoring, obstacle, split_rows
 from nn_tuning.stacked.structure import weighted_layers
 from nn_tuning.wrappers import KerasRegressor
 
@@ -145,3 +146,13 @@ def test_validation_split_and_early_stopping_stack(advertising):
     longer, = stacked_trials(_protocol(X, y, 15, validation_split=0.2), X, y, configs[:1],
                              seed=0, fallback=None)
     assert abs(longer.mean_score - trials[0][0].mean_score) > 1e-3
+
+
+def test_successive_halving_stacks_refuse_what_they_would_ignore(advertising):
+    X, y = advertising
+    trainer = RungTrainer(_protocol(X, y, 4, validation_split=0.2), X, y, seed=0, capacity=4,
+                          segment=2)
+    with pytest.raises(NotStackable, match="validation_split"):
+        trainer.build(0, {"neurons": 4})
+    assert RungTrainer(_protocol(X, y, 4), X, y, seed=0, capacity=4,
+                       segment=2).build(0, {"neurons": 4}).monitoring == Monitoring()
