@@ -220,5 +220,6 @@ def test_the_stacking_seam_scores_given_outputs_as_predict_would(iris):
     expected = float(np.mean(np.argmax(outputs, axis=1) == y))
     assert est.score_outputs(scorer, outputs, X, y) == pytest.approx(expected)
     assert "_given_outputs" not in vars(est) and "_predict_raw" not in vars(est)
-    assert KerasClassifier(mlp_classifier, validation_split=0.2).stacking_obstacle() \
-        == "the estimator uses callbacks, validation, class weights or no shuffle"
+    assert KerasClassifier(mlp_classifier, validation_split=0.2).stacking_obstacle() is None
+    assert "TerminateOnNaN" in KerasClassifier(
+        mlp_classifier, callbacks=[keras.callbacks.TerminateOnNaN()]).stacking_obstacle()
