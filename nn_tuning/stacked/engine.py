@@ -27,6 +27,10 @@ backend. Batches follow ``model.fit``'s rules (each epoch a new
 permutation of the replica's rows, the last batch smaller); all replicas of
 a stack take the same number of steps per epoch.
 
+A fit's ``validation_split`` and Keras' ``EarlyStopping`` are honoured per
+replica (:mod:`.stopping`): such a stack trains one epoch per call and each
+replica stops, frozen, where its own ``model.fit`` would.
+
 Two drivers run the loop (:mod:`.loops`): TensorFlow (``tf.function`` of
 nested ``tf.while_loop`` s, stateful variables, ``optimizer.apply``) and JAX
 (``jax.jit`` of nested ``fori_loop`` s, ``optimizer.stateless_apply``). Keras

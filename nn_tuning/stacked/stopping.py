@@ -24,7 +24,8 @@ would leave it with, restored or not) are written back after the stack.
 Only ``monitor="val_loss"`` is honoured (``"loss"``, the running mean of the
 epoch's training batches, is computed inside the traced loop, which does
 not return it yet): other monitors and other callbacks are refused with a
-reason (:func:`obstacle`), and the configuration trains one at a time.
+reason (:func:`obstacle`), and the configuration trains one at a time. The
+callback's ``verbose`` messages are not printed.
 
 Cost: a stack with an early stopping rule trains one epoch per call of its
 compiled loop (a loop traced for one epoch, kept like any other: the epochs
@@ -159,7 +160,6 @@ class Watchers:
         self.callbacks = [rule.callback() for _ in self.slots]
         self.models: list[_Slice | None] = [None] * len(self.slots)
         self.final: dict[int, list[np.ndarray]] = {}  # slot -> the weights it ends with
-        self.losses: list[list[float]] = [[] for _ in self.slots]  # val_loss per epoch
 
     def begin(self, params: list[np.ndarray]) -> None:
         for i, (cb, r) in enumerate(zip(self.callbacks, self.slots)):
@@ -178,7 +178,6 @@ class Watchers:
         for i in self.running():
             model, cb = self.models[i], self.callbacks[i]
             model.params = params
-            self.losses[i].append(val_losses[i])
             cb.on_epoch_end(epoch, {"val_loss": val_losses[i]})
             if model.stop_training:
                 self._end(i, params)
@@ -216,7 +215,8 @@ def val_losses(model: Any, predictions: Sequence[np.ndarray], targets: Sequence[
     ``model`` is the :class:`~nn_tuning.stacked.model.StackedModel` (its
     Keras loss function); per batch of ``batch_size`` rows the loss's mean
     (the compiled loss reduces ``sum_over_batch_size``), then Keras' ``Mean``
-    metric weighted by the rows of each batch, in float32.
+    metric weighted by the rows of each batch, in float32. (Keras' loss also
+    adds the model's regularization penalties; stacked models hold none.)
     """
     import keras
 
