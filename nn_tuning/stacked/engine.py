@@ -41,6 +41,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -66,6 +67,9 @@ class StackResult:
     # Per replica, Keras' EarlyStopping.stopped_epoch: the 0-based epoch after which it
     # stopped, 0 where it trained every epoch (or None: no early stopping asked).
     stopped_epochs: list[int] | None = None
+    # Per replica with early stopping, as Keras' History.history: "loss" (and "val_loss")
+    # per epoch it trained.
+    history: list[dict[str, list[float]]] | None = None
 
 
 def stack_bytes(n_replicas: int, depth: int, width: int, n_inputs: int, n_outputs: int,
@@ -166,17 +170,18 @@ def train_stack(replicas: Sequence[Replica], X: np.ndarray, Y: np.ndarray, *, ep
         trained, state = compiled.run(trained, consts, lr, state)
         done += segment
         if watchers is not None:
-            losses = _val_losses(compiled.model, lay, trained, X, Y, watchers, val_rows,
-                                 rule.validation_batch_size or batch_size)
+            logs = _epoch_logs(compiled, lay, trained, X, Y, watchers, consts, val_rows,
+                               rule.validation_batch_size or batch_size)
             # A stopped replica's learning rate is 0 from now on: its stack-mates go on.
-            lr[watchers.epoch_end(done - 1, trained, losses)] = 0.0
+            lr[watchers.epoch_end(done - 1, trained, logs)] = 0.0
             if not watchers.running():  # each replica as far as its own fit: all of it
                 done = epochs
                 break
         if deadline is not None and time.perf_counter() >= deadline:
             break
-    stopped_epochs = None
+    stopped_epochs = history = None
     if watchers is not None:
+        history = watchers.history
         watchers.end(trained)
         trained = watchers.write_back(trained)
         stopped_epochs = watchers.stopped_epochs()
@@ -190,21 +195,29 @@ def train_stack(replicas: Sequence[Replica], X: np.ndarray, Y: np.ndarray, *, ep
         predictions = [out[r] for r in at]
     weights = unstack(trained, padded, lay)
     return StackResult([weights[r] for r in at], finite, time.perf_counter() - start,
-                       predictions, done, stopped_epochs)
+                       predictions, done, stopped_epochs, history)
 
 
-def _val_losses(model: StackedModel, lay: Layout, params: list[np.ndarray], X: np.ndarray,
-                Y: np.ndarray, watchers: Watchers, val_rows: Sequence[np.ndarray],
-                batch_size: int) -> dict[int, float]:
-    """``val_loss`` of each replica still running, by its index among the given replicas."""
+def _epoch_logs(loop: Any, lay: Layout, params: list[np.ndarray], X: np.ndarray,
+                Y: np.ndarray, watchers: Watchers, consts: dict, val_rows: Sequence[np.ndarray],
+                batch_size: int) -> dict[int, dict[str, float]]:
+    """The epoch's logs (``loss``, and ``val_loss`` with a validation part) of each replica
+    still running, by its index among the given replicas, after a one-epoch run of ``loop``."""
     running = watchers.running()
+    n_rows = consts["n_rows"].ravel()
+    logs = {i: {"loss": float(np.float32(loop.loss_sums[r] / np.float32(n_rows[r])))}
+            for i, r in ((i, watchers.slots[i]) for i in running)}
+    if not len(val_rows):
+        return logs
     rows = [np.zeros(0, "int64")] * len(lay.lr)
     for i in running:
         rows[watchers.slots[i]] = val_rows[i]
-    out = _predict(model, lay, params, X, rows, predict_chunk_rows(batch_size))
-    losses = val_losses(model, [out[watchers.slots[i]] for i in running],
+    out = _predict(loop.model, lay, params, X, rows, predict_chunk_rows(batch_size))
+    losses = val_losses(loop.model, [out[watchers.slots[i]] for i in running],
                         [Y[val_rows[i]] for i in running], batch_size)
-    return dict(zip(running, losses))
+    for i, loss in zip(running, losses):
+        logs[i]["val_loss"] = loss
+    return logs
 
 
 def feed(X: np.ndarray, structure: Structure) -> np.ndarray:

@@ -156,8 +156,9 @@ class StackedModel:
         return self.out_act(out)
 
     def batch_loss(self, params: Sequence[Any], consts: dict, order: Any, epoch: Any,
-                   step: Any) -> Any:
-        """Sum over replicas of each replica's mean loss on batch ``step`` of ``order``."""
+                   step: Any, per_replica: bool = False) -> Any:
+        """Sum over replicas of each replica's mean loss on batch ``step`` of ``order``
+        (``per_replica``: each replica's, (R,))."""
         ops, bs = self.ops, self.batch_size
         start = ops.multiply(step, bs)
         rows = ops.slice(order, ops.stack([ops.zeros((), "int32"), start]),
@@ -183,7 +184,8 @@ class StackedModel:
         per_sample = self.loss_fn(y, pred, **self.loss_kwargs)  # (R, B)
         total = ops.sum(ops.multiply(per_sample, valid), axis=1)
         count = ops.maximum(ops.sum(valid, axis=1), 1.0)
-        return ops.sum(ops.divide(total, count))
+        losses = ops.divide(total, count)
+        return losses if per_replica else ops.sum(losses)
 
     def epoch_order(self, consts: dict, epoch: Any, n_pad: int) -> Any:
         """Each replica's rows in epoch ``epoch``'s shuffled order, padded: (R, n_pad)."""

@@ -21,11 +21,12 @@ Keras' own. A replica that stops is frozen: its learning rate becomes 0 for
 the epochs its stack-mates go on training, and its weights (the ones Keras
 would leave it with, restored or not) are written back after the stack.
 
-Only ``monitor="val_loss"`` is honoured (``"loss"``, the running mean of the
-epoch's training batches, is computed inside the traced loop, which does
-not return it yet): other monitors and other callbacks are refused with a
-reason (:func:`obstacle`), and the configuration trains one at a time. The
-callback's ``verbose`` messages are not printed.
+``monitor="loss"`` reads the epoch's training loss as Keras' loss tracker
+keeps it: each training batch's mean loss (before that step's update, with
+dropout), averaged weighted by the batch's rows; the loop sums it per
+replica (:mod:`.loops`). Other monitors and other callbacks are refused
+with a reason (:func:`obstacle`), and the configuration trains one at a
+time. The callback's ``verbose`` messages are not printed.
 
 Cost: a stack with an early stopping rule trains one epoch per call of its
 compiled loop (a loop traced for one epoch, kept like any other: the epochs
@@ -68,8 +69,14 @@ class Monitoring:
 
     @property
     def stops(self) -> bool:
-        """Whether some replica may stop before its epochs: the stack trains epoch by epoch."""
-        return self.early_stopping is not None and self.validation_split > 0
+        """Whether some replica may stop before its epochs: the stack trains epoch by epoch.
+
+        Not with ``val_loss`` and no validation part: Keras' callback then
+        finds nothing to monitor, warns and never stops.
+        """
+        if self.early_stopping is None:
+            return False
+        return dict(self.early_stopping)["monitor"] == "loss" or self.validation_split > 0
 
     def callback(self) -> Any:
         """A fresh ``keras.callbacks.EarlyStopping`` with these settings."""
@@ -114,9 +121,9 @@ def obstacle(params: dict[str, Any]) -> str | None:
         return f"the estimator uses the callback {name} (a stack honours Keras' EarlyStopping only)"
     if len(early) > 1:
         return "the estimator uses more than one EarlyStopping"
-    if early and early[0].monitor != "val_loss":
-        return (f"EarlyStopping monitors {early[0].monitor!r} (a stack monitors 'val_loss' "
-                "only)")
+    if early and early[0].monitor not in ("loss", "val_loss"):
+        return (f"EarlyStopping monitors {early[0].monitor!r} (a stack monitors 'loss' and "
+                "'val_loss' only)")
     if params.get("validation_split") and params.get("validation_freq", 1) not in (None, 1):
         return "the estimator validates every few epochs (validation_freq)"
     return None
@@ -160,6 +167,8 @@ class Watchers:
         self.callbacks = [rule.callback() for _ in self.slots]
         self.models: list[_Slice | None] = [None] * len(self.slots)
         self.final: dict[int, list[np.ndarray]] = {}  # slot -> the weights it ends with
+        # Per replica, as Keras' History: each log's value per epoch trained.
+        self.history: list[dict[str, list[float]]] = [{} for _ in self.slots]
 
     def begin(self, params: list[np.ndarray]) -> None:
         for i, (cb, r) in enumerate(zip(self.callbacks, self.slots)):
@@ -171,14 +180,17 @@ class Watchers:
         """Indices of the replicas still training."""
         return [i for i, r in enumerate(self.slots) if r not in self.final]
 
-    def epoch_end(self, epoch: int, params: list[np.ndarray], val_losses: dict[int, float]
+    def epoch_end(self, epoch: int, params: list[np.ndarray], logs: dict[int, dict[str, float]]
                   ) -> list[int]:
-        """Each running replica's callback at the end of ``epoch``; the slots that stop now."""
+        """Each running replica's callback at the end of ``epoch`` with its ``logs`` (by index);
+        the slots that stop now."""
         stopped = []
         for i in self.running():
             model, cb = self.models[i], self.callbacks[i]
             model.params = params
-            cb.on_epoch_end(epoch, {"val_loss": val_losses[i]})
+            for key, value in logs[i].items():
+                self.history[i].setdefault(key, []).append(value)
+            cb.on_epoch_end(epoch, logs[i])
             if model.stop_training:
                 self._end(i, params)
                 stopped.append(self.slots[i])

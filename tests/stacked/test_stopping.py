@@ -67,10 +67,12 @@ CONFIGS = [dict(hidden_layers=(6,), learning_rate=0.05),  # learns fast, then st
 
 
 RULES = [dict(patience=2, min_delta=0.05, restore_best_weights=True),
-         dict(patience=2, min_delta=1.0, start_from_epoch=3, baseline=100.0)]
+         dict(patience=2, min_delta=1.0, start_from_epoch=3, baseline=100.0),
+         dict(monitor="loss", patience=1, min_delta=3.0, restore_best_weights=True)]
 
 
-@pytest.mark.parametrize("rule, configs", [(RULES[0], CONFIGS), (RULES[1], CONFIGS[1:])])
+@pytest.mark.parametrize("rule, configs", [(RULES[0], CONFIGS), (RULES[1], CONFIGS[1:]),
+                                           (RULES[2], CONFIGS[1:])])
 def test_early_stopping_matches_model_fit(advertising, rule, configs):
     X, y = advertising
     X, Y = X[:200], y[:200].reshape(-1, 1)
@@ -95,9 +97,11 @@ def test_early_stopping_matches_model_fit(advertising, rule, configs):
         model = _build(config)
         own = keras.callbacks.EarlyStopping(**rule)
         batches = _Batches(X, Y, orders[:, r], len(train), bs)
-        model.fit(batches, epochs=epochs, validation_data=(X[valid], Y[valid]),
+        fitted = model.fit(batches, epochs=epochs, validation_data=(X[valid], Y[valid]),
                   validation_batch_size=bs, callbacks=[_Epochs(batches), own], shuffle=False, verbose=0)
         assert result.stopped_epochs[r] == own.stopped_epoch
+        for key in ("loss", "val_loss"):  # every epoch's logs, as Keras' History has them
+            np.testing.assert_allclose(result.history[r][key], fitted.history[key], rtol=1e-5)
         stopped.append(own.stopped_epoch)
         for (kernel, bias), layer in zip(result.weights[r], weighted_layers(model)):
             for got, ref in ((kernel, layer.kernel.numpy()), (bias, layer.bias.numpy())):
@@ -113,7 +117,7 @@ class _Quieter(keras.callbacks.EarlyStopping):
 @pytest.mark.parametrize("params, reason", [
     ({"callbacks": [keras.callbacks.TerminateOnNaN()]}, "callback TerminateOnNaN"),
     ({"callbacks": [_Quieter()]}, "callback _Quieter"),
-    ({"callbacks": [keras.callbacks.EarlyStopping(monitor="loss")]}, "monitors 'loss'"),
+    ({"callbacks": [keras.callbacks.EarlyStopping(monitor="val_mae")]}, "monitors 'val_mae'"),
     ({"callbacks": [keras.callbacks.EarlyStopping()] * 2}, "more than one EarlyStopping"),
     ({"validation_split": 0.2, "validation_freq": 2}, "validation_freq"),
 ])
