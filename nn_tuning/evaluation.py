@@ -14,7 +14,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,7 @@ from sklearn.utils.multiclass import type_of_target
 
 from .checks import check_int
 from .exceptions import ConfigError, DataError
+from .fit_settings import check_fit, estimator_args
 from .model_size import trainable_params
 from .result import Trial, TrialState
 from .space import SearchSpace
@@ -44,7 +45,10 @@ class Protocol:
     nn-tuning wrapper holding the builder, its fixed arguments and the
     training settings, as scikit-learn clones it (``epochs``, ``batch_size``
     and ``seed`` are repeated here for reading); then the CV splits, the
-    scorer and the task.
+    scorer and the task; ``fit``, the run's checked ``model.fit`` settings
+    (``tune(fit=...)``, which the estimator holds too). Their ``sample_weight``
+    is one weight per row of X: each fold fits on its own training rows'
+    weights (:meth:`fit_params`), the refit on all of them.
     """
 
     estimator: Any
@@ -55,6 +59,19 @@ class Protocol:
     epochs: int
     batch_size: int
     seed: int
+    fit: dict[str, Any] = field(default_factory=dict)  # checked model.fit settings
+
+    @property
+    def sample_weight(self) -> np.ndarray | None:
+        return self.fit.get("sample_weight")
+
+    def fit_params(self, rows: np.ndarray | None = None) -> dict[str, Any]:
+        """The keyword arguments of ``estimator.fit`` on ``rows`` of X (all rows by default)."""
+        if self.sample_weight is None:
+            return {}
+        # A copy: scikeras multiplies its sample weights by the class weights in place.
+        w = self.sample_weight
+        return {"sample_weight": np.array(w if rows is None else w[rows])}
 
     def estimator_for(self, params: Mapping[str, Any]) -> Any:
         """A fresh, unfitted estimator set to ``params``."""
@@ -134,11 +151,13 @@ def make_protocol(
     seed: int = 0,
     fixed: Mapping[str, Any] | None = None,
     fast: bool = True,
+    fit: Mapping[str, Any] | None = None,
 ) -> Protocol:
     """Fix the estimator, CV splits and scorer of a run.
 
     ``cv`` is a number of folds (shuffled with ``seed``; stratified for
-    classification) or any scikit-learn splitter.
+    classification) or any scikit-learn splitter. ``fit`` holds ``model.fit``
+    settings (:func:`nn_tuning.fit_settings.check_fit`).
     """
     if not callable(builder):
         raise ConfigError(f"builder must be a function returning a compiled keras.Model, got {builder!r}")
@@ -153,10 +172,12 @@ def make_protocol(
             f"scoring must be a scikit-learn scorer name such as 'r2', "
             f"'neg_root_mean_squared_error' or 'accuracy', got {scoring!r}"
         )
+    fit = check_fit(fit, n_rows=len(X), task=task, y=y)
     wrapper = KerasClassifier if task == "classification" else KerasRegressor
     estimator = wrapper(
         model=builder, epochs=int(epochs), batch_size=int(batch_size), random_state=int(seed),
         verbose=0, fast=fast, **{SearchSpace.param_key(k): v for k, v in (fixed or {}).items()},
+        **estimator_args(fit),
     )
     if isinstance(cv, (int, np.integer)) and not isinstance(cv, bool):
         if cv < 2:
@@ -173,6 +194,7 @@ def make_protocol(
         estimator=estimator, splits=splits, scoring=scoring,
         scorer=check_scoring(estimator, scoring), task=task,
         epochs=int(epochs), batch_size=int(batch_size), seed=int(seed),
+        fit=fit,
     )
 
 
@@ -202,7 +224,7 @@ def evaluate(protocol: Protocol, X: np.ndarray, y: np.ndarray, params: Mapping[s
         estimator = protocol.estimator_for(params)
         cv = cross_validate(
             estimator, X, y, cv=protocol.splits, scoring=protocol.scorer, error_score="raise",
-            return_estimator=True,
+            return_estimator=True, params=protocol.fit_params(),  # sliced to each fold's rows
         )
     except Exception as exc:  # a trial that fails is recorded, the search goes on
         return Trial(params, TrialState.FAILED, fit_seconds=time.perf_counter() - start,

@@ -11,6 +11,8 @@ A config has six parts (see ``experiments/*.toml``)::
     [space]                         # the search space, as in SearchSpace.from_dict   -> SearchSpace
     [training]                      # cv, scoring, epochs, batch_size, seed, device,
                                     # workers, engine                                  -> TrainingSection
+    [training.fit]                  # model.fit settings: validation_split, class_weight,
+                                    # shuffle, early_stopping = {...} (nn_tuning.fit_settings)
     [strategies.<name>]             # its budget and its options                       -> StrategySection
 
 Budgets: ``max_trials`` where the strategy's class takes one
@@ -42,6 +44,7 @@ from .checks import check_int, check_keys, check_seconds, in_source
 from .data_section import DataSection
 from .devices import DEVICES
 from .exceptions import ConfigError, NNTuningError
+from .fit_settings import parse_fit_table
 from .scaleout import ENGINES
 from .space import SearchSpace
 from .strategies import STRATEGIES, strategy_class
@@ -59,6 +62,18 @@ def _table(source: str, doc: Mapping[str, Any], key: str) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise ConfigError(f"{source}: {key!r} must be a table ([{key}]), got {value!r}")
     return dict(value)
+
+
+def _task(builder_name: str) -> str:
+    return "regression" if builder_name.endswith("regressor") else "classification"
+
+
+def _training(training: TrainingSection) -> dict[str, Any]:
+    """``[training]`` as plain data; no ``fit`` key without one (earlier runs' identity)."""
+    out = dataclasses.asdict(training)
+    if not out["fit"]:
+        del out["fit"]
+    return out
 
 
 def _fields(cls: type) -> list[str]:
@@ -109,9 +124,11 @@ class TrainingSection:
     device: str = "auto"
     workers: int = 1
     engine: str = "auto"
+    fit: dict[str, Any] = field(default_factory=dict)  # [training.fit], checked
 
     @classmethod
-    def parse(cls, source: str, table: dict[str, Any]) -> TrainingSection:
+    def parse(cls, source: str, table: dict[str, Any],
+              task: str = "regression") -> TrainingSection:
         from sklearn.metrics import get_scorer_names
 
         check_keys(source, "training.", table, _fields(cls))
@@ -127,6 +144,8 @@ class TrainingSection:
             if key in table and table[key] not in allowed:
                 raise ConfigError(f"{source}: training.{key} must be one of "
                                   f"{', '.join(allowed)}, got {table[key]!r}")
+        if "fit" in table:
+            table = {**table, "fit": parse_fit_table(source, table["fit"], task)}
         return cls(**table)
 
 
@@ -276,7 +295,8 @@ class Experiment:
         data = DataSection.parse(source, _table(source, doc, "data"))
         builder = BuilderSection.parse(source, _table(source, doc, "builder"))
         space = cls._parse_space(source, doc, builder)
-        training = TrainingSection.parse(source, _table(source, doc, "training"))
+        training = TrainingSection.parse(source, _table(source, doc, "training"),
+                                         task=_task(builder.name))
         tables = _table(source, doc, "strategies")
         if not tables:
             raise ConfigError(f"{source}: no [strategies.<name>] table; add one of "
@@ -317,7 +337,7 @@ class Experiment:
 
     @property
     def task(self) -> str:
-        return "regression" if self.builder_name.endswith("regressor") else "classification"
+        return _task(self.builder_name)
 
     def with_overrides(self, overrides: Overrides | None) -> Experiment:
         """A copy with the command-line overrides applied."""
@@ -358,5 +378,5 @@ class Experiment:
             "name": self.name, "description": self.description, "source": self.source,
             "data": data, "builder": {"name": self.builder_name, "args": self.builder_args},
             "task": self.task, "space": self.space.to_dict() if self.space else None,
-            "training": dataclasses.asdict(self.training), "strategies": strategies,
+            "training": _training(self.training), "strategies": strategies,
         }

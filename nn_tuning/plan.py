@@ -26,6 +26,7 @@ from .evaluators import select_evaluator
 from .scaleout import Role, ScaleMode, ScaleOut, check_engine
 from .space import SearchSpace
 from .exceptions import ConfigError
+from .fit_settings import fit_identity
 from .strategies import TIME_BUDGET_STRATEGY, strategy_class, supporting
 
 __all__ = ["RunPlan", "plan_run", "run_fingerprint"]
@@ -109,7 +110,7 @@ def plan_run(builder: Callable[..., Any], space: SearchSpace | Mapping[str, Any]
              task: str | None = None, fixed: Mapping[str, Any] | None = None, fast: bool = True,
              options: Mapping[str, Any] | None = None, device: str | None = None,
              scale: ScaleOut | None = None, engine: str = "auto",
-             max_seconds: float | None = None) -> RunPlan:
+             max_seconds: float | None = None, fit: Mapping[str, Any] | None = None) -> RunPlan:
     """Check ``tune()``'s arguments; see :func:`nn_tuning.tune` for their meaning."""
     scale = scale if scale is not None else ScaleOut()
     if strategy is None:
@@ -136,13 +137,15 @@ def plan_run(builder: Callable[..., Any], space: SearchSpace | Mapping[str, Any]
     X, y = check_data(X, y)
     make_evaluator = select_evaluator(engine, scale)
     protocol = make_protocol(builder, X, y, task=task, cv=cv, scoring=scoring, epochs=epochs,
-                             batch_size=batch_size, seed=seed, fixed=fixed, fast=fast)
+                             batch_size=batch_size, seed=seed, fixed=fixed, fast=fast, fit=fit)
     settings = dict(
         builder=getattr(builder, "__qualname__", repr(builder)), cv=repr(cv),
         scoring=protocol.scoring, epochs=protocol.epochs, batch_size=protocol.batch_size,
         seed=protocol.seed, max_trials=max_trials, fixed=dict(fixed or {}), task=protocol.task,
         options=dataclasses.asdict(parsed_options), engine=engine,
     )
+    if fit:  # absent when not given, so runs without fit settings keep their identity
+        settings["fit"] = fit_identity(protocol.fit)
     fingerprint = run_fingerprint(cls.name, space, configs, X, y, settings)
     return RunPlan(
         strategy=cls(), space=space, configs=configs, options=parsed_options,

@@ -20,6 +20,7 @@ from .data import DataSplit, load_data
 from .devices import configure_devices
 from .exceptions import ConfigError, NNTuningError
 from .experiment import Experiment
+from .fit_settings import fit_from_table
 from .locks import RunLock
 from .result import TuningResult, write_atomic
 from .scaleout import ScaleMode, ScaleOut
@@ -140,6 +141,7 @@ def _search_args(exp: Experiment, name: str, data: DataSplit) -> tuple[Any, dict
         max_trials=max_trials, seed=t.seed,
         configs=list(section.configs) if section.configs else None, task=exp.task,
         fixed=exp.builder_args, options=section.options, engine=t.engine,
+        fit=fit_from_table(t.fit),
     )
 
 
@@ -187,7 +189,7 @@ def _stability(exp: Experiment, result: TuningResult, data: DataSplit, folder: P
     t = exp.training
     protocol = make_protocol(exp.builder, data.X_train, data.y_train, task=exp.task, cv=t.cv,
                              scoring=t.scoring, epochs=t.epochs, batch_size=t.batch_size,
-                             seed=t.seed, fixed=exp.builder_args)
+                             seed=t.seed, fixed=exp.builder_args, fit=fit_from_table(t.fit))
     seeds = [t.seed + k for k in (1, 2, 3)]
     table = check_stability(protocol, data.X_train, data.y_train, result.trials,
                             result.trial_params, top_k=top_k, seeds=seeds)

@@ -79,6 +79,7 @@ def tune(
     trials_per_gpu: int | None = None,
     engine: str = "auto",
     max_seconds: float | None = None,
+    fit: Mapping[str, Any] | None = None,
 ) -> TuningResult:
     """Tune ``builder``'s hyperparameters over ``space`` with one strategy.
 
@@ -172,6 +173,14 @@ def tune(
         Wall-clock budget: no new trial starts once it is spent (trials in
         flight finish and are kept; ``"asha"`` stops its stacks at the next
         segment of epochs and stores each configuration where it got).
+    fit : mapping, optional
+        ``model.fit`` settings of every fit, the folds' and the refit's
+        (:mod:`nn_tuning.fit_settings`): ``validation_split`` in [0, 1),
+        ``callbacks`` (keras.callbacks.Callback list), ``class_weight`` (label ->
+        weight or ``"balanced"``, per fit's rows; classification only),
+        ``shuffle`` (bool), ``sample_weight`` (one weight >= 0 per row of ``X``;
+        each fold fits on its rows'). Part of the run's identity. The last three
+        stack; the others train per configuration (``extra["not_stacked"]``).
 
     Returns
     -------
@@ -194,7 +203,7 @@ def tune(
         plan = check_call(builder, space, X, y, strategy=strategy, cv=cv, scoring=scoring,
                           epochs=epochs, batch_size=batch_size, max_trials=max_trials, seed=seed,
                           configs=configs, task=task, fixed=fixed, fast=fast, options=options,
-                          device=device, engine=engine, max_seconds=max_seconds,
+                          device=device, engine=engine, max_seconds=max_seconds, fit=fit,
                           directory=directory, overwrite=overwrite, workers=workers, gpus=gpus,
                           trials_per_gpu=trials_per_gpu, mixed_precision=mixed_precision,
                           dask_scheduler=dask_scheduler, chief=chief, worker_of=worker_of)
@@ -360,7 +369,8 @@ def build_result(plan: RunPlan, trials: list[Trial], ctx: SearchContext, *, refi
         chosen, choice = _simplest_trial(trials, plan, best)
     refit_start = time.perf_counter()
     if refit and chosen is not None:
-        best_estimator = plan.protocol.estimator_for(chosen.params).fit(plan.X, plan.y)
+        best_estimator = plan.protocol.estimator_for(chosen.params).fit(
+            plan.X, plan.y, **plan.protocol.fit_params())
         best_model = best_estimator.model_
     p = plan.protocol
     return TuningResult(
@@ -376,7 +386,10 @@ def build_result(plan: RunPlan, trials: list[Trial], ctx: SearchContext, *, refi
                "budget_epochs": _budget_epochs(plan),
                "planned_trials": plan.strategy.planned_trials(ctx),
                "refit_seconds": round(time.perf_counter() - refit_start, 3),
-               **({"search": dict(ctx.notes)} if ctx.notes else {})},
+               **({"search": dict(ctx.notes)} if ctx.notes else {}),
+               # Configurations the stacked evaluator sent elsewhere, per reason (asha's too).
+               **({"not_stacked": dict(ns)}
+                  if (ns := getattr(ctx.evaluator, "not_stacked", None)) else {})},
     )
 
 

@@ -204,19 +204,20 @@ class _FastWrapperMixin:
     def stacking_obstacle(self) -> str | None:
         """Why a stack cannot train this estimator's model as its fit would, or None.
 
-        Before :meth:`initial_model` only the fit settings are known
-        (callbacks other than Keras' EarlyStopping on val_loss, class weights,
-        no shuffling); after it, the feature encoding too (a stack feeds the
-        features as given). ``validation_split`` and EarlyStopping stack
-        (:mod:`nn_tuning.stacked.stopping`).
+        Before :meth:`initial_model` only the fit settings are known; after
+        it, the feature encoding too (a stack feeds the features as given).
+        Class weights, sample weights, ``shuffle=False``, ``validation_split``
+        and Keras' EarlyStopping on ``loss`` or ``val_loss`` stack
+        (:mod:`nn_tuning.stacked.stopping`); each other fit setting has its
+        own reason.
         """
         from .stacked.stopping import obstacle
 
         params = self.get_params()
         if (reason := obstacle(params)) is not None:
             return reason
-        if params.get("class_weight") is not None or params.get("shuffle") is False:
-            return "the estimator uses class weights or no shuffle"
+        if not isinstance(params.get("shuffle", True), bool):
+            return f"fit setting shuffle={params['shuffle']!r} is not stacked yet"
         encoder = getattr(self, "feature_encoder_", None)
         if encoder is not None and getattr(encoder, "func", "custom") is not None:
             return "the estimator transforms its features"

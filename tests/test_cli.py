@@ -328,3 +328,33 @@ def test_console_script_reports_bad_config_without_traceback(tmp_path):
     assert last == (f"nn-tune: error: {config}: unknown key 'builder.colour'; "
                     "allowed: name, args")
     assert not (tmp_path / "o").exists()
+
+
+def test_run_says_which_fit_settings_did_not_stack(tmp_path, capsys):
+    config = _write(tmp_path / "iris.toml", """
+name = "iris"
+[data]
+dataset = "iris"
+[builder]
+name = "mlp_classifier"
+[training]
+epochs = 2
+cv = 2
+[training.fit]
+class_weight = "balanced"
+validation_split = 0.25
+early_stopping = { monitor = "loss", patience = 1 }
+[strategies.manual]
+configs = [{ neurons = 4 }, { neurons = 6 }]
+""")
+    out = tmp_path / "out"
+    assert cli.main(["run", str(config), "--out", str(out), "--quiet", "--device", "cpu"]) == 0
+    reason = "fit setting validation_split with class_weight is not stacked yet"
+    err = capsys.readouterr().err
+    assert err.count(f"nn-tune: not stacked, trained one configuration at a time: {reason}") == 1
+    summary = json.loads((out / "manual" / "summary.json").read_text())
+    assert summary["not_stacked"] == {reason: 2}
+    assert set(pd.read_csv(out / "manual" / "trials.csv")["engine"]) == {"keras"}
+    report = (out / "report.md").read_text()
+    assert f"- manual: 2 configuration(s) not stacked, trained one at a time: {reason}" in report
+    assert '"class_weight": "balanced"' in report

@@ -236,3 +236,58 @@ filters = [4]
     ]:
         with pytest.raises(ConfigError, match=match):
             Experiment.from_text(f"[data]\n{data}\n" + base, source="c.toml")
+
+
+CLASSIFIER = BASE.replace("mlp_regressor", "mlp_classifier").replace("advertising", "iris")
+
+
+def test_training_fit_table_becomes_tune_fit_settings():
+    import keras
+
+    from nn_tuning.fit_settings import fit_from_table
+
+    exp = Experiment.from_text(CLASSIFIER + """
+[training.fit]
+validation_split = 0.25
+shuffle = false
+class_weight = { 0 = 2.0, 1 = 1.0, 2 = 0.5 }
+early_stopping = { monitor = "val_loss", patience = 3, restore_best_weights = true }
+""")
+    fit = exp.training.fit
+    assert fit["validation_split"] == 0.25 and fit["shuffle"] is False
+    assert fit["class_weight"] == {"0": 2.0, "1": 1.0, "2": 0.5}
+    assert json.loads(json.dumps(exp.resolved()))["training"]["fit"] == fit  # experiment.json
+    made = fit_from_table(fit)
+    (callback,) = made["callbacks"]
+    assert isinstance(callback, keras.callbacks.EarlyStopping)
+    assert (callback.monitor, callback.patience, callback.restore_best_weights) == \
+        ("val_loss", 3, True)
+    assert "early_stopping" not in made
+    assert fit_from_table(fit)["callbacks"][0] is not callback  # a new callback per run
+    assert fit_from_table(Experiment.from_text(BASE).training.fit) is None
+
+
+@pytest.mark.parametrize("table, match", [
+    ("epochs = 3", r"unknown key 'training\.fit\.epochs'; allowed: validation_split, "
+                   r"class_weight, shuffle, early_stopping"),
+    ("validation_split = 1.0", r"training\.fit\.validation_split must be a number in \[0, 1\), "
+                               r"got 1\.0"),
+    ('shuffle = "yes"', r"training\.fit\.shuffle must be True or False, got 'yes'"),
+    ('class_weight = "even"', r"training\.fit\.class_weight must be 'balanced' or a mapping"),
+    ("class_weight = { 0 = -1.0 }", r"training\.fit\.class_weight\['0'\] must be a finite "
+                                    r"number >= 0, got -1\.0"),
+    ("early_stopping = { patience = 2, monitr = 'loss' }",
+     r"unknown key 'training\.fit\.early_stopping\.monitr'; allowed: monitor"),
+    ("early_stopping = 3", r"training\.fit\.early_stopping must be a table"),
+])
+def test_bad_training_fit_values_name_the_key_and_value(table, match):
+    with pytest.raises(ConfigError, match=match) as info:
+        Experiment.from_text(CLASSIFIER + "\n[training.fit]\n" + table + "\n", source="cfg.toml")
+    assert str(info.value).startswith("cfg.toml: ") and "\n" not in str(info.value)
+
+
+def test_class_weights_in_a_regression_config_are_refused():
+    with pytest.raises(ConfigError, match=r"cfg\.toml: training\.fit\.class_weight is for "
+                                          r"classification only"):
+        Experiment.from_text(BASE + '\n[training.fit]\nclass_weight = "balanced"\n',
+                             source="cfg.toml")

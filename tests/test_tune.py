@@ -218,3 +218,136 @@ def test_bayesian_repeat_proposals_are_not_counted_as_resumed(advertising):
                   max_trials=8, cv=2, epochs=1, batch_size=40, seed=0, refit=False)
     assert sorted(result.trials["neurons"]) == [2, 3, 4]
     assert result.resumed_trials == 0
+
+
+# fit= : model.fit settings ---------------------------------------------------------------
+def _unbalanced_iris(iris):
+    X, y = iris
+    keep = np.concatenate([np.flatnonzero(y == 0)[:12], np.flatnonzero(y == 1)[:30],
+                           np.flatnonzero(y == 2)[:30]])
+    return X[keep], y[keep]
+
+
+def test_fit_class_weight_stacks_and_scores_as_the_keras_engine(iris):
+    """Unshuffled, so that both engines see the same batches (their shuffles differ)."""
+    from model_builders import mlp_classifier
+
+    X, y = _unbalanced_iris(iris)
+    runs = {engine: tune(mlp_classifier, {"neurons": [4, 7]}, X, y, strategy="grid", cv=3,
+                         epochs=3, batch_size=16, scoring="neg_log_loss", engine=engine,
+                         refit=False, fit={"class_weight": "balanced", "shuffle": False})
+            for engine in ("stacked", "keras")}
+    stacked, keras_ = (runs[e].trials for e in ("stacked", "keras"))
+    assert set(stacked["engine"]) == {"stacked"} and set(keras_["engine"]) == {"keras"}
+    folds = [f"fold{k}_score" for k in range(3)]
+    np.testing.assert_allclose(stacked[folds].to_numpy(), keras_[folds].to_numpy(), rtol=1e-4,
+                               atol=1e-5)
+    unweighted = tune(mlp_classifier, {"neurons": [4, 7]}, X, y, strategy="grid", cv=3,
+                      epochs=3, batch_size=16, scoring="neg_log_loss", engine="stacked",
+                      refit=False, fit={"shuffle": False}).trials
+    assert not np.allclose(unweighted[folds].to_numpy(), stacked[folds].to_numpy(), atol=1e-4)
+
+
+def test_fit_sample_weight_each_fold_gets_its_rows_and_the_refit_all(advertising):
+    """Weights sliced per fold (the stack and the keras engine agree), unshuffled; the
+    refit trains on every row's weight, as the estimator's own fit does."""
+    from nn_tuning.wrappers import KerasRegressor
+
+    X, y = advertising[0][:60], advertising[1][:60]
+    w = np.random.default_rng(0).uniform(0.0, 2.0, len(X))
+    fit = {"sample_weight": w, "shuffle": False}
+    common = dict(strategy="manual", configs=[{"neurons": 4}], cv=2, epochs=2, batch_size=8,
+                  fit=fit)
+    stacked = tune(mlp_regressor, None, X, y, engine="stacked", refit=True, **common)
+    keras_ = tune(mlp_regressor, None, X, y, engine="keras", refit=False, **common)
+    assert list(stacked.trials["engine"]) == ["stacked"]
+    folds = ["fold0_score", "fold1_score"]
+    np.testing.assert_allclose(stacked.trials[folds].to_numpy(), keras_.trials[folds].to_numpy(),
+                               rtol=1e-4)
+    assert np.array_equal(w, fit["sample_weight"])  # the caller's weights are left alone
+
+    def refit(**kwargs):
+        est = KerasRegressor(mlp_regressor, model__neurons=4, epochs=2, batch_size=8,
+                             random_state=0, verbose=0, shuffle=False)
+        return [v.numpy() for v in est.fit(X, y, **kwargs).model_.weights]
+
+    ours = [v.numpy() for v in stacked.best_model.weights]
+    for got, ref in zip(ours, refit(sample_weight=w)):
+        np.testing.assert_allclose(got, ref, rtol=1e-6)
+    assert not all(np.allclose(a, b) for a, b in zip(ours, refit()))
+
+
+def test_fit_callbacks_fall_back_with_one_warning_and_a_count(advertising, caplog):
+    X, y = advertising[0][:40], advertising[1][:40]
+    # EarlyStopping stacks (tests/stacked/test_stopping.py); other callbacks do not.
+    stop = keras.callbacks.TerminateOnNaN()
+    with caplog.at_level("WARNING", logger="nn_tuning"):
+        result = tune(mlp_regressor, SPACE, X, y, strategy="grid", cv=2, epochs=2, refit=False,
+                      engine="auto", fit={"callbacks": [stop]})
+    reason = "fit setting callbacks=[TerminateOnNaN] is not stacked yet"
+    said = [r for r in caplog.records if "not stacked" in r.getMessage()]
+    assert [r.levelname for r in said] == ["WARNING"] and reason in said[0].getMessage()
+    assert result.extra["not_stacked"] == {reason: 2}
+    assert set(result.trials["engine"]) == {"keras"}
+
+
+@pytest.mark.parametrize("fit, match", [
+    ({"epochs": 3}, r"unknown fit setting 'epochs'; allowed: validation_split, callbacks, "
+                    r"class_weight, shuffle, sample_weight"),
+    ({"validation_split": 1}, r"fit\.validation_split must be a number in \[0, 1\), got 1"),
+    ({"validation_split": -0.1}, r"fit\.validation_split must be a number in \[0, 1\)"),
+    ({"class_weight": "balanced"}, r"fit\.class_weight is for classification only"),
+    ({"shuffle": 1}, r"fit\.shuffle must be True or False, got 1"),
+    ({"callbacks": ["stop"]}, r"fit\.callbacks must be a list of keras\.callbacks\.Callback, "
+                              r"got an item 'stop'"),
+    ({"sample_weight": [1.0, 2.0]}, r"fit\.sample_weight must be 1-D with one weight per row "
+                                    r"of X \(20\), got shape \(2,\)"),
+    ({"sample_weight": np.r_[np.ones(19), -1.0]}, r"fit\.sample_weight must be finite and "
+                                                  r">= 0, got -1\.0 at row 19"),
+    ({"sample_weight": np.r_[np.nan, np.ones(19)]}, r"fit\.sample_weight must be finite"),
+    ("balanced", r"fit must be a mapping of model\.fit settings"),
+])
+def test_bad_fit_settings_are_refused_before_the_run_folder(tmp_path, advertising, fit, match):
+    X, y = advertising[0][:20], advertising[1][:20]
+    with pytest.raises(ConfigError, match=match) as info:
+        tune(mlp_regressor, SPACE, X, y, strategy="grid", cv=2, epochs=1,
+             directory=tmp_path / "run", fit=fit)
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "run").exists()
+
+
+def test_class_weight_labels_must_be_classes(tmp_path, iris):
+    from model_builders import mlp_classifier
+
+    X, y = iris
+    with pytest.raises(ConfigError, match=r"fit\.class_weight has label 7, which is not a class "
+                                          r"of y; classes: 0, 1, 2"):
+        tune(mlp_classifier, {"neurons": [4]}, X, y, strategy="grid", cv=2, epochs=1,
+             directory=tmp_path / "run", fit={"class_weight": {0: 1.0, 7: 2.0}})
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_resumed_run_with_other_fit_settings_is_refused(tmp_path, advertising):
+    X, y = advertising[0][:30], advertising[1][:30]
+    run = tmp_path / "run"
+    common = dict(strategy="manual", configs=[{"neurons": 4}], cv=2, epochs=1, refit=False,
+                  directory=run)
+
+    def stop(patience):
+        return keras.callbacks.EarlyStopping(monitor="loss", patience=patience)
+
+    tune(mlp_regressor, None, X, y, fit={"shuffle": False, "callbacks": [stop(2)]}, **common)
+    before = folder_digest(run)
+    # The same settings (a new callback object, as a config makes) resume.
+    again = tune(mlp_regressor, None, X, y, fit={"shuffle": False, "callbacks": [stop(2)]},
+                 **common)
+    assert again.resumed_trials == 1
+    before = folder_digest(run)
+    for other in ({"shuffle": True, "callbacks": [stop(2)]},
+                  {"shuffle": False, "callbacks": [stop(3)]},
+                  {"shuffle": False},
+                  {"shuffle": False, "callbacks": [stop(2)], "sample_weight": np.ones(len(X))},
+                  None):
+        with pytest.raises(StoreError, match="holds a different run"):
+            tune(mlp_regressor, None, X, y, fit=other, **common)
+        assert folder_digest(run) == before

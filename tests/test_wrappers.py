@@ -221,5 +221,16 @@ def test_the_stacking_seam_scores_given_outputs_as_predict_would(iris):
     assert est.score_outputs(scorer, outputs, X, y) == pytest.approx(expected)
     assert "_given_outputs" not in vars(est) and "_predict_raw" not in vars(est)
     assert KerasClassifier(mlp_classifier, validation_split=0.2).stacking_obstacle() is None
-    assert "TerminateOnNaN" in KerasClassifier(
-        mlp_classifier, callbacks=[keras.callbacks.TerminateOnNaN()]).stacking_obstacle()
+
+
+def test_stacking_obstacles_name_the_fit_setting():
+    stop = keras.callbacks.EarlyStopping(monitor="loss")
+    assert KerasClassifier(mlp_classifier, callbacks=[stop]).stacking_obstacle() is None
+    assert KerasClassifier(mlp_classifier, callbacks=[keras.callbacks.TerminateOnNaN()]
+                           ).stacking_obstacle() \
+        == "fit setting callbacks=[TerminateOnNaN] is not stacked yet"
+    assert KerasRegressor(mlp_regressor, shuffle="batch").stacking_obstacle() \
+        == "fit setting shuffle='batch' is not stacked yet"
+    # These stack: the engine weighs rows and keeps their order as model.fit does.
+    assert KerasClassifier(mlp_classifier, class_weight="balanced",
+                           shuffle=False).stacking_obstacle() is None

@@ -73,6 +73,11 @@ class _BatchSearchCV(BaseSearchCV):
     def _run_search(self, evaluate_candidates):
         evaluate_candidates(list(self.candidates))
 
+    def _check_scorers_accept_sample_weight(self):
+        # Fits take the run's sample weights (tune(fit=...)); scores stay unweighted, as
+        # on every other path (scikit-learn >= 1.7 would pass them to the scorer too).
+        return False
+
 
 class _SearchCVEvaluator(Evaluator):
     """Batches through :class:`_BatchSearchCV` with ``n_jobs`` parallel fits."""
@@ -105,7 +110,7 @@ class _SearchCVEvaluator(Evaluator):
             # Our trials carry the failures; scikit-learn's summary warnings would repeat them.
             warnings.simplefilter("ignore", UserWarning)
             try:
-                search.fit(self.X, self.y)
+                search.fit(self.X, self.y, **p.fit_params())  # sliced to each fold's rows
             except ValueError as exc:
                 if _ALL_FAILED not in str(exc):
                     raise

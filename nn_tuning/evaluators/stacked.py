@@ -5,7 +5,8 @@ configurations whose model is a chain of Dense, Dropout and Activation
 layers (see :mod:`nn_tuning.stacked.structure`) train together, chunked into
 stacks (:mod:`nn_tuning.stacked.plan`); the others go to ``fallback``, the
 per-configuration evaluator the run would otherwise use, and the reason is
-logged once. Chunks train where its executor puts them
+warned of once (``not_stacked`` counts them per reason, for the result).
+Chunks train where its executor puts them
 (:mod:`nn_tuning.stacked.executors`: here, local worker processes, Dask).
 Trials come back as each stack finishes, so the store commits them stack by
 stack, one transaction each; a trial's ``fit_seconds`` is its share of its stack's
@@ -59,7 +60,8 @@ class StackedEvaluator(Evaluator):
         self.fallback = fallback
         self.max_replicas = max_replicas
         self.max_bytes = max_bytes
-        self._logged: set[str] = set()
+        # Configurations not stacked, per reason (a warning says each reason once).
+        self.not_stacked: dict[str, int] = {}
 
     def evaluate(self, batch: Sequence[Mapping[str, Any]], *,
                  epochs: int | None = None) -> Iterator[Trial]:
@@ -72,7 +74,7 @@ class StackedEvaluator(Evaluator):
         yield from stacked_groups(
             protocol, self.X, self.y, batch, seed=protocol.seed,
             fallback=lambda configs: self.fallback.evaluate(configs, epochs=epochs),
-            max_replicas=self.max_replicas, max_bytes=self.max_bytes, logged=self._logged,
+            max_replicas=self.max_replicas, max_bytes=self.max_bytes, logged=self.not_stacked,
             stopping=lambda: self.stopping, deadline=self.deadline, executor=self.executor)
 
     def stop(self) -> None:

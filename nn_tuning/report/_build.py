@@ -167,10 +167,22 @@ def _header(run: Path, runs: dict[str, dict[str, Any]], exp: dict[str, Any],
         f"for every strategy; epochs {tr.get('epochs', first.get('epochs'))}, batch size "
         f"{tr.get('batch_size', first.get('batch_size'))}, "
         f"seed {tr.get('seed', first.get('seed'))}",
+        *_fit_lines(runs, tr),
         f"- CV score: `{scoring}` (greater is better)"
         + (" on the **standardised** target; test metrics are in the target's own units"
            if first.get("target_scaled") else ""), "",
     ]
+
+
+def _fit_lines(runs: dict[str, dict[str, Any]], training: dict[str, Any]) -> list[str]:
+    """The run's ``model.fit`` settings, and per strategy what they kept out of the stacks."""
+    lines = [f"- model.fit settings (`[training.fit]`): `{json.dumps(training['fit'])}`"] \
+        if training.get("fit") else []
+    for name, r in runs.items():
+        for reason, n in (r["summary"].get("not_stacked") or {}).items():
+            lines.append(f"- {name}: {n} configuration(s) not stacked, trained one at a time: "
+                         f"{reason}")
+    return lines
 
 
 def _plots_section(run: Path, runs: dict[str, dict[str, Any]], scoring: str,

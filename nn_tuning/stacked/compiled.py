@@ -38,7 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from .layout import Layout, Replica, conv_shapes, group_key, layout, stacked_params, with_groups
+from .layout import (Layout, Replica, conv_shapes, fit_flags, group_key, layout, stacked_params,
+                     with_groups)
 from .model import StackedModel
 from .structure import Structure
 
@@ -83,7 +84,7 @@ def traces() -> int:
 
 
 def _base(structure: Structure, X: np.ndarray, Y: np.ndarray, epochs: int, steps: int,
-          n_pad: int, batch_size: int) -> tuple:
+          n_pad: int, batch_size: int, flags: tuple[str, ...] = ()) -> tuple:
     import keras
 
     backend = keras.backend.backend()
@@ -92,13 +93,14 @@ def _base(structure: Structure, X: np.ndarray, Y: np.ndarray, epochs: int, steps
         import jax
 
         device = str(jax.config.jax_default_device)
+    # flags (layout.fit_flags): a loop is traced for its constants' keys (row weights...).
     return (backend, device, structure.group, epochs, steps, n_pad, batch_size, X.shape,
-            Y.shape, str(Y.dtype))
+            Y.shape, str(Y.dtype)) + ((flags,) if flags else ())
 
 
 def _static(lay: Layout) -> tuple:
     return (lay.depth, lay.width, tuple(lay.acts), tuple(lay.any_dropout), tuple(lay.any_first),
-            lay.variants, len(lay.lr), lay.groups, lay.conv_widths)
+            lay.variants, len(lay.lr), lay.groups, lay.conv_widths, lay.any_input_dropout)
 
 
 def _work(lay: Layout, replicas: int | None = None, depth: int | None = None,
@@ -130,7 +132,8 @@ def _covers(env: Layout, lay: Layout) -> bool:
     """Whether ``env``'s shapes hold ``lay``'s (activations: :func:`fitting_loop` checks them)."""
     if env.depth < lay.depth or env.width < lay.width or len(env.lr) < len(lay.lr) \
             or not set(lay.variants) <= set(env.variants) \
-            or any(e < n for e, n in zip(env.conv_widths, lay.conv_widths)):
+            or any(e < n for e, n in zip(env.conv_widths, lay.conv_widths)) \
+            or (lay.any_input_dropout and not env.any_input_dropout):
         return False
     for i in range(lay.depth):
         if (lay.any_dropout[i] and not env.any_dropout[i]) \
@@ -184,7 +187,8 @@ def exact_loop(lay: Layout, structure: Structure, consts: dict, params: list[np.
 
 def _exact_loop(lay: Layout, structure: Structure, consts: dict, params: list[np.ndarray],
                 epochs: int, steps: int, n_pad: int, batch_size: int) -> Any:
-    base = _base(structure, consts["X"], consts["Y"], epochs, steps, n_pad, batch_size)
+    base = _base(structure, consts["X"], consts["Y"], epochs, steps, n_pad, batch_size,
+                 tuple(k for k in ("W", "shuffled") if k in consts))
     for env in _KEPT.get(base, []):
         if _static(env.lay) == _static(lay):
             _KEPT.move_to_end(base)
@@ -215,7 +219,8 @@ def _fitting_loop(replicas: Sequence[Replica], X: np.ndarray, Y: np.ndarray, *, 
                   steps: int, n_pad: int, batch_size: int
                   ) -> tuple[Any, list[Replica], Layout, list[int]]:
     need = layout(replicas)
-    base = _base(replicas[0].structure, X, Y, epochs, steps, n_pad, batch_size)
+    base = _base(replicas[0].structure, X, Y, epochs, steps, n_pad, batch_size,
+                 fit_flags(replicas))
 
     def counts(depth: int) -> Counter:
         return Counter(group_key(r, depth) for r in replicas)

@@ -149,7 +149,9 @@ def train_stack(replicas: Sequence[Replica], X: np.ndarray, Y: np.ndarray, *, ep
     val_rows: list[np.ndarray] = []
     if rule.validation_split:  # Keras splits before it shuffles: the last part validates
         parts = [split_rows(np.asarray(r.rows), rule.validation_split) for r in replicas]
-        replicas = [replace(r, rows=train) for r, (train, _) in zip(replicas, parts)]
+        replicas = [replace(r, rows=train, row_weights=None if r.row_weights is None
+                            else r.row_weights[:len(train)])
+                    for r, (train, _) in zip(replicas, parts)]
         val_rows = [valid for _, valid in parts]
     steps = steps_per_epoch(replicas, batch_size)
     n_pad = steps * batch_size
@@ -244,7 +246,7 @@ def _predict(model: StackedModel, lay: Layout, params: list[np.ndarray], X: np.n
         rows = [np.arange(len(X))] * R
     longest = max(len(r) for r in rows)
     consts = {"masks": lay.masks, "real": lay.real, "selects": lay.selects,
-              "conv_masks": lay.conv_masks or []}
+              "conv_masks": lay.conv_masks or [], "norm_eps": lay.norm_eps or []}
     outs = [np.empty((len(r), lay.n_outputs), "float32") for r in rows]
     for start in range(0, longest, chunk_rows):
         # Only this chunk's (R, rows, features) inputs and activations are alive at once.

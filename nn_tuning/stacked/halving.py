@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .engine import Replica
-from .plan import Built, _score, _steps_split, _targets, build, replica_seed
+from .plan import Built, _score, _steps_split, _targets, build, fold_replica
 from .slots import SlotStack
 from .stopping import Monitoring
 from .structure import NotStackable
@@ -194,8 +194,8 @@ class RungTrainer:
 
     def _replicas(self, b: Built, groups: list[list[int]]) -> list[list[Replica]]:
         """``b``'s replicas, one list per steps group of folds."""
-        return [[Replica(b.structure, b.weights, self.protocol.splits[k][0],
-                         replica_seed(self.seed, b.params, k)) for k in folds] for folds in groups]
+        return [[fold_replica(b, self.protocol, self.y, k, self.seed) for k in folds]
+                for folds in groups]
 
     def shrink(self, bank: int, keep: int) -> list[tuple[Any, Built]]:
         """Move ``keep`` of a bank's live configurations, as they stand, into a smaller bank.

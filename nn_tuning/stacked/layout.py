@@ -30,9 +30,9 @@ import numpy as np
 
 from .structure import Structure
 
-__all__ = ["Layout", "Replica", "conv_shapes", "group_key", "input_rows", "layout",
-           "stack_consts", "stacked_params", "steps_per_epoch", "unstack", "with_groups",
-           "write_replica"]
+__all__ = ["Layout", "Replica", "Slots", "conv_shapes", "fit_flags", "group_key", "input_rows",
+           "layout", "slots", "stack_consts", "stacked_params", "steps_per_epoch", "unstack",
+           "with_groups", "write_replica"]
 
 
 @dataclass
@@ -40,9 +40,12 @@ class Replica:
     """One (configuration, fold): its structure, initial weights, rows and random stream."""
 
     structure: Structure
-    weights: list[tuple[np.ndarray, np.ndarray]]  # (kernel, bias) of every Conv and Dense layer
+    weights: list[tuple[np.ndarray, ...]]  # every weighted layer's arrays (layer_weights)
     rows: np.ndarray  # training rows, indices into the stack's X
     seed: int  # 0 <= seed < 2**32
+    # model.fit's sample weights of ``rows`` (class weights folded in); None: all 1.
+    row_weights: np.ndarray | None = None
+    shuffle: bool = True  # False: every epoch takes ``rows`` in order, as model.fit(shuffle=False)
 
 
 @dataclass
@@ -82,6 +85,14 @@ class Layout:
     sample_shape: tuple[int, ...] = ()
     head: str = ""
     positions: int = 1
+    # A Dropout on the Dense chain's input: the rate per replica (R, 1, 1), and whether any.
+    input_dropout: np.ndarray | None = None
+    any_input_dropout: bool = False
+    # Per hidden layer: None or (kind, after the activation) of its normalisation, shared
+    # by the stack; its epsilon and momentum (R, 1, 1) per replica. () when none has one.
+    norms: tuple = ()
+    norm_eps: list[np.ndarray] | None = None
+    norm_momentum: list[np.ndarray] | None = None
 
 
 def conv_shapes(sample_shape: Sequence[int], signatures: Sequence[tuple]) -> list[tuple]:
@@ -178,9 +189,21 @@ def layout(replicas: Sequence[Replica], at_least: Layout | None = None) -> Layou
     if at_least is not None:
         variants |= set(at_least.variants)
     variants = tuple(sorted(variants))
+    rates = np.array([r.structure.input_dropout for r in replicas], "float32").reshape(R, 1, 1)
     lay = Layout(depth, width, s0.input_dim, s0.output_units, masks, real, acts, selects,
                  dropout, any_dropout, first, any_first, lr, variants,
-                 ((variants[0], 0, R),) if len(variants) == 1 else None)
+                 ((variants[0], 0, R),) if len(variants) == 1 else None, input_dropout=rates,
+                 any_input_dropout=bool(rates.any()) or bool(at_least and
+                                                              at_least.any_input_dropout))
+    if any(h.norm for h in s0.hidden):
+        lay = replace(lay, norms=tuple((h.norm[0], h.norm[3]) if h.norm else None
+                                       for h in s0.hidden),
+                      norm_eps=[np.array([r.structure.hidden[i].norm[1] if r.structure.hidden[i]
+                                          .norm else 0.0 for r in replicas], "float32")
+                                .reshape(R, 1, 1) for i in range(depth)],
+                      norm_momentum=[np.array([r.structure.hidden[i].norm[2] if r.structure
+                                               .hidden[i].norm else 0.0 for r in replicas],
+                                              "float32").reshape(R, 1, 1) for i in range(depth)])
     return _with_convs(lay, replicas, at_least) if s0.convs else lay
 
 
@@ -204,33 +227,83 @@ def _with_convs(lay: Layout, replicas: Sequence[Replica], at_least: Layout | Non
                    positions=positions)
 
 
+@dataclass(frozen=True)
+class Slots:
+    """Where each layer's weights sit in the stacked params list.
+
+    Trainable first: per convolution its kernel (bias next), per hidden layer
+    its kernel, bias and, with a normalisation, gamma and beta; then the
+    output layer's kernel and bias. Then the BatchNormalization moving means
+    and variances, which the optimizer never sees.
+    """
+
+    conv: tuple[int, ...]
+    dense: tuple[int, ...]  # hidden layers, then the output layer
+    norm: tuple[int | None, ...]  # gamma, per hidden layer
+    moving: tuple[int | None, ...]  # moving mean, per hidden layer
+    n_trainable: int
+
+
+def slots(lay: Layout) -> Slots:
+    """The :class:`Slots` of ``lay``."""
+    i, conv, dense, norm, moving = 0, [], [], [], []
+    for _ in lay.convs:
+        conv.append(i)
+        i += 2
+    norms = lay.norms or (None,) * lay.depth
+    for kind in norms:
+        dense.append(i)
+        i += 2
+        norm.append(i if kind else None)
+        i += 2 if kind else 0
+    dense.append(i)
+    n_trainable = i + 2
+    i = n_trainable
+    for kind in norms:
+        moving.append(i if kind and kind[0] == "batch" else None)
+        i += 2 if kind and kind[0] == "batch" else 0
+    return Slots(tuple(conv), tuple(dense), tuple(norm), tuple(moving), n_trainable)
+
+
 def stacked_params(replicas: Sequence[Replica], lay: Layout) -> list[np.ndarray]:
-    """[conv kernels and biases, W_0, b_0, ..., W_out, b_out], zero-padded to the stack's shapes."""
+    """Every layer's weights (:class:`Slots`' order), zero-padded to the stack's shapes."""
     R, H = len(replicas), lay.width
     ins = [lay.n_inputs] + [H] * max(lay.depth - 1, 0)
     channels = [lay.sample_shape[-1], *lay.conv_widths] if lay.convs else []
-    shapes = [((R, int(np.prod(sig[0])) * c_in, f), (R, 1, f))
-              for sig, c_in, f in zip(lay.convs, channels, lay.conv_widths)]
-    shapes += [((R, ins[i], H), (R, 1, H)) for i in range(lay.depth)]
-    shapes.append(((R, H if lay.depth else lay.n_inputs, lay.n_outputs), (R, 1, lay.n_outputs)))
-    params = [np.zeros(s, "float32") for pair in shapes for s in pair]
+    shapes = [s for sig, c_in, f in zip(lay.convs, channels, lay.conv_widths)
+              for s in ((R, int(np.prod(sig[0])) * c_in, f), (R, 1, f))]
+    norms = lay.norms or (None,) * lay.depth
+    for i, kind in enumerate(norms):
+        shapes += [(R, ins[i], H), (R, 1, H)] + [(R, 1, H)] * (2 if kind else 0)
+    shapes += [(R, H if lay.depth else lay.n_inputs, lay.n_outputs), (R, 1, lay.n_outputs)]
+    shapes += [(R, 1, H)] * (2 * sum(1 for k in norms if k and k[0] == "batch"))
+    params = [np.zeros(s, "float32") for s in shapes]
     for r, rep in enumerate(replicas):
         write_replica(params, r, rep, lay)
     return params
 
 
-def _places(replica: Replica, lay: Layout) -> list[tuple[int, Any, int]]:
-    """Per (kernel, bias) of ``replica``: its slot in the stacked params, kernel rows, columns."""
-    convs, n_hidden = replica.structure.convs, len(replica.structure.hidden)
-    out = []
-    for i, (kernel, _) in enumerate(replica.weights):
-        if i < len(convs):
-            out.append((i, None, kernel.shape[-1]))
-            continue
-        j = i - len(convs)
-        slot = len(lay.convs) + (j if j < n_hidden else lay.depth)  # the output layer goes last
-        rows = input_rows(lay, replica.structure) if j == 0 else slice(0, kernel.shape[0])
-        out.append((slot, rows, kernel.shape[1]))
+def _places(replica: Replica, lay: Layout) -> list[list[tuple[int, Any, int]]]:
+    """Per weight tuple of ``replica``, per array: (stacked param, kernel rows, columns).
+
+    Kernel rows are None for vectors (biases, gamma, beta, moving statistics)
+    and ``"conv"`` for a convolution kernel.
+    """
+    s, at = replica.structure, slots(lay)
+    out: list[list[tuple[int, Any, int]]] = []
+    for i, c in enumerate(s.convs):
+        out.append([(at.conv[i], "conv", c.filters), (at.conv[i] + 1, None, c.filters)])
+    widths = [h.units for h in s.hidden] + [s.output_units]
+    for j, units in enumerate(widths):
+        last = j == len(s.hidden)
+        k = at.dense[-1] if last else at.dense[j]
+        rows = input_rows(lay, s) if j == 0 else slice(0, widths[j - 1])
+        out.append([(k, rows, units), (k + 1, None, units)])
+        if not last and s.hidden[j].norm:
+            g = at.norm[j]
+            out.append([(g, None, units), (g + 1, None, units)])
+            if s.hidden[j].norm[0] == "batch":
+                out[-1] += [(at.moving[j], None, units), (at.moving[j] + 1, None, units)]
     return out
 
 
@@ -245,30 +318,47 @@ def write_replica(params: list[np.ndarray], r: int, replica: Replica, lay: Layou
     """Put ``replica``'s weights in slice ``r`` of the stacked ``params``, zero-padded."""
     for p in params:
         p[r] = 0.0
-    for (slot, rows, cols), (kernel, bias) in zip(_places(replica, lay), replica.weights):
-        if rows is None:  # a convolution
-            kernel = _conv_kernel(kernel, params[2 * slot].shape[1] // int(np.prod(
-                kernel.shape[:-2])), params[2 * slot].shape[2])[:, :cols]
-            rows = slice(0, kernel.shape[0])
-        params[2 * slot][r, rows, :cols] = kernel
-        params[2 * slot + 1][r, 0, :cols] = bias
+    for places, arrays in zip(_places(replica, lay), replica.weights):
+        for (i, rows, cols), value in zip(places, arrays):
+            if rows is None:
+                params[i][r, 0, :cols] = value
+            elif isinstance(rows, str):  # a convolution kernel
+                k = int(np.prod(value.shape[:-2]))
+                params[i][r] = _conv_kernel(value, params[i].shape[1] // k, params[i].shape[2])
+            else:
+                params[i][r, rows, :cols] = value
 
 
 def unstack(params: list[np.ndarray], replicas: Sequence[Replica],
-            lay: Layout) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+            lay: Layout) -> list[list[tuple[np.ndarray, ...]]]:
+    """Each replica's weights, shaped as its own model's (:func:`write_replica` undone)."""
     out = []
     for r, rep in enumerate(replicas):
         weights = []
-        for (slot, rows, cols), (kernel, _) in zip(_places(rep, lay), rep.weights):
-            bias = params[2 * slot + 1][r, 0, :cols].copy()
-            if rows is None:  # a convolution: back to (k..., c, filters)
-                full = params[2 * slot][r].reshape(*kernel.shape[:-2], -1,
-                                                   params[2 * slot].shape[2])
-                weights.append((full[..., :kernel.shape[-2], :cols].copy(), bias))
-            else:
-                weights.append((params[2 * slot][r, rows, :cols].copy(), bias))
+        for places, arrays in zip(_places(rep, lay), rep.weights):
+            got = []
+            for (i, rows, cols), value in zip(places, arrays):
+                if rows is None:
+                    got.append(params[i][r, 0, :cols].copy())
+                elif isinstance(rows, str):  # back to (k..., c, filters)
+                    full = params[i][r].reshape(*value.shape[:-2], -1, params[i].shape[2])
+                    got.append(full[..., :value.shape[-2], :cols].copy())
+                else:
+                    got.append(params[i][r, rows, :cols].copy())
+            weights.append(tuple(got))
         out.append(weights)
     return out
+
+
+def fit_flags(replicas: Sequence[Replica]) -> tuple[str, ...]:
+    """The fit constants a stack of ``replicas`` needs: ``"W"`` (row weights), ``"shuffled"``.
+
+    Present only where some replica needs them, so other stacks trace as before;
+    a compiled loop serves stacks of the same flags only (:mod:`.compiled`).
+    """
+    return tuple(name for name, needed in (
+        ("W", any(r.row_weights is not None for r in replicas)),
+        ("shuffled", any(not r.shuffle for r in replicas))) if needed)
 
 
 def stack_consts(replicas: Sequence[Replica], lay: Layout, X: np.ndarray, Y: np.ndarray,
@@ -277,12 +367,22 @@ def stack_consts(replicas: Sequence[Replica], lay: Layout, X: np.ndarray, Y: np.
     rows = np.zeros((R, n_pad), "int32")
     for r, rep in enumerate(replicas):
         rows[r, :len(rep.rows)] = rep.rows
-    return {
+    flags, fit = fit_flags(replicas), {}
+    if "W" in flags:  # (R, rows of X): each replica's weight of each of its rows
+        # (At least as wide as the rows: epoch_orders passes a placeholder X.)
+        n = max([len(X)] + [int(rep.rows.max()) + 1 for rep in replicas if len(rep.rows)])
+        fit["W"] = np.zeros((R, n), "float32")
+        for r, rep in enumerate(replicas):
+            fit["W"][r, rep.rows] = 1.0 if rep.row_weights is None else rep.row_weights
+    if "shuffled" in flags:
+        fit["shuffled"] = np.array([r.shuffle for r in replicas], "float32").reshape(R, 1)
+    return {**fit,
         "X": X, "Y": Y, "rows": rows, "epoch0": np.zeros((R, 1), "int32"),
         "n_rows": np.array([len(r.rows) for r in replicas], "int32").reshape(R, 1),
         "seeds": np.array([r.seed for r in replicas], "uint32").reshape(R, 1),
         "masks": lay.masks, "real": lay.real, "selects": lay.selects, "dropout": lay.dropout,
-        "first": lay.first, "conv_masks": lay.conv_masks or [],
+        "first": lay.first, "conv_masks": lay.conv_masks or [], "input_dropout": lay.input_dropout,
+        "norm_eps": lay.norm_eps or [], "norm_momentum": lay.norm_momentum or [],
     }
 
 

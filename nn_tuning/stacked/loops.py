@@ -117,14 +117,16 @@ class TFLoop:
 
         self.model, self.runs = model, list(variant_runs)
         holder: dict = {}
-        # Each optimizer updates its own replicas' slice of every weight.
+        # Each optimizer updates its own replicas' slice of every trainable weight; the
+        # moving statistics of BatchNormalization layers follow the batches instead.
         self.parts = [[keras.Variable(p[a:b]) for p in params] for _, a, b in self.runs]
-        self.opts = _optimizers([v for v, _, _ in self.runs], holder, self.parts)
+        n = model.slots.n_trainable
+        self.opts = _optimizers([v for v, _, _ in self.runs], holder,
+                                [part[:n] for part in self.parts])
         self.opt_initial = [v.numpy() for opt in self.opts for v in opt.variables]
         parts, opts, runs = self.parts, self.opts, self.runs
         tf_parts = [[v.value for v in part] for part in parts]
-        flat = [t for part in tf_parts for t in part]
-        n = len(params)
+        flat = [t for part in tf_parts for t in part[:n]]
         # Each replica's training loss summed over the run's samples (what Keras' epoch
         # "loss" averages): EarlyStopping on "loss" reads it after a one-epoch run.
         self.sums = keras.Variable(np.zeros(params[0].shape[0], "float32"), trainable=False)
@@ -143,13 +145,15 @@ class TFLoop:
 
                 def step_body(b: Any) -> tuple:
                     with tf.GradientTape() as tape:
-                        losses = model.batch_loss(_whole(model.ops, tf_parts), consts, order,
-                                                  epoch, b, per_replica=True)
-                        loss = tf.reduce_sum(losses)
+                        loss, (updates, losses) = model.batch_loss(
+                            _whole(model.ops, tf_parts), consts, order, epoch, b, aux=True)
                     sums.assign_add(losses * _batch_rows(consts, b, model.batch_size))
                     grads = tape.gradient(loss, flat)
                     for k, opt in enumerate(opts):
-                        opt.apply(grads[k * n:(k + 1) * n], parts[k])
+                        opt.apply(grads[k * n:(k + 1) * n], parts[k][:n])
+                    for i, value in updates:
+                        for part, (_, a, stop) in zip(parts, runs):
+                            part[i].assign(value[a:stop])
                     return (b + 1,)
 
                 tf.while_loop(lambda b: b < steps, step_body, (tf.constant(0),))
@@ -202,15 +206,16 @@ class JaxLoop:
         self.model = model
         runs = list(variant_runs)
         holder: dict = {}
+        n = model.slots.n_trainable  # the rest: BatchNormalization moving statistics
         opts = _optimizers([v for v, _, _ in runs], holder,
-                           [[keras.Variable(p[a:b]) for p in params] for _, a, b in runs])
+                           [[keras.Variable(p[a:b]) for p in params[:n]] for _, a, b in runs])
         self.opt_initial = [np.asarray(v.value) for opt in opts for v in opt.variables]
         ops = model.ops
 
-        def loss(parts: list, consts: dict, order: Any, epoch: Any, b: Any) -> Any:
-            losses = model.batch_loss(_whole(ops, parts), consts, order, epoch, b,
-                                      per_replica=True)
-            return ops.sum(losses), losses
+        def loss(trained: list, moving: list, consts: dict, order: Any, epoch: Any,
+                 b: Any) -> Any:
+            return model.batch_loss(_whole(ops, trained) + moving, consts, order, epoch, b,
+                                    aux=True)
 
         def run(params: list, opt_vars: list, consts: dict, lr: Any) -> list:
             holder["lr"] = [lr[a:b] for _, a, b in runs]
@@ -223,13 +228,18 @@ class JaxLoop:
 
                 def step_body(b: Any, state: tuple) -> tuple:
                     parts, o, sums = state
-                    grads, losses = grad_fn(parts, consts, order, epoch, b)
+                    grads, (updates, losses) = grad_fn([p[:n] for p in parts],
+                                                       _whole(ops, [p[n:] for p in parts]),
+                                                       consts, order, epoch, b)
                     sums = sums + losses * _batch_rows(consts, b, model.batch_size)
                     new_parts, new_o = [], []
                     for opt, g, p, o_k in zip(opts, grads, parts, _by_optimizer(o, opts)):
-                        p_k, o_k = opt.stateless_apply(o_k, g, p)
-                        new_parts.append(list(p_k))
+                        p_k, o_k = opt.stateless_apply(o_k, g, p[:n])
+                        new_parts.append(list(p_k) + list(p[n:]))
                         new_o += list(o_k)
+                    for i, value in updates:
+                        for part, (_, a, stop) in zip(new_parts, runs):
+                            part[i] = value[a:stop]
                     return new_parts, new_o, sums
 
                 return jax.lax.fori_loop(0, steps, step_body, state)

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from .layout import Layout
+from .layout import Layout, slots
 from .structure import Structure
 
 __all__ = ["StackedModel"]
@@ -55,6 +55,12 @@ def _hash(ops: Any, seeds: Any, a: Any, b: Any) -> Any:
     return _mix(ops, ops.bitwise_xor(x, ops.cast(b, "uint32")))
 
 
+def _uniform(ops: Any, bits: Any) -> Any:
+    """Uniform floats in [0, 1) from uint32 bits (their top 24)."""
+    return ops.multiply(ops.cast(ops.right_shift(bits, np.uint32(8)), "float32"),
+                        np.float32(2.0 ** -24))
+
+
 class StackedModel:
     """The stacked forward pass and loss, in ``keras.ops``."""
 
@@ -62,6 +68,7 @@ class StackedModel:
         import keras
 
         self.keras, self.ops, self.lay, self.batch_size = keras, keras.ops, lay, batch_size
+        self.slots = slots(lay)
         self.out_act = keras.activations.get(structure.output_activation)
         self.loss_fn = keras.losses.get(structure.loss)
         self.loss_kwargs = dict(structure.loss_kwargs)
@@ -119,26 +126,69 @@ class StackedModel:
             folded, size, strides, pool_padding)
         return ops.reshape(pooled, (R, B, *pooled.shape[1:]))
 
-    def forward(self, params: Sequence[Any], consts: dict, x: Any, drop_bits: Any = None) -> Any:
-        """Outputs (R, B, out) of inputs x (R, B, *sample); dropout where ``drop_bits`` is given."""
-        ops, lay = self.ops, self.lay
+    def _normalise(self, layer: int, v: Any, params: Sequence[Any], consts: dict, mask: Any,
+                   valid: Any, updates: list | None) -> Any:
+        """Layer ``layer``'s BatchNormalization or LayerNormalization of ``v`` (R, B, H), as Keras'.
+
+        LayerNormalization's moments are over each replica's real units;
+        BatchNormalization's, in training (``updates`` given), over the batch's
+        real rows (``valid``), and its new moving statistics are appended to
+        ``updates``; in inference it reads them.
+        """
+        ops, at = self.ops, self.slots
+        kind = self.lay.norms[layer][0]
+        sg = ops.stop_gradient  # as tf.nn.moments: the variance's gradient skips the mean
+        if kind == "layer":
+            units = ops.sum(mask, axis=-1, keepdims=True)
+            mean = ops.divide(ops.sum(ops.multiply(v, mask), axis=-1, keepdims=True), units)
+            dev = ops.multiply(ops.subtract(v, sg(mean)), mask)
+            var = ops.divide(ops.sum(ops.square(dev), axis=-1, keepdims=True), units)
+        elif updates is None:
+            mean, var = params[at.moving[layer]], params[at.moving[layer] + 1]
+        else:
+            rows = ops.expand_dims(valid, -1)
+            count = ops.maximum(ops.sum(rows, axis=1, keepdims=True), 1.0)
+            mean = ops.divide(ops.sum(ops.multiply(v, rows), axis=1, keepdims=True), count)
+            dev = ops.multiply(ops.subtract(v, sg(mean)), rows)
+            var = ops.divide(ops.sum(ops.square(dev), axis=1, keepdims=True), count)
+            m = consts["norm_momentum"][layer]
+            for i, stat in ((at.moving[layer], mean), (at.moving[layer] + 1, var)):
+                updates.append((i, ops.add(ops.multiply(params[i], m),
+                                           ops.multiply(sg(stat), ops.subtract(1.0, m)))))
+        gamma, beta = params[at.norm[layer]], params[at.norm[layer] + 1]
+        inv = ops.multiply(ops.rsqrt(ops.add(var, consts["norm_eps"][layer])), gamma)
+        return ops.add(ops.multiply(v, inv), ops.subtract(beta, ops.multiply(mean, inv)))
+
+    def forward(self, params: Sequence[Any], consts: dict, x: Any, drop_bits: Any = None,
+                valid: Any = None, updates: list | None = None) -> Any:
+        """Outputs (R, B, out) of inputs x (R, B, *sample); dropout where ``drop_bits`` is given.
+
+        Training mode (BatchNormalization on the batch) where ``updates`` is given:
+        the new moving statistics are appended to it; ``valid`` (R, B) marks the real rows.
+        """
+        ops, lay, at = self.ops, self.lay, self.slots
         n_conv = len(lay.convs)
         for i in range(n_conv):
-            x = self._conv_block(i, x, params[2 * i], params[2 * i + 1], consts["conv_masks"][i])
+            x = self._conv_block(i, x, params[at.conv[i]], params[at.conv[i] + 1],
+                                 consts["conv_masks"][i])
         if n_conv:
             x = ops.reshape(x, (x.shape[0], x.shape[1], -1)) if lay.head == "flatten" \
                 else ops.mean(x, axis=tuple(range(2, len(x.shape) - 1)))
-        params = params[2 * n_conv:]
+        norms = lay.norms or (None,) * lay.depth
+        if drop_bits is not None and lay.any_input_dropout:
+            rate = consts["input_dropout"]
+            keep = ops.greater_equal(_uniform(ops, drop_bits(-1, x.shape[-1])), rate)
+            x = ops.where(keep, ops.divide(x, ops.subtract(1.0, rate)), 0.0)
         h = x
         for layer in range(lay.depth):
-            z = ops.add(ops.matmul(h, params[2 * layer]), params[2 * layer + 1])
+            z = ops.add(ops.matmul(h, params[at.dense[layer]]), params[at.dense[layer] + 1])
             mask = consts["masks"][layer]
+            if norms[layer] and not norms[layer][1]:  # Dense -> Norm -> Activation
+                z = self._normalise(layer, z, params, consts, mask, valid, updates)
             dropped = None
             if drop_bits is not None and lay.any_dropout[layer]:
                 rate = consts["dropout"][layer]
-                u = ops.multiply(ops.cast(ops.right_shift(drop_bits(layer), np.uint32(8)),
-                                          "float32"), np.float32(2.0 ** -24))
-                keep = ops.greater_equal(u, rate)
+                keep = ops.greater_equal(_uniform(ops, drop_bits(layer, lay.width)), rate)
 
                 def dropped(v: Any, keep: Any = keep, rate: Any = rate) -> Any:
                     return ops.where(keep, ops.divide(v, ops.subtract(1.0, rate)), 0.0)
@@ -147,18 +197,24 @@ class StackedModel:
                     z = ops.where(consts["first"][layer] > 0, dropped(z), z)
             a = self._activate(layer, z, mask, consts)
             a = ops.multiply(a, mask)
+            if norms[layer] and norms[layer][1]:  # the activation, then Norm
+                a = self._normalise(layer, a, params, consts, mask, valid, updates)
             if dropped is not None:
                 after = dropped(a)
                 a = ops.where(consts["first"][layer] > 0, a, after) if lay.any_first[layer] \
                     else after
             h = a if layer == 0 else ops.where(consts["real"][layer] > 0, a, h)
-        out = ops.add(ops.matmul(h, params[-2]), params[-1])
+        out = ops.add(ops.matmul(h, params[at.dense[-1]]), params[at.dense[-1] + 1])
         return self.out_act(out)
 
     def batch_loss(self, params: Sequence[Any], consts: dict, order: Any, epoch: Any,
-                   step: Any, per_replica: bool = False) -> Any:
-        """Sum over replicas of each replica's mean loss on batch ``step`` of ``order``
-        (``per_replica``: each replica's, (R,))."""
+                   step: Any, aux: bool = False) -> Any:
+        """Sum over replicas of each replica's mean loss on batch ``step`` of ``order``.
+
+        With ``aux``, (loss, (updates, losses)): the BatchNormalization moving
+        statistics' new values, as (param index, value) pairs (:meth:`forward`),
+        and each replica's mean loss, (R,) (what Keras' loss tracker averages).
+        """
         ops, bs = self.ops, self.batch_size
         start = ops.multiply(step, bs)
         rows = ops.slice(order, ops.stack([ops.zeros((), "int32"), start]),
@@ -168,32 +224,43 @@ class StackedModel:
         x = ops.take(consts["X"], rows, axis=0)
         y = ops.take(consts["Y"], rows, axis=0)
         drop_bits = None
-        if any(self.lay.any_dropout):
-            width = max(self.lay.width, 1)
-            cells = ops.reshape(ops.cast(ops.arange(bs * width, dtype="int32"), "uint32"),
-                                (1, bs, width))
+        if any(self.lay.any_dropout) or self.lay.any_input_dropout:
             seeds3 = ops.expand_dims(consts["seeds"], -1)
 
-            def drop_bits(layer: int) -> Any:
+            def drop_bits(layer: int, width: int) -> Any:
+                """uint32 bits (R, B, width) for the dropout of ``layer`` (-1: the input)."""
+                cells = ops.reshape(ops.cast(ops.arange(bs * width, dtype="int32"), "uint32"),
+                                    (1, bs, width))
                 counter = ops.add(ops.multiply(ops.cast(epoch, "uint32"), np.uint32(0x10000)),
                                   ops.cast(step, "uint32"))
                 counter = ops.reshape(counter, (-1, 1, 1))  # per replica, or one for all
                 return _hash(ops, seeds3, ops.add(counter, np.uint32(0x9E3779B9 * (layer + 1)
                                                                     % 2 ** 32)), cells)
-        pred = self.forward(params, consts, x, drop_bits)
+        updates: list = []
+        pred = self.forward(params, consts, x, drop_bits, valid, updates)
         per_sample = self.loss_fn(y, pred, **self.loss_kwargs)  # (R, B)
-        total = ops.sum(ops.multiply(per_sample, valid), axis=1)
+        weights = valid
+        if "W" in consts:  # Keras' sum_over_batch_size: sum(loss * w) / rows in the batch
+            weights = ops.multiply(valid, ops.take_along_axis(consts["W"], rows, axis=1))
+        total = ops.sum(ops.multiply(per_sample, weights), axis=1)
         count = ops.maximum(ops.sum(valid, axis=1), 1.0)
         losses = ops.divide(total, count)
-        return losses if per_replica else ops.sum(losses)
+        loss = ops.sum(losses)
+        return (loss, (updates, losses)) if aux else loss
 
     def epoch_order(self, consts: dict, epoch: Any, n_pad: int) -> Any:
-        """Each replica's rows in epoch ``epoch``'s shuffled order, padded: (R, n_pad)."""
+        """Each replica's rows in epoch ``epoch``'s order, padded: (R, n_pad).
+
+        Shuffled, or the rows in order where ``consts["shuffled"]`` is 0.
+        """
         ops = self.ops
         pos = ops.cast(ops.arange(n_pad, dtype="int32"), "uint32")
         bits = _hash(ops, consts["seeds"], ops.add(ops.cast(epoch, "uint32"), np.uint32(1)),
                      ops.expand_dims(pos, 0))
         keys = ops.cast(ops.right_shift(bits, np.uint32(1)), "int32")
+        if "shuffled" in consts:  # shuffle=False: the rows in order
+            keys = ops.where(consts["shuffled"] > 0, keys,
+                             ops.expand_dims(ops.arange(n_pad, dtype="int32"), 0))
         valid = ops.less(ops.expand_dims(ops.arange(n_pad, dtype="int32"), 0), consts["n_rows"])
         keys = ops.where(valid, keys, np.int32(2 ** 31 - 1))
         perm = ops.argsort(keys, axis=1)

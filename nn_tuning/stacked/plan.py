@@ -34,10 +34,11 @@ from ..space import config_key
 from .clock import timed
 from .engine import Replica, conv_sizes, stack_bytes, train_stack
 from .stopping import Monitoring, monitoring, training_rows
-from .structure import NotStackable, Structure, read_structure, weighted_layers
+from .structure import NotStackable, Structure, layer_weights, read_structure
 
 __all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_REPLICAS", "Built", "build", "chunk_trials",
-           "estimated_bytes", "plan_chunks", "run_chunk", "stacked_groups", "stacked_trials"]
+           "estimated_bytes", "fold_replica", "plan_chunks", "run_chunk", "stacked_groups",
+           "stacked_trials"]
 
 logger = logging.getLogger("nn_tuning")
 
@@ -73,6 +74,25 @@ def replica_seed(seed: int, params: Mapping[str, Any], fold: int) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
 
 
+def fold_replica(b: Built, protocol: Any, y: np.ndarray, k: int, seed: int) -> Replica:
+    """``b``'s replica of fold ``k``: its rows, random stream and ``model.fit`` settings.
+
+    Its row weights are what its fit would weigh each training row by (the
+    run's ``sample_weight`` of those rows times the estimator's class weights
+    of their labels, :func:`nn_tuning.fit_settings.row_weights`); ``shuffle``
+    is the estimator's.
+    """
+    from ..fit_settings import row_weights
+
+    train = protocol.splits[k][0]
+    sample_weight = protocol.sample_weight
+    weights = row_weights(b.estimator.get_params(),
+                          None if sample_weight is None else sample_weight[train], y[train])
+    return Replica(b.structure, b.weights, train, replica_seed(seed, b.params, k),
+                   None if weights is None else weights.astype("float32"),
+                   _fit_arg(b.estimator, "shuffle", True) is not False)
+
+
 def _fit_arg(estimator: Any, name: str, default: Any) -> Any:
     value = estimator.get_params().get(name)
     return default if value is None else value
@@ -105,11 +125,13 @@ def _build(protocol: Any, X: np.ndarray, y: np.ndarray, index: int,
         if len(getattr(est, "classes_", [])) != len(classes):
             raise NotStackable("a fold lacks some classes")
     structure = read_structure(model)
-    weights = [(d.kernel.numpy(), d.bias.numpy()) for d in weighted_layers(model)]
+    weights = layer_weights(model)
     # Scoring needs the estimator's encoders, never its model (the stack's outputs
     # stand in for its predictions): the model is dropped here.
     batch_size = _fit_arg(est, "batch_size", 32)
     watch = monitoring(est.get_params())
+    if watch.validation_split and protocol.sample_weight is not None:
+        raise NotStackable("fit setting validation_split with sample_weight is not stacked yet")
     for train, _ in protocol.splits:
         try:  # too few rows to split: the per-configuration path records the failed fit
             training_rows(len(train), watch.validation_split)
@@ -180,8 +202,7 @@ def run_chunk(chunk: Sequence[Built], protocol: Any, X: np.ndarray, y: np.ndarra
         replicas, keys = [], []
         for b in chunk:
             for k in folds:
-                replicas.append(Replica(b.structure, b.weights, protocol.splits[k][0],
-                                        replica_seed(seed, b.params, k)))
+                replicas.append(fold_replica(b, protocol, y, k, seed))
                 keys.append((b.index, k))
         # Only the first stack watches the deadline; the others train as far as it got.
         result = train_stack(replicas, X_fit, Y, epochs=epochs, batch_size=first.batch_size,
@@ -282,7 +303,7 @@ def stacked_groups(protocol: Any, X: np.ndarray, y: np.ndarray,
                    configs: Sequence[Mapping[str, Any]], *, seed: int,
                    fallback: Callable[[list[dict[str, Any]]], Iterator[Any]],
                    max_replicas: int = DEFAULT_MAX_REPLICAS, max_bytes: int = DEFAULT_MAX_BYTES,
-                   logged: set[str] | None = None,
+                   logged: dict[str, int] | None = None,
                    stopping: Callable[[], bool] = lambda: False,
                    deadline: float | None = None,
                    executor: Any = None) -> Iterator[list[Any]]:
@@ -294,9 +315,9 @@ def stacked_groups(protocol: Any, X: np.ndarray, y: np.ndarray,
     released once its structure and initial weights are read. Trials are
     yielded as each stack finishes. A configuration whose model cannot stack
     goes to ``fallback`` (the per-configuration evaluator) before the next
-    stack that starts after it, with its reason logged once per run
-    (``logged`` holds the reasons already said). Once ``stopping()`` is true
-    nothing more is built and no new stack starts. Once the ``deadline``
+    stack that starts after it, with its reason warned of once per run
+    (``logged`` counts the configurations not stacked, per reason). Once
+    ``stopping()`` is true nothing more is built and no new stack starts. Once the ``deadline``
     passes nothing more is built either (what is built trains), and a stack in
     training stops at its next segment of epochs; its trials have the epochs
     they reached as their ``budget``.
@@ -306,7 +327,7 @@ def stacked_groups(protocol: Any, X: np.ndarray, y: np.ndarray,
     omitted), which may train several at once elsewhere; trials come back in groups, one per
     finished chunk (a fallback trial alone), as each chunk finishes.
     """
-    logged = set() if logged is None else logged
+    logged = {} if logged is None else logged
     chunker = _Chunker(protocol, max_replicas, max_bytes)
     rest: list[tuple[int, dict[str, Any]]] = []
     builds = 0  # Keras models built since Keras' global state was last freed
@@ -348,8 +369,8 @@ def stacked_groups(protocol: Any, X: np.ndarray, y: np.ndarray,
             b = build(protocol, X, y, i, params)
         except NotStackable as exc:
             if str(exc) not in logged:
-                logged.add(str(exc))
-                logger.info("not stacked, trained one configuration at a time: %s", exc)
+                logger.warning("not stacked, trained one configuration at a time: %s", exc)
+            logged[str(exc)] = logged.get(str(exc), 0) + 1
             rest.append((i, dict(params)))
             continue
         except Exception:  # the builder fails: the per-configuration path records why

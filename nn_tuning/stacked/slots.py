@@ -75,7 +75,8 @@ class SlotStack:
         s, env = replica.structure, self.envelope
         if s.group != self.structure.group or s.variant not in env.variants \
                 or len(s.hidden) > env.depth \
-                or -(-len(replica.rows) // self.batch_size) != self.steps:
+                or -(-len(replica.rows) // self.batch_size) != self.steps \
+                or (s.input_dropout and not env.any_input_dropout):
             return False
         for layer, h in enumerate(s.hidden):
             if h.units > env.width or h.activation not in env.acts[layer] \

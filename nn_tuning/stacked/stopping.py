@@ -107,25 +107,26 @@ def obstacle(params: dict[str, Any]) -> str | None:
     """Why a stack cannot watch training as these fit settings ask, or None.
 
     ``params`` are the estimator's (``validation_split``, ``callbacks``,
-    ``validation_freq``).
+    ``validation_freq``, ``class_weight``). Row weights beside a validation
+    part are refused (Keras weighs the validation rows by the fit's
+    ``sample_weight`` only); the plan refuses a run's ``sample_weight`` too.
     """
     import keras
 
     callbacks = params.get("callbacks") or []
-    if not isinstance(callbacks, (list, tuple)):
-        return f"callbacks are given as {type(callbacks).__name__}, not a list of callbacks"
-    early = [cb for cb in callbacks if type(cb) is keras.callbacks.EarlyStopping]
-    others = [cb for cb in callbacks if type(cb) is not keras.callbacks.EarlyStopping]
-    if others:
-        name = getattr(others[0], "__name__", type(others[0]).__name__)
-        return f"the estimator uses the callback {name} (a stack honours Keras' EarlyStopping only)"
-    if len(early) > 1:
-        return "the estimator uses more than one EarlyStopping"
+    given = callbacks if isinstance(callbacks, (list, tuple)) else [callbacks]
+    early = [cb for cb in given if type(cb) is keras.callbacks.EarlyStopping]
+    if len(early) != len(given) or len(early) > 1:  # Keras' own EarlyStopping, once, only
+        names = ", ".join(getattr(cb, "__name__", type(cb).__name__) for cb in given)
+        return f"fit setting callbacks=[{names}] is not stacked yet"
     if early and early[0].monitor not in ("loss", "val_loss"):
-        return (f"EarlyStopping monitors {early[0].monitor!r} (a stack monitors 'loss' and "
-                "'val_loss' only)")
-    if params.get("validation_split") and params.get("validation_freq", 1) not in (None, 1):
-        return "the estimator validates every few epochs (validation_freq)"
+        return (f"fit setting EarlyStopping(monitor={early[0].monitor!r}) is not stacked yet "
+                "(a stack monitors 'loss' or 'val_loss')")
+    if params.get("validation_split"):
+        if params.get("validation_freq", 1) not in (None, 1):
+            return f"fit setting validation_freq={params['validation_freq']!r} is not stacked yet"
+        if params.get("class_weight") is not None:
+            return "fit setting validation_split with class_weight is not stacked yet"
     return None
 
 
@@ -135,7 +136,8 @@ def monitoring(params: dict[str, Any]) -> Monitoring:
 
     split = float(params.get("validation_split") or 0.0)
     rule = None
-    for cb in params.get("callbacks") or []:
+    callbacks = params.get("callbacks") or []
+    for cb in callbacks if isinstance(callbacks, (list, tuple)) else [callbacks]:
         if type(cb) is keras.callbacks.EarlyStopping:
             values = {name: getattr(cb, name) for name in _SETTINGS}
             # Keras stores min_delta's magnitude, signed once the callback has run.

@@ -1,12 +1,13 @@
 """What a stack needs to know of one model: read it off the compiled Keras model.
 
 A model is stackable when it is one chain ``Input [Reshape | Flatten]
-(Conv [Activation] [Pooling])* [Flatten | GlobalAveragePooling]
-(Dense [Activation] [Dropout] | Dense Dropout Activation)* -> Dense
+(Conv [Activation] [Pooling])* [Flatten | GlobalAveragePooling] [Dropout]
+(Dense [Norm] [Activation] [Norm] [Dropout] | Dense Dropout Activation)* -> Dense
 [Activation]`` of Keras' own float32 layers (not subclasses): convolutions
 (1-D or 2-D, stride 1, any kernel size, ``same`` or ``valid`` padding) with
 max or average pooling then a Dense chain, or a Dense chain on a table or on
-N-D samples flattened first. It is compiled
+N-D samples flattened first; Norm is a BatchNormalization or LayerNormalization
+(last axis, centred and scaled). It is compiled
 with one of :data:`SUPPORTED_LOSSES` and one of :data:`SUPPORTED_OPTIMIZERS`
 (an optimizer whose update is elementwise, so that the update of every
 replica's weights only reads that replica's gradient and state). Everything
@@ -20,8 +21,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 __all__ = ["SUPPORTED_ACTIVATIONS", "SUPPORTED_LOSSES", "SUPPORTED_OPTIMIZERS", "Conv", "Hidden",
-           "NotStackable", "Structure", "read_structure", "weighted_layers"]
+           "NotStackable", "Structure", "layer_weights", "read_structure", "weighted_layers"]
 
 SUPPORTED_ACTIVATIONS = ("relu", "linear", "tanh", "sigmoid", "softmax", "elu", "selu", "gelu",
                          "silu", "softplus", "leaky_relu")
@@ -55,6 +58,10 @@ class Hidden:
     activation: str
     dropout: float
     dropout_first: bool = False
+    # A BatchNormalization or LayerNormalization after the Dense layer:
+    # ("batch", epsilon, momentum, after) or ("layer", epsilon, 0.0, after), ``after``
+    # meaning after the activation; () for none.
+    norm: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -105,14 +112,17 @@ class Structure:
     sample_shape: tuple[int, ...] = ()
     convs: tuple[Conv, ...] = ()
     head: str = ""
+    input_dropout: float = 0.0  # a Dropout before the first Dense layer (after a Flatten)
 
     @property
     def group(self) -> tuple:
         inputs = (self.sample_shape, tuple(c.signature for c in self.convs),
                   tuple(c.filters for c in self.convs), self.head) if self.convs \
             else self.input_dim
+        norms = tuple((h.norm[0], h.norm[3]) if h.norm else None for h in self.hidden) \
+            if any(h.norm for h in self.hidden) else ()
         return (inputs, self.output_units, self.output_activation, self.loss,
-                self.loss_kwargs, len(self.hidden) > 0)
+                self.loss_kwargs, len(self.hidden) > 0) + ((norms,) if norms else ())
 
     @property
     def variant(self) -> tuple[str, tuple[tuple[str, Any], ...]]:
@@ -126,7 +136,8 @@ class Structure:
                     *(c.filters for c in self.convs)]
         conv = sum((math.prod(c.kernel) * cin + 1) * c.filters
                    for c, cin in zip(self.convs, channels))
-        return conv + sum((a + 1) * b for a, b in zip(widths, widths[1:]))
+        norms = sum(2 * h.units for h in self.hidden if h.norm)
+        return conv + norms + sum((a + 1) * b for a, b in zip(widths, widths[1:]))
 
 
 def _activation_name(fn: Any) -> str:
@@ -271,12 +282,45 @@ def _front(model: Any, layers: list[Any]) -> tuple[tuple[int, ...], tuple[Conv, 
     return shape, (), "", i
 
 
+def _norm(layer: Any, after: bool) -> tuple:
+    """The ``Hidden.norm`` of a BatchNormalization or LayerNormalization layer."""
+    import keras
+
+    name = type(layer).__name__
+    axis = layer.axis if isinstance(layer.axis, int) else tuple(layer.axis)
+    if axis not in (-1, 1, (-1,), (1,)) or not layer.center or not layer.scale:
+        raise NotStackable(f"a {name} layer normalises another axis or lacks center or scale")
+    for attr in ("beta_regularizer", "gamma_regularizer", "beta_constraint",
+                 "gamma_constraint"):
+        if getattr(layer, attr, None) is not None:
+            raise NotStackable(f"a {name} layer has a {attr}")
+    if type(layer) is keras.layers.BatchNormalization:
+        if layer.synchronized or getattr(layer, "renorm", False):
+            raise NotStackable(f"a {name} layer is synchronized or renormalises")
+        return ("batch", float(layer.epsilon), float(layer.momentum), after)
+    if layer.rms_scaling:
+        raise NotStackable(f"a {name} layer uses rms_scaling")
+    return ("layer", float(layer.epsilon), 0.0, after)
+
+
+def _input_dropout(layers: list[Any]) -> tuple[float, int]:
+    """(rate, layers read) of a Dropout on the Dense chain's input (``Flatten -> Dropout``)."""
+    import keras
+
+    if layers and type(layers[0]) is keras.layers.Dropout:
+        if layers[0].noise_shape is not None:
+            raise NotStackable("a Dropout layer has a noise shape")
+        return float(layers[0].rate), 1
+    return 0.0, 0
+
+
 def _blocks(layers: list[Any]) -> list[list[Any]]:
     """[Dense, activation, dropout rate, dropout first, dropout seen] per block, in order."""
     import keras
 
     blocks: list[list[Any]] = []
-    kinds = (keras.layers.Dense, keras.layers.Activation, keras.layers.Dropout)
+    kinds = (keras.layers.Dense, keras.layers.Activation, keras.layers.Dropout,
+             keras.layers.BatchNormalization, keras.layers.LayerNormalization)
     for layer in layers:
         _check_own(layer, kinds)
         if type(layer) is keras.layers.Dense:
@@ -285,6 +329,11 @@ def _blocks(layers: list[Any]) -> list[list[Any]]:
                            _activation_name(layer.activation), 0.0, False, False])
         elif not blocks:
             raise NotStackable(f"a {type(layer).__name__} layer comes before the first Dense layer")
+        elif type(layer) in (keras.layers.BatchNormalization, keras.layers.LayerNormalization):
+            if blocks[-1][4] or len(blocks[-1]) > 5:
+                raise NotStackable(f"a {type(layer).__name__} layer follows a Dropout or "
+                                   "another normalisation")
+            blocks[-1].append(_norm(layer, after=blocks[-1][1] != "linear"))
         elif type(layer) is keras.layers.Activation:
             name = _activation_name(layer.activation)
             if blocks[-1][1] == "linear":
@@ -354,24 +403,35 @@ def read_structure(model: Any) -> Structure:
         raise NotStackable("the model is not compiled")
     layers = _chain(model)
     sample_shape, convs, head, n_front = _front(model, layers)
-    blocks = _blocks(layers[n_front:])
-    *hidden, (out_layer, out_act, out_drop, _, _) = blocks
-    if out_drop:
-        raise NotStackable("dropout after the output layer")
+    input_dropout, n_drop = _input_dropout(layers[n_front:])
+    blocks = _blocks(layers[n_front + n_drop:])
+    *hidden, (out_layer, out_act, out_drop, _, _, *out_norm) = blocks
+    if out_drop or out_norm:
+        raise NotStackable("dropout or a normalisation after the output layer")
     loss, loss_kwargs = _loss(model)
     optimizer, config, lr = _optimizer(model)
     return Structure(
         input_dim=int(blocks[0][0].kernel.shape[0]),
-        hidden=tuple(Hidden(int(d.units), act, rate, first) for d, act, rate, first, _ in hidden),
+        hidden=tuple(Hidden(int(d.units), act, rate, first, *norm)
+                     for d, act, rate, first, _, *norm in hidden),
         output_units=int(out_layer.units), output_activation=out_act,
         loss=loss, loss_kwargs=loss_kwargs, optimizer=optimizer, optimizer_config=config,
         learning_rate=lr, sample_shape=sample_shape, convs=convs, head=head,
+        input_dropout=input_dropout,
     )
 
 
 def weighted_layers(model: Any) -> list[Any]:
-    """The model's Conv and Dense layers in order (their kernels and biases are the weights)."""
+    """The model's Conv, Dense and normalisation layers in order (they hold the weights)."""
     import keras
 
-    kinds = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Dense)
+    kinds = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Dense,
+             keras.layers.BatchNormalization, keras.layers.LayerNormalization)
     return [layer for layer in model.layers if type(layer) in kinds]
+
+
+def layer_weights(model: Any) -> list[tuple[np.ndarray, ...]]:
+    """Each weighted layer's arrays, in Keras' order: (kernel, bias) of a Conv or Dense
+    layer, (gamma, beta) of a LayerNormalization, (gamma, beta, moving mean, moving
+    variance) of a BatchNormalization."""
+    return [tuple(np.asarray(v.numpy()) for v in layer.weights) for layer in weighted_layers(model)]

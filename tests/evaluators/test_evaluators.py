@@ -139,3 +139,21 @@ def test_the_context_stops_at_the_deadline_keeping_finished_trials(protocol, adv
     with pytest.raises(BudgetSpent):
         ctx.evaluate(CONFIGS)
     assert len(store) == 1
+
+
+def test_the_search_path_fits_each_fold_on_its_own_sample_weights(advertising):
+    """scikit-learn's search slices fit= sample weights per fold as cross_validate does, and
+    scores stay unweighted (scikit-learn >= 1.7 would weigh its scorer's too)."""
+    X, y = advertising[0][:80], advertising[1][:80]
+    w = np.random.default_rng(0).uniform(0.0, 2.0, len(X))
+    weighted = make_protocol(mlp_regressor, X, y, cv=2, epochs=2, batch_size=16, seed=0,
+                             fit={"sample_weight": w, "shuffle": False})
+    plain = make_protocol(mlp_regressor, X, y, cv=2, epochs=2, batch_size=16, seed=0,
+                          fit={"shuffle": False})
+    configs = CONFIGS[:2]
+    with WorkerProcessEvaluator(weighted, X, y, workers=1) as evaluator:
+        search = [t.fold_scores for t in evaluator.evaluate(configs)]
+    one_by_one = [t.fold_scores for t in InProcessEvaluator(weighted, X, y).evaluate(configs)]
+    unweighted = [t.fold_scores for t in InProcessEvaluator(plain, X, y).evaluate(configs)]
+    np.testing.assert_allclose(search, one_by_one, rtol=1e-6)
+    assert not np.allclose(search, unweighted, rtol=1e-4)

@@ -172,3 +172,82 @@ def test_convolutions_need_a_flatten_or_pooling_head():
     model.compile(optimizer="adam", loss="mse")
     with pytest.raises(NotStackable, match="Flatten or GlobalAveragePooling"):
         read_structure(model)
+
+
+def test_dropout_on_the_flattened_input_drops_what_the_dense_layer_reads():
+    """Keras' MNIST convnet writes Flatten -> Dropout -> Dense: the stack drops the same place."""
+    from nn_tuning.stacked import Replica
+    from nn_tuning.stacked.layout import layout, stack_consts, stacked_params
+    from nn_tuning.stacked.model import StackedModel
+    from nn_tuning.stacked.structure import weighted_layers
+
+    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
+                              keras.layers.Dropout(0.5), keras.layers.Dense(3)])
+    model.compile(optimizer="adam", loss="mse")
+    s = read_structure(model)
+    assert s.input_dropout == 0.5 and s.sample_shape == (16,)
+    rep = Replica(s, [(d.kernel.numpy(), d.bias.numpy()) for d in weighted_layers(model)],
+                  np.arange(4), seed=0)
+    lay = layout([rep])
+    consts = stack_consts([rep], lay, np.zeros((1, 16), "float32"), np.zeros((1, 3)), 4)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1, 4, 16)).astype("float32")
+    bits = rng.integers(0, 2 ** 32, size=(1, 4, 16), dtype="uint32")
+    out = keras.ops.convert_to_numpy(StackedModel(lay, s, 4).forward(
+        stacked_params([rep], lay), consts, x, lambda layer, width: bits))
+    keep = ((bits >> 8).astype("float32") * 2.0 ** -24 >= 0.5) / 0.5
+    kernel, bias = rep.weights[0]
+    np.testing.assert_allclose(out[0], (x[0] * keep[0]) @ kernel + bias, rtol=1e-5, atol=1e-6)
+
+
+def _normed_mlp(units=(8, 6), norm="batch", after=False, learning_rate=0.01, momentum=0.9,
+                optimizer="Adam"):
+    """An MLP with a normalisation in each hidden block: Dense -> Norm -> ReLU, or Dense(relu)
+    -> Norm (``after``), as the Keras guides write both."""
+    model = keras.Sequential()
+    model.add(keras.Input((30,)))
+    for u in units:
+        model.add(keras.layers.Dense(u, activation="relu" if after else None))
+        model.add(keras.layers.BatchNormalization(momentum=momentum) if norm == "batch"
+                  else keras.layers.LayerNormalization())
+        if not after:
+            model.add(keras.layers.Activation("relu"))
+    model.add(keras.layers.Dense(1, activation="sigmoid"))
+    model.compile(optimizer=getattr(keras.optimizers, optimizer)(learning_rate),
+                  loss="binary_crossentropy")
+    return model
+
+
+@pytest.fixture(scope="module")
+def cancer():
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_breast_cancer(return_X_y=True)
+    return StandardScaler().fit_transform(X[:150]).astype("float32"), y[:150].reshape(-1, 1)
+
+
+@pytest.mark.parametrize("norm", ["batch", "layer"])
+@pytest.mark.parametrize("epochs", [1, 12])
+def test_normalisation_layers_match_model_fit(cancer, norm, epochs):
+    """BatchNormalization (batch moments in training over the real rows of the last, smaller
+    batch; moving statistics per replica, used when scoring) and LayerNormalization (moments
+    over each replica's own units), before or after the activation."""
+    X, y = cancer
+    configs = [dict(units=(8, 6), norm=norm, learning_rate=0.01),
+               dict(units=(5, 9), norm=norm, learning_rate=0.003, momentum=0.8),
+               # A LayerNormalization of 4 ReLU units (often all but one 0: a tiny
+               # variance) amplifies float32 rounding over epochs as two model.fit runs
+               # would: SGD at 0.02, <1e-5 after 4 epochs, 2e-4 after 12; Adam at 0.02,
+               # 1.2e-4; Adam at 0.01, 3.5e-5 (measured). A smaller step there.
+               dict(units=(7, 4), norm=norm, after=True, learning_rate=0.02 if norm == "batch"
+                    else 0.01, optimizer="SGD" if norm == "batch" else "Adam")]
+    # One epoch of 100 rows: batches of 32, 32, 32 and 4 (the last batch's moments are its
+    # 4 rows'). More epochs: 96 rows, so that the reference's concatenated epochs keep
+    # the stack's batches (tests/stacked/test_engine.py: _fit_like_keras).
+    folds = [(np.arange(0, 100 if epochs == 1 else 96), np.arange(100, 150))]
+    after = [c for c in configs if c.get("after")]
+    for group in (after, [c for c in configs if not c.get("after")]):
+        rel, score = _compare(_normed_mlp, group, X, y, folds, epochs, 32, {}, _accuracy,
+                              run_eagerly=epochs == 1)
+        assert rel <= 1e-4 and score <= 1e-4

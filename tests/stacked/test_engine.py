@@ -33,7 +33,7 @@ from nn_tuning.stacked import (
 from nn_tuning.stacked.layout import layout, stack_consts, stacked_params
 from nn_tuning.stacked.loops import _optimizers
 from nn_tuning.stacked.model import StackedModel
-from nn_tuning.stacked.structure import Hidden, Structure, weighted_layers
+from nn_tuning.stacked.structure import Hidden, Structure, layer_weights, weighted_layers
 
 # Measured: 0 ulp for SGD, Adam, AdamW, Adamax and Nadam, 2 for RMSprop,
 # Adagrad and Adadelta (a square root or division fused differently in a graph).
@@ -41,7 +41,7 @@ ULP_BOUND = 4
 
 
 def _weights(model):
-    return [(d.kernel.numpy(), d.bias.numpy()) for d in weighted_layers(model)]
+    return layer_weights(model)
 
 
 def _ulps(got, ref):
@@ -180,18 +180,35 @@ def _compare(builder, configs, X, Y, folds, epochs, batch_size, meta, score, ato
         model.run_eagerly = run_eagerly
         n = len(replicas[r].rows)
         _fit_like_keras(model, X, Y, [orders[e, r, :n] for e in range(epochs)], batch_size)
-        for (kernel, bias), layer in zip(result.weights[r], weighted_layers(model)):
-            for got, ref in ((kernel, layer.kernel.numpy()), (bias, layer.bias.numpy())):
+        layers = weighted_layers(model)
+        for j, (arrays, layer) in enumerate(zip(result.weights[r], layers)):
+            for a, (got, ref) in enumerate(zip(arrays, (v.numpy() for v in layer.weights))):
+                if (a == 1 and _cancelled(layers, j)) or (a == 2 and _cancelled(layers, j - 1)):
+                    continue  # the cancelled bias, and the moving mean that sums it
                 if epochs == 1:
                     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=atol)
                 worst_rel = max(worst_rel, np.linalg.norm(got - ref) / max(np.linalg.norm(ref), 1e-12))
         valid = folds[k][1]
         theirs = score(model, X[valid], Y[valid])
-        for (kernel, bias), layer in zip(result.weights[r], weighted_layers(model)):  # ours, same net
-            layer.kernel.assign(kernel)
-            layer.bias.assign(bias)
+        for arrays, layer in zip(result.weights[r], weighted_layers(model)):  # ours, same net
+            for variable, value in zip(layer.weights, arrays):
+                variable.assign(value)
         worst_score = max(worst_score, abs(score(model, X[valid], Y[valid]) - theirs))
     return worst_rel, worst_score
+
+
+def _cancelled(layers, j):
+    """Whether layer ``j`` is a linear Dense layer whose bias a BatchNormalization cancels.
+
+    Its gradient is exactly 0 in arithmetic, so its value is float32 rounding
+    noise (Adam scales that noise up to ~lr * noise / epsilon): two runs of
+    model.fit itself agree on it only when bit for bit the same. The
+    BatchNormalization's moving mean sums it too (measured: 5e-4 relative
+    after 12 epochs); the scores, which read that moving mean, are still compared.
+    """
+    return (j >= 0 and j + 1 < len(layers) and type(layers[j + 1]) is keras.layers.BatchNormalization
+            and type(layers[j]) is keras.layers.Dense
+            and layers[j].activation is keras.activations.linear)
 
 
 def _predict(model, X):
@@ -308,8 +325,14 @@ def test_unequal_fold_sizes_train_each_replica_on_its_own_rows(adv):
     (lambda: keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="glu"),
                                keras.layers.Dense(1)]), "activation"),
     (lambda: keras.Sequential([keras.Input((3,)), keras.layers.Dense(4),
-                               keras.layers.BatchNormalization(), keras.layers.Dense(1)]),
-     "BatchNormalization"),
+                               keras.layers.GaussianNoise(0.1), keras.layers.Dense(1)]),
+     "GaussianNoise"),
+    (lambda: keras.Sequential([keras.Input((3,)), keras.layers.Dense(4),
+                               keras.layers.BatchNormalization(synchronized=True),
+                               keras.layers.Dense(1)]), "synchronized"),
+    (lambda: keras.Sequential([keras.Input((3,)), keras.layers.Dense(4),
+                               keras.layers.Dropout(0.1), keras.layers.BatchNormalization(),
+                               keras.layers.Dense(1)]), "follows a Dropout"),
 ])
 def test_unsupported_layers_are_refused_with_a_reason(make, reason):
     model = make()
@@ -362,7 +385,7 @@ def test_dropout_first_drops_the_pre_activations():
     x = rng.normal(size=(2, 4, 3)).astype("float32")
     bits = rng.integers(0, 2 ** 32, size=(2, 4, 5), dtype="uint32")
     out = keras.ops.convert_to_numpy(StackedModel(lay, reps[0].structure, 4).forward(
-        stacked_params(reps, lay), consts, x, lambda layer: bits))
+        stacked_params(reps, lay), consts, x, lambda layer, width: bits))
     keep = ((bits >> 8).astype("float32") * 2.0 ** -24 >= 0.5) / 0.5
     for r, first in enumerate((True, False)):
         z = x[r] @ reps[r].weights[0][0] + reps[r].weights[0][1]

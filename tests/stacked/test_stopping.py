@@ -115,11 +115,14 @@ class _Quieter(keras.callbacks.EarlyStopping):
 
 
 @pytest.mark.parametrize("params, reason", [
-    ({"callbacks": [keras.callbacks.TerminateOnNaN()]}, "callback TerminateOnNaN"),
-    ({"callbacks": [_Quieter()]}, "callback _Quieter"),
-    ({"callbacks": [keras.callbacks.EarlyStopping(monitor="val_mae")]}, "monitors 'val_mae'"),
-    ({"callbacks": [keras.callbacks.EarlyStopping()] * 2}, "more than one EarlyStopping"),
-    ({"validation_split": 0.2, "validation_freq": 2}, "validation_freq"),
+    ({"callbacks": [keras.callbacks.TerminateOnNaN()]}, "callbacks=[TerminateOnNaN]"),
+    ({"callbacks": [_Quieter()]}, "callbacks=[_Quieter]"),
+    ({"callbacks": [keras.callbacks.EarlyStopping(monitor="val_mae")]},
+     "EarlyStopping(monitor='val_mae')"),
+    ({"callbacks": [keras.callbacks.EarlyStopping()] * 2},
+     "callbacks=[EarlyStopping, EarlyStopping]"),
+    ({"validation_split": 0.2, "validation_freq": 2}, "validation_freq=2"),
+    ({"validation_split": 0.2, "class_weight": "balanced"}, "validation_split with class_weight"),
 ])
 def test_what_a_stack_cannot_watch_is_refused_by_name(params, reason):
     assert reason in obstacle(params)
