@@ -66,6 +66,16 @@ CONFIGS = [dict(hidden_layers=(6,), learning_rate=0.05),  # learns fast, then st
            dict(hidden_layers=(8,), activation="tanh", learning_rate=0.02)]
 
 
+def _same(result, r, model, own, fitted):
+    """Replica ``r`` of the stack ended as ``model`` did under ``model.fit`` with ``own``."""
+    assert result.stopped_epochs[r] == own.stopped_epoch
+    for key in ("loss", "val_loss"):  # every epoch's logs, as Keras' History has them
+        np.testing.assert_allclose(result.history[r][key], fitted.history[key], rtol=1e-5)
+    for (kernel, bias), layer in zip(result.weights[r], weighted_layers(model)):
+        for got, ref in ((kernel, layer.kernel.numpy()), (bias, layer.bias.numpy())):
+            assert np.linalg.norm(got - ref) <= 1e-4 * np.linalg.norm(ref)
+
+
 RULES = [dict(patience=2, min_delta=0.05, restore_best_weights=True),
          dict(patience=2, min_delta=1.0, start_from_epoch=3, baseline=100.0),
          dict(monitor="loss", patience=1, min_delta=3.0, restore_best_weights=True)]
@@ -99,15 +109,33 @@ def test_early_stopping_matches_model_fit(advertising, rule, configs):
         batches = _Batches(X, Y, orders[:, r], len(train), bs)
         fitted = model.fit(batches, epochs=epochs, validation_data=(X[valid], Y[valid]),
                   validation_batch_size=bs, callbacks=[_Epochs(batches), own], shuffle=False, verbose=0)
-        assert result.stopped_epochs[r] == own.stopped_epoch
-        for key in ("loss", "val_loss"):  # every epoch's logs, as Keras' History has them
-            np.testing.assert_allclose(result.history[r][key], fitted.history[key], rtol=1e-5)
+        _same(result, r, model, own, fitted)
         stopped.append(own.stopped_epoch)
-        for (kernel, bias), layer in zip(result.weights[r], weighted_layers(model)):
-            for got, ref in ((kernel, layer.kernel.numpy()), (bias, layer.bias.numpy())):
-                assert np.linalg.norm(got - ref) <= 1e-4 * np.linalg.norm(ref)
     # The stack holds replicas that stop early and one that trains every epoch.
     assert 0 in stopped and any(0 < s < epochs - 1 for s in stopped)
+
+
+def test_unshuffled_stack_is_model_fit_with_validation_split(advertising):
+    """shuffle=False: the reference is model.fit(X[rows], Y[rows], validation_split=...) itself."""
+    X, y = advertising
+    X, Y = X[:200], y[:200].reshape(-1, 1)
+    rows = np.random.default_rng(1).permutation(200)[:150]
+    rule = dict(patience=2, min_delta=0.05, restore_best_weights=True)
+    replicas = []
+    for i, config in enumerate(CONFIGS[:2]):
+        model = _build(config)
+        replicas.append(Replica(read_structure(model), _weights(model), rows, seed=i,
+                                shuffle=False))
+    watched = monitoring({"validation_split": 0.2,
+                          "callbacks": [keras.callbacks.EarlyStopping(**rule)]})
+    result = train_stack(replicas, X, Y, epochs=20, batch_size=40, monitoring=watched)
+    for r, config in enumerate(CONFIGS[:2]):
+        model = _build(config)
+        own = keras.callbacks.EarlyStopping(**rule)
+        fitted = model.fit(X[rows], Y[rows], validation_split=0.2, batch_size=40, epochs=20,
+                           shuffle=False, callbacks=[own], verbose=0)
+        _same(result, r, model, own, fitted)
+    assert 0 in result.stopped_epochs and max(result.stopped_epochs) > 0
 
 
 class _Quieter(keras.callbacks.EarlyStopping):
