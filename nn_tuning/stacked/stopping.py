@@ -49,7 +49,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Monitoring", "Watchers", "monitoring", "obstacle", "split_rows", "training_rows"]
+__all__ = ["Monitoring", "Watchers", "monitoring", "obstacle", "split_rows", "training_rows",
+           "val_losses"]
 
 _SETTINGS = ("monitor", "min_delta", "patience", "mode", "baseline", "restore_best_weights",
              "start_from_epoch")
