@@ -1,8 +1,8 @@
 """Compiled training loops, kept and reused: one trace per study where shapes allow.
 
 A stack's loop is traced (TensorFlow) or compiled (JAX) for an *envelope*:
-its padded shapes (depth, width, replicas), the activations, dropout and
-optimizers present. Tracing, not arithmetic, is what small stacks pay for
+its padded shapes (depth, width, replicas), the activations, dropout,
+optimizers and regularization terms present. Tracing, not arithmetic, is what small stacks pay for
 (about a second each on 2 CPU cores), so a later stack reuses a kept loop
 whose envelope covers it (no deeper, no wider, nothing it lacks, as many
 replicas or more) unless running the padding would cost more than a trace
@@ -100,7 +100,8 @@ def _base(structure: Structure, X: np.ndarray, Y: np.ndarray, epochs: int, steps
 
 def _static(lay: Layout) -> tuple:
     return (lay.depth, lay.width, tuple(lay.acts), tuple(lay.any_dropout), tuple(lay.any_first),
-            lay.variants, len(lay.lr), lay.groups, lay.conv_widths, lay.any_input_dropout)
+            lay.variants, len(lay.lr), lay.groups, lay.conv_widths, lay.any_input_dropout,
+            lay.penalty_terms)
 
 
 def _work(lay: Layout, replicas: int | None = None, depth: int | None = None,
@@ -133,7 +134,8 @@ def _covers(env: Layout, lay: Layout) -> bool:
     if env.depth < lay.depth or env.width < lay.width or len(env.lr) < len(lay.lr) \
             or not set(lay.variants) <= set(env.variants) \
             or any(e < n for e, n in zip(env.conv_widths, lay.conv_widths)) \
-            or (lay.any_input_dropout and not env.any_input_dropout):
+            or (lay.any_input_dropout and not env.any_input_dropout) \
+            or not set(lay.penalty_terms) <= set(env.penalty_terms):
         return False
     for i in range(lay.depth):
         if (lay.any_dropout[i] and not env.any_dropout[i]) \

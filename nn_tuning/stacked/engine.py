@@ -217,8 +217,13 @@ def _epoch_logs(loop: Any, lay: Layout, params: list[np.ndarray], X: np.ndarray,
     out = _predict(loop.model, lay, params, X, rows, predict_chunk_rows(batch_size))
     losses = val_losses(loop.model, [out[watchers.slots[i]] for i in running],
                         [Y[val_rows[i]] for i in running], batch_size)
+    penalty = None
+    if loop.model.lay.penalty_terms:  # Keras' evaluate adds model.losses too
+        penalty = np.asarray(loop.model.ops.convert_to_numpy(
+            loop.model.penalty(params, consts, per_replica=True)), "float32")
     for i, loss in zip(running, losses):
-        logs[i]["val_loss"] = loss
+        extra = 0.0 if penalty is None else penalty[watchers.slots[i]]
+        logs[i]["val_loss"] = float(np.float32(np.float32(loss) + np.float32(extra)))
     return logs
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -31,8 +31,8 @@ import numpy as np
 from .structure import Structure
 
 __all__ = ["Layout", "Replica", "Slots", "conv_shapes", "fit_flags", "group_key", "input_rows",
-           "layout", "slots", "stack_consts", "stacked_params", "steps_per_epoch", "unstack",
-           "with_groups", "write_replica"]
+           "layout", "penalties", "slots", "stack_consts", "stacked_params", "steps_per_epoch",
+           "unstack", "with_groups", "write_replica"]
 
 
 @dataclass
@@ -93,6 +93,10 @@ class Layout:
     norms: tuple = ()
     norm_eps: list[np.ndarray] | None = None
     norm_momentum: list[np.ndarray] | None = None
+    # Regularization present: (Dense layer, kernel 0 or bias 1, "l1" or "l2") per term any
+    # replica has (static: the loop computes these), and each term's (R, 1, 1) coefficients.
+    penalty_terms: tuple[tuple[int, int, str], ...] = ()
+    penalty: list[np.ndarray] = field(default_factory=list)
 
 
 def conv_shapes(sample_shape: Sequence[int], signatures: Sequence[tuple]) -> list[tuple]:
@@ -204,6 +208,8 @@ def layout(replicas: Sequence[Replica], at_least: Layout | None = None) -> Layou
                       norm_momentum=[np.array([r.structure.hidden[i].norm[2] if r.structure
                                                .hidden[i].norm else 0.0 for r in replicas],
                                               "float32").reshape(R, 1, 1) for i in range(depth)])
+    lay.penalty_terms, lay.penalty = penalties([r.structure for r in replicas],
+                                               () if at_least is None else at_least.penalty_terms)
     return _with_convs(lay, replicas, at_least) if s0.convs else lay
 
 
@@ -263,6 +269,33 @@ def slots(lay: Layout) -> Slots:
         moving.append(i if kind and kind[0] == "batch" else None)
         i += 2 if kind and kind[0] == "batch" else 0
     return Slots(tuple(conv), tuple(dense), tuple(norm), tuple(moving), n_trainable)
+
+
+def penalties(structures: Sequence[Structure], at_least: Sequence[tuple] = ()
+              ) -> tuple[tuple[tuple[int, int, str], ...], list[np.ndarray]]:
+    """The regularization terms present (and ``at_least`` those), and each term's (R, 1, 1)
+    coefficients (0 for a replica without it).
+
+    A term is (Dense layer, 0 for its kernel or 1 for its bias, ``"l1"`` or
+    ``"l2"``), the layer a hidden layer's index or -1 for the output layer
+    (:class:`Slots` says where its weights are).
+    """
+    found: dict[tuple[int, int, str], dict[int, float]] = {term: {} for term in at_least}
+    for r, s in enumerate(structures):
+        for i, coefs in enumerate(s.penalties):
+            layer = i if i < len(s.hidden) else -1
+            for which, kind, c in ((0, "l1", coefs[0]), (0, "l2", coefs[1]),
+                                   (1, "l1", coefs[2]), (1, "l2", coefs[3])):
+                if c:
+                    found.setdefault((layer, which, kind), {})[r] = c
+    terms = tuple(sorted(found))
+    values = []
+    for term in terms:
+        column = np.zeros((len(structures), 1, 1), "float32")
+        for r, c in found[term].items():
+            column[r] = c
+        values.append(column)
+    return terms, values
 
 
 def stacked_params(replicas: Sequence[Replica], lay: Layout) -> list[np.ndarray]:
@@ -383,6 +416,7 @@ def stack_consts(replicas: Sequence[Replica], lay: Layout, X: np.ndarray, Y: np.
         "masks": lay.masks, "real": lay.real, "selects": lay.selects, "dropout": lay.dropout,
         "first": lay.first, "conv_masks": lay.conv_masks or [], "input_dropout": lay.input_dropout,
         "norm_eps": lay.norm_eps or [], "norm_momentum": lay.norm_momentum or [],
+        "penalty": lay.penalty,
     }
 
 

@@ -12,7 +12,8 @@ ends with, so training can stop and go on. Each replica keeps its own step
 count (the optimizer's ``iterations``, shaped ``(R, 1, 1)``) and its own
 epoch counter (``consts["epoch0"]``, ``(R, 1)``): replicas of different ages
 share one stack and each steps, shuffles and drops out as its own
-``model.fit`` would at that age.
+``model.fit`` would at that age; a learning-rate schedule, Keras' own, is
+evaluated at each replica's own step count.
 """
 
 from __future__ import annotations
@@ -50,14 +51,50 @@ def _optimizers(variants: Sequence[tuple], lr_holder: dict,
     for k, ((name, settings), built_on) in enumerate(zip(variants, variables)):
         R = built_on[0].shape[0]
         config = {key: ast.literal_eval(v) for key, v in settings}
+        schedule = config.pop("learning_rate_schedule", None)
+        made: list[Any] = []  # the optimizer, for its schedule to read its step counts
+        lr = lambda k=k: lr_holder["lr"][k]  # noqa: E731
+        if name == "Ftrl":
+            # Ftrl divides by the rate: at 0 (padding, empty slots) its (R, 1, 1) term
+            # beta / (2 lr) is 0/0, and Keras' TensorFlow ops.add, taking that term for a bias
+            # when R equals a weight's dimension, adds it along that axis: every replica
+            # would get the NaN. Those replicas train at 1 instead (nothing reads them).
+            lr = lambda k=k: keras.ops.where(lr_holder["lr"][k] > 0,  # noqa: E731
+                                             lr_holder["lr"][k], 1.0)
         opt = getattr(keras.optimizers, name)(
-            learning_rate=lambda k=k: lr_holder["lr"][k], **config)
+            learning_rate=lr if schedule is None else _scheduled(schedule, lr, made), **config)
+        made.append(opt)
         _per_replica(opt, "_iterations", np.zeros((R, 1, 1), "int64"))
         opt.build(list(built_on))
         if hasattr(opt, "_u_product"):  # Nadam
             _per_replica(opt, "_u_product", np.ones((R, 1, 1), "float32"))
         opts.append(opt)
     return opts
+
+
+def _scheduled(schedule: tuple, initial: Any, made: list[Any]) -> Any:
+    """A learning rate: Keras' own schedule, evaluated at each replica's step count (the
+    ``iterations`` of the optimizer ``made[0]``).
+
+    ``schedule`` is (class name, settings but the initial rate) as
+    :mod:`.structure` read them; ``initial()`` is the replicas' initial rates,
+    ``(R_k, 1, 1)``. The supported schedules compute elementwise in the
+    initial rate and the step, so with both ``(R_k, 1, 1)`` one call gives
+    every replica the rate its own ``model.fit`` would use at its own step.
+    """
+    import keras
+
+    cls = getattr(keras.optimizers.schedules, schedule[0])
+    settings = dict(schedule[1])
+
+    def rate() -> Any:
+        if schedule[0] == "PiecewiseConstantDecay":
+            # No initial rate: its values are the variant's. Replicas at a rate of 0
+            # (padding, empty slots) keep 0, as under every other schedule.
+            return keras.ops.where(initial() > 0, cls(**settings)(made[0].iterations), 0.0)
+        return cls(initial_learning_rate=initial(), **settings)(made[0].iterations)
+
+    return rate
 
 
 def _by_optimizer(flat: Sequence[Any], opts: Sequence[Any]) -> list[list[Any]]:

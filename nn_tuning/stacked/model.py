@@ -55,6 +55,17 @@ def _hash(ops: Any, seeds: Any, a: Any, b: Any) -> Any:
     return _mix(ops, ops.bitwise_xor(x, ops.cast(b, "uint32")))
 
 
+def _plus(ops: Any, x: Any, y: Any) -> Any:
+    """``x + y``, broadcast as NumPy does (exactly: negation is exact).
+
+    Keras' TensorFlow ``ops.add`` takes a ``y`` with one dimension above 1
+    for a bias and adds it along ``x``'s axis 1 or last axis, whichever has
+    its length: the (R, 1, 1) biases of a one-unit layer went along the batch
+    axis where R equals the batch size.
+    """
+    return ops.subtract(x, ops.negative(y))
+
+
 def _uniform(ops: Any, bits: Any) -> Any:
     """Uniform floats in [0, 1) from uint32 bits (their top 24)."""
     return ops.multiply(ops.cast(ops.right_shift(bits, np.uint32(8)), "float32"),
@@ -116,7 +127,8 @@ class StackedModel:
             index = tuple(slice(o, o + n) for o, n in zip(offset, out))
             views.append(x[(slice(None), slice(None), *index, slice(None))])
         patches = views[0] if len(views) == 1 else ops.concatenate(views, axis=-1)
-        z = ops.add(ops.matmul(ops.reshape(patches, (R, -1, patches.shape[-1])), kernel), bias)
+        z = _plus(ops, ops.matmul(ops.reshape(patches, (R, -1, patches.shape[-1])), kernel),
+                  bias)
         a = ops.multiply(self.by_name[activation](z), mask)
         if pool is None:
             return ops.reshape(a, (R, B, *out, a.shape[-1]))
@@ -181,7 +193,7 @@ class StackedModel:
             x = ops.where(keep, ops.divide(x, ops.subtract(1.0, rate)), 0.0)
         h = x
         for layer in range(lay.depth):
-            z = ops.add(ops.matmul(h, params[at.dense[layer]]), params[at.dense[layer] + 1])
+            z = _plus(ops, ops.matmul(h, params[at.dense[layer]]), params[at.dense[layer] + 1])
             mask = consts["masks"][layer]
             if norms[layer] and not norms[layer][1]:  # Dense -> Norm -> Activation
                 z = self._normalise(layer, z, params, consts, mask, valid, updates)
@@ -204,7 +216,7 @@ class StackedModel:
                 a = ops.where(consts["first"][layer] > 0, a, after) if lay.any_first[layer] \
                     else after
             h = a if layer == 0 else ops.where(consts["real"][layer] > 0, a, h)
-        out = ops.add(ops.matmul(h, params[at.dense[-1]]), params[at.dense[-1] + 1])
+        out = _plus(ops, ops.matmul(h, params[at.dense[-1]]), params[at.dense[-1] + 1])
         return self.out_act(out)
 
     def batch_loss(self, params: Sequence[Any], consts: dict, order: Any, epoch: Any,
@@ -245,8 +257,31 @@ class StackedModel:
         total = ops.sum(ops.multiply(per_sample, weights), axis=1)
         count = ops.maximum(ops.sum(valid, axis=1), 1.0)
         losses = ops.divide(total, count)
+        if self.lay.penalty_terms:  # each replica's model.losses, added as Keras adds them
+            losses = ops.add(losses, self.penalty(params, consts, per_replica=True))
         loss = ops.sum(losses)
         return (loss, (updates, losses)) if aux else loss
+
+    def penalty(self, params: Sequence[Any], consts: dict, per_replica: bool = False) -> Any:
+        """Every replica's regularization penalty, summed (``per_replica``: (R,)): what
+        ``model.losses`` adds to its loss.
+
+        Keras' own ``L1(1.0)`` and ``L2(1.0)`` of each replica's slice of a
+        weight, times that replica's coefficient: its ``L1(l1)`` or ``L2(l2)``
+        (``l * sum``), with the same gradient, ``l * sign(w)`` or ``l * 2w``.
+        Padding starts at zero and reaches no real unit (masked outputs, zero
+        inputs), so it never changes a replica's result (under JAX, whose
+        ``abs`` has gradient 1 at 0, L1 moves padded weights; nothing reads them).
+        """
+        ops, keras = self.ops, self.keras
+        units = {"l1": keras.regularizers.L1(1.0), "l2": keras.regularizers.L2(1.0)}
+        out = None
+        for (layer, which, kind), coef in zip(self.lay.penalty_terms, consts["penalty"]):
+            index = self.slots.dense[layer] + which  # layer -1: the output layer
+            each = ops.vectorized_map(units[kind], params[index])  # (R,)
+            term = ops.multiply(ops.reshape(coef, (-1,)), each)
+            out = term if out is None else ops.add(out, term)
+        return out if per_replica else ops.sum(out)
 
     def epoch_order(self, consts: dict, epoch: Any, n_pad: int) -> Any:
         """Each replica's rows in epoch ``epoch``'s order, padded: (R, n_pad).

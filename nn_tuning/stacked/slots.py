@@ -27,7 +27,8 @@ import numpy as np
 
 from .compiled import exact_loop
 from .engine import _predict, predict_chunk_rows
-from .layout import Layout, Replica, layout, stack_consts, stacked_params, unstack, write_replica
+from .layout import (Layout, Replica, layout, penalties, stack_consts, stacked_params, unstack,
+                     write_replica)
 from .structure import Structure
 
 __all__ = ["SlotStack"]
@@ -76,7 +77,8 @@ class SlotStack:
         if s.group != self.structure.group or s.variant not in env.variants \
                 or len(s.hidden) > env.depth \
                 or -(-len(replica.rows) // self.batch_size) != self.steps \
-                or (s.input_dropout and not env.any_input_dropout):
+                or (s.input_dropout and not env.any_input_dropout) \
+                or not set(penalties([s])[0]) <= set(env.penalty_terms):
             return False
         for layer, h in enumerate(s.hidden):
             if h.units > env.width or h.activation not in env.acts[layer] \

@@ -10,9 +10,13 @@ N-D samples flattened first; Norm is a BatchNormalization or LayerNormalization
 (last axis, centred and scaled). It is compiled
 with one of :data:`SUPPORTED_LOSSES` and one of :data:`SUPPORTED_OPTIMIZERS`
 (an optimizer whose update is elementwise, so that the update of every
-replica's weights only reads that replica's gradient and state). Everything
-else gets :class:`NotStackable` with the reason, and trains on the
-per-configuration path.
+replica's weights only reads that replica's gradient and state). A Dense
+layer may carry Keras' own :data:`SUPPORTED_REGULARIZERS` on its kernel and
+bias (their strengths may differ between stack-mates), and the learning rate
+may be one of Keras' :data:`SUPPORTED_SCHEDULES` (its settings but the initial
+rate are part of the optimizer variant). Everything else gets
+:class:`NotStackable` with the reason, and trains on the per-configuration
+path.
 """
 
 from __future__ import annotations
@@ -23,13 +27,23 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SUPPORTED_ACTIVATIONS", "SUPPORTED_LOSSES", "SUPPORTED_OPTIMIZERS", "Conv", "Hidden",
-           "NotStackable", "Structure", "layer_weights", "read_structure", "weighted_layers"]
+__all__ = ["SUPPORTED_ACTIVATIONS", "SUPPORTED_LOSSES", "SUPPORTED_OPTIMIZERS",
+           "SUPPORTED_REGULARIZERS", "SUPPORTED_SCHEDULES", "Conv", "Hidden", "NotStackable",
+           "Structure", "layer_weights", "read_structure", "weighted_layers"]
 
 SUPPORTED_ACTIVATIONS = ("relu", "linear", "tanh", "sigmoid", "softmax", "elu", "selu", "gelu",
                          "silu", "softplus", "leaky_relu")
 SUPPORTED_OPTIMIZERS = ("SGD", "Adam", "AdamW", "Adamax", "Nadam", "RMSprop", "Adagrad",
-                        "Adadelta")
+                        "Adadelta", "Lion", "Ftrl")
+# keras.regularizers classes a Dense kernel or bias may carry: each adds its coefficient
+# times a sum over the weight's elements, so a replica's penalty reads only its own slice.
+SUPPORTED_REGULARIZERS = ("L1", "L2", "L1L2")
+# keras.optimizers.schedules classes whose value is elementwise in the initial learning rate
+# and the step, so one call serves every replica at its own step count. CosineDecay with a
+# ``warmup_target`` is refused: it branches (``ops.cond``) on the step, one branch per stack.
+# PiecewiseConstantDecay has no initial rate: its values are all part of the variant.
+SUPPORTED_SCHEDULES = ("ExponentialDecay", "InverseTimeDecay", "PolynomialDecay", "CosineDecay",
+                       "CosineDecayRestarts", "PiecewiseConstantDecay")
 # Keras' loss functions by the names ``keras.losses.get`` resolves them to.
 SUPPORTED_LOSSES = ("mean_squared_error", "mean_absolute_error", "categorical_crossentropy",
                     "sparse_categorical_crossentropy", "binary_crossentropy")
@@ -95,9 +109,10 @@ class Structure:
 
     ``group`` is what replicas of one stack must share (input and output
     widths, output activation, loss); the rest (hidden widths, depth,
-    activations, dropout, optimizer type and settings, learning rate) may
-    differ. ``variant`` is the replica's optimizer (type and settings but the
-    learning rate): a stack runs one Keras optimizer per variant it holds.
+    activations, dropout, optimizer type and settings, learning rate,
+    regularizer strengths) may differ. ``variant`` is the replica's optimizer
+    (type and settings, a schedule's included, but the initial learning
+    rate): a stack runs one Keras optimizer per variant it holds.
     """
 
     input_dim: int
@@ -113,6 +128,9 @@ class Structure:
     convs: tuple[Conv, ...] = ()
     head: str = ""
     input_dropout: float = 0.0  # a Dropout before the first Dense layer (after a Flatten)
+    # Per Dense layer (hidden ones, then the output): (kernel L1, kernel L2, bias L1, bias L2)
+    # coefficients; () where no layer has a regularizer.
+    penalties: tuple[tuple[float, float, float, float], ...] = ()
 
     @property
     def group(self) -> tuple:
@@ -154,8 +172,10 @@ def _activation_name(fn: Any) -> str:
 
 
 def _check_weighted(layer: Any) -> None:
-    for attr in ("kernel_regularizer", "bias_regularizer", "activity_regularizer",
-                 "kernel_constraint", "bias_constraint"):
+    # A Dense layer's kernel and bias regularizers are read by _penalties; a Conv's refused.
+    dense = type(layer).__name__ == "Dense"
+    for attr in ((() if dense else ("kernel_regularizer", "bias_regularizer"))
+                 + ("activity_regularizer", "kernel_constraint", "bias_constraint")):
         if getattr(layer, attr, None) is not None:
             raise NotStackable(f"a {type(layer).__name__} layer has a {attr}")
     if not layer.use_bias:
@@ -165,6 +185,29 @@ def _check_weighted(layer: Any) -> None:
     if layer.dtype_policy.name != "float32":
         raise NotStackable(f"a {type(layer).__name__} layer computes in "
                            f"{layer.dtype_policy.name}")
+
+
+def _coefficients(layer: Any, attr: str) -> tuple[float, float]:
+    """(L1, L2) strengths of the layer's ``attr`` regularizer: (0, 0) where it has none."""
+    import keras
+
+    reg = getattr(layer, attr, None)
+    if reg is None:
+        return 0.0, 0.0
+    name = type(reg).__name__
+    if name not in SUPPORTED_REGULARIZERS or type(reg) is not getattr(keras.regularizers, name):
+        raise NotStackable(f"a Dense layer's {attr} is a {name}, not one of Keras' own "
+                           f"{', '.join(SUPPORTED_REGULARIZERS)}")
+    # keras.regularizers.L1 keeps its strength as a tensor, L2 and L1L2 as floats.
+    return (float(keras.ops.convert_to_numpy(getattr(reg, "l1", 0.0))),
+            float(keras.ops.convert_to_numpy(getattr(reg, "l2", 0.0))))
+
+
+def _penalties(dense: list[Any]) -> tuple[tuple[float, float, float, float], ...]:
+    """:attr:`Structure.penalties` of the model's Dense layers, in order."""
+    out = tuple(_coefficients(d, "kernel_regularizer") + _coefficients(d, "bias_regularizer")
+                for d in dense)
+    return out if any(any(c) for c in out) else ()
 
 
 def _chain(model: Any) -> list[Any]:
@@ -390,11 +433,46 @@ def _optimizer(model: Any) -> tuple[str, tuple, float]:
     for key in _MIXING_SETTINGS:
         if config.get(key) not in (None, False):
             raise NotStackable(f"optimizer setting {key}={config[key]!r} mixes replicas")
+    if name == "Ftrl" and config.get("beta"):
+        # Its per-replica term beta / (2 lr) goes through Keras' TensorFlow ops.add, which
+        # adds an (R, 1, 1) tensor along another axis when R equals a weight's dimension.
+        raise NotStackable(f"Ftrl with beta={config['beta']!r}: its per-replica beta / (2 lr) "
+                           "would be added along the wrong axis; beta=0 stacks")
     lr = config.pop("learning_rate")
     if not isinstance(lr, (int, float)):
-        raise NotStackable(f"learning rate {lr!r} is a schedule")
+        lr = _schedule(opt, config)
     config.pop("name", None)
     return name, tuple(sorted((k, repr(v)) for k, v in config.items())), float(lr)
+
+
+def _schedule(opt: Any, config: dict) -> float:
+    """The initial learning rate of ``opt``'s schedule; its class and other settings go in
+    ``config["learning_rate_schedule"]`` (so in the optimizer variant)."""
+    import keras
+
+    schedule = opt._learning_rate  # the schedule object (get_config holds it serialised)
+    name = type(schedule).__name__
+    if name not in SUPPORTED_SCHEDULES \
+            or type(schedule) is not getattr(keras.optimizers.schedules, name):
+        raise NotStackable(f"learning rate schedule {name} is not one of "
+                           f"{', '.join(SUPPORTED_SCHEDULES)}")
+    settings = schedule.get_config()
+    if settings.get("warmup_target") is not None:
+        raise NotStackable("a CosineDecay schedule with a warmup_target branches on the step "
+                           "count, which differs between replicas")
+    settings.pop("name", None)
+    if name == "PiecewiseConstantDecay":  # the first value stands for the rate, as reported
+        settings = {k: list(settings[k]) for k in ("boundaries", "values")}
+        lr = settings["values"][0]
+    else:
+        lr = settings.pop("initial_learning_rate")
+    plain = (bool, int, float, type(None))
+    if not isinstance(lr, (int, float)) or not all(
+            isinstance(v, plain) or (isinstance(v, list) and all(isinstance(x, plain) for x in v))
+            for v in settings.values()):
+        raise NotStackable(f"the {name} schedule's settings are not plain numbers")
+    config["learning_rate_schedule"] = (name, tuple(sorted(settings.items())))
+    return lr
 
 
 def read_structure(model: Any) -> Structure:
@@ -417,7 +495,7 @@ def read_structure(model: Any) -> Structure:
         output_units=int(out_layer.units), output_activation=out_act,
         loss=loss, loss_kwargs=loss_kwargs, optimizer=optimizer, optimizer_config=config,
         learning_rate=lr, sample_shape=sample_shape, convs=convs, head=head,
-        input_dropout=input_dropout,
+        input_dropout=input_dropout, penalties=_penalties([block[0] for block in blocks]),
     )
 
 

@@ -53,10 +53,11 @@ def functional_classifier(units=8, lr=0.01):
 
 
 def batchnorm_mlp(units=12, lr=0.01):
-    """Dense -> BatchNormalization -> Activation, the order the BatchNormalization paper uses."""
+    """Dense -> BatchNormalization -> Activation, the order the BatchNormalization paper uses,
+    the kernels L2-regularized."""
     model = keras.Sequential([keras.Input((4,))])
     for _ in range(2):
-        model.add(keras.layers.Dense(units))
+        model.add(keras.layers.Dense(units, kernel_regularizer=keras.regularizers.L2(1e-3)))
         model.add(keras.layers.BatchNormalization())
         model.add(keras.layers.Activation("relu"))
     model.add(keras.layers.Dense(3, activation="softmax"))
@@ -178,8 +179,8 @@ CORPUS = [
     (functional_classifier, "iris", [{"units": 8}, {"units": 5, "lr": 0.03}], None),
     (batchnorm_mlp, "iris", [{"units": 12}, {"units": 6, "lr": 0.003}], None),
     (layernorm_mlp, "diabetes", [{"units": 12}, {"units": 6, "lr": 0.003}], None),
-    (regularized_mlp, "diabetes", [{"units": 12}, {"units": 6}], "kernel_regularizer"),
-    (scheduled_mlp, "diabetes", [{"units": 12}, {"units": 6, "lr": 0.03}], "schedule"),
+    (regularized_mlp, "diabetes", [{"units": 12}, {"units": 6}], None),
+    (scheduled_mlp, "diabetes", [{"units": 12}, {"units": 6, "lr": 0.03}], None),
     (mnist_convnet, "digits", [{"filters": 4}, {"filters": 4, "lr": 0.003}], None),
     (lambda **kw: mnist_convnet(size=28, **kw), "digits28", [{"filters": 3}, {"filters": 3,
                                                                              "lr": 0.003}], None),

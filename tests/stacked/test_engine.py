@@ -35,8 +35,9 @@ from nn_tuning.stacked.loops import _optimizers
 from nn_tuning.stacked.model import StackedModel
 from nn_tuning.stacked.structure import Hidden, Structure, layer_weights, weighted_layers
 
-# Measured: 0 ulp for SGD, Adam, AdamW, Adamax and Nadam, 2 for RMSprop,
-# Adagrad and Adadelta (a square root or division fused differently in a graph).
+# Measured: 0 ulp for SGD, Adam, AdamW, Adamax, Nadam and Lion, 2 for RMSprop,
+# Adagrad and Adadelta, 3 for Ftrl (a square root, power or division fused differently
+# in a graph).
 ULP_BOUND = 4
 
 
@@ -300,6 +301,19 @@ def test_replica_does_not_depend_on_stack_mates(adv):
             np.testing.assert_allclose(k1, k2, rtol=1e-5, atol=1e-6)
             np.testing.assert_allclose(k3, k2, rtol=1e-5, atol=1e-6)
             np.testing.assert_allclose(b1, b2, rtol=1e-5, atol=1e-6)
+
+
+def test_as_many_replicas_as_rows_in_a_batch_train_as_one(adv):
+    """Keras' TensorFlow ops.add once added the (R, 1, 1) output biases along the batch axis."""
+    X, Y, folds = adv
+    models = [_build(mlp_regressor, dict(neurons=4), input_dim=3) for _ in range(8)]
+    replicas = [Replica(read_structure(m), _weights(m), folds[0][0][:64], seed=i)
+                for i, m in enumerate(models)]
+    together = train_stack(replicas, X, Y, epochs=1, batch_size=8).weights[3]
+    alone = train_stack(replicas[3:4], X, Y, epochs=1, batch_size=8).weights[0]
+    for (k1, b1), (k2, b2) in zip(together, alone):
+        np.testing.assert_allclose(k1, k2, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(b1, b2, rtol=1e-5, atol=1e-6)
 
 
 def test_unequal_fold_sizes_train_each_replica_on_its_own_rows(adv):

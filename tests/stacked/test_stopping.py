@@ -22,7 +22,7 @@ from nn_tuning.stacked import NotStackable, Replica, epoch_orders, read_structur
 from nn_tuning.stacked.halving import RungTrainer
 from nn_tuning.stacked.plan import stacked_trials
 from nn_tuning.stacked.stopping import Monitoring, monitoring, obstacle, split_rows
-from nn_tuning.stacked.structure import weighted_layers
+from nn_tuning.stacked.structure import layer_weights, weighted_layers
 from nn_tuning.wrappers import KerasRegressor
 
 
@@ -136,6 +136,32 @@ def test_unshuffled_stack_is_model_fit_with_validation_split(advertising):
                            shuffle=False, callbacks=[own], verbose=0)
         _same(result, r, model, own, fitted)
     assert 0 in result.stopped_epochs and max(result.stopped_epochs) > 0
+
+
+def test_regularization_penalties_count_in_loss_and_val_loss(advertising):
+    """Keras adds model.losses (here L2 kernels) to both the epoch's loss and val_loss."""
+    X, y = advertising
+    X, Y = X[:120], y[:120].reshape(-1, 1)
+
+    def build():
+        keras.utils.set_random_seed(3)
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(
+            6, activation="relu", kernel_regularizer=keras.regularizers.L2(0.05)),
+            keras.layers.Dense(1, kernel_regularizer=keras.regularizers.L2(0.01))])
+        model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse")
+        return model
+
+    model = build()
+    rep = Replica(read_structure(model), layer_weights(model), np.arange(120), seed=0,
+                  shuffle=False)
+    rule = dict(monitor="val_loss", patience=1, min_delta=5.0)
+    watched = monitoring({"validation_split": 0.25,
+                          "callbacks": [keras.callbacks.EarlyStopping(**rule)]})
+    result = train_stack([rep], X, Y, epochs=8, batch_size=30, monitoring=watched)
+    model, own = build(), keras.callbacks.EarlyStopping(**rule)
+    fitted = model.fit(X, Y, validation_split=0.25, batch_size=30, epochs=8, shuffle=False,
+                       callbacks=[own], verbose=0)
+    _same(result, 0, model, own, fitted)
 
 
 class _Quieter(keras.callbacks.EarlyStopping):
