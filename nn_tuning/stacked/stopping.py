@@ -231,7 +231,7 @@ def val_losses(model: Any, predictions: Sequence[np.ndarray], targets: Sequence[
     Keras loss function); per batch of ``batch_size`` rows the loss's mean
     (the compiled loss reduces ``sum_over_batch_size``), then Keras' ``Mean``
     metric weighted by the rows of each batch, in float32. (Keras' loss also
-    adds the model's regularization penalties; stacked models hold none.)
+    adds the model's regularization penalties: the engine adds each replica's.)
     """
     import keras
 
