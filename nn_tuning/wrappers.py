@@ -206,17 +206,16 @@ class _FastWrapperMixin:
 
         Before :meth:`initial_model` only the fit settings are known; after
         it, the feature encoding too (a stack feeds the features as given).
-        Class weights, sample weights and ``shuffle=False`` stack; each other
-        fit setting has its own reason.
+        Class weights, sample weights, ``shuffle=False``, ``validation_split``
+        and Keras' EarlyStopping on ``loss`` or ``val_loss`` stack
+        (:mod:`nn_tuning.stacked.stopping`); each other fit setting has its
+        own reason.
         """
+        from .stacked.stopping import obstacle
+
         params = self.get_params()
-        if params.get("validation_split"):
-            return f"fit setting validation_split={params['validation_split']!r} is not stacked yet"
-        if params.get("callbacks"):
-            given = params["callbacks"]
-            given = given if isinstance(given, (list, tuple)) else [given]
-            names = ", ".join(getattr(cb, "__name__", type(cb).__name__) for cb in given)
-            return f"fit setting callbacks=[{names}] is not stacked yet"
+        if (reason := obstacle(params)) is not None:
+            return reason
         if not isinstance(params.get("shuffle", True), bool):
             return f"fit setting shuffle={params['shuffle']!r} is not stacked yet"
         encoder = getattr(self, "feature_encoder_", None)

@@ -342,13 +342,14 @@ epochs = 2
 cv = 2
 [training.fit]
 class_weight = "balanced"
+validation_split = 0.25
 early_stopping = { monitor = "loss", patience = 1 }
 [strategies.manual]
 configs = [{ neurons = 4 }, { neurons = 6 }]
 """)
     out = tmp_path / "out"
     assert cli.main(["run", str(config), "--out", str(out), "--quiet", "--device", "cpu"]) == 0
-    reason = "fit setting callbacks=[EarlyStopping] is not stacked yet"
+    reason = "fit setting validation_split with class_weight is not stacked yet"
     err = capsys.readouterr().err
     assert err.count(f"nn-tune: not stacked, trained one configuration at a time: {reason}") == 1
     summary = json.loads((out / "manual" / "summary.json").read_text())

@@ -220,14 +220,15 @@ def test_the_stacking_seam_scores_given_outputs_as_predict_would(iris):
     expected = float(np.mean(np.argmax(outputs, axis=1) == y))
     assert est.score_outputs(scorer, outputs, X, y) == pytest.approx(expected)
     assert "_given_outputs" not in vars(est) and "_predict_raw" not in vars(est)
-    assert KerasClassifier(mlp_classifier, validation_split=0.2).stacking_obstacle() \
-        == "fit setting validation_split=0.2 is not stacked yet"
+    assert KerasClassifier(mlp_classifier, validation_split=0.2).stacking_obstacle() is None
 
 
 def test_stacking_obstacles_name_the_fit_setting():
     stop = keras.callbacks.EarlyStopping(monitor="loss")
-    assert KerasClassifier(mlp_classifier, callbacks=[stop]).stacking_obstacle() \
-        == "fit setting callbacks=[EarlyStopping] is not stacked yet"
+    assert KerasClassifier(mlp_classifier, callbacks=[stop]).stacking_obstacle() is None
+    assert KerasClassifier(mlp_classifier, callbacks=[keras.callbacks.TerminateOnNaN()]
+                           ).stacking_obstacle() \
+        == "fit setting callbacks=[TerminateOnNaN] is not stacked yet"
     assert KerasRegressor(mlp_regressor, shuffle="batch").stacking_obstacle() \
         == "fit setting shuffle='batch' is not stacked yet"
     # These stack: the engine weighs rows and keeps their order as model.fit does.

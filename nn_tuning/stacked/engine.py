@@ -27,6 +27,10 @@ backend. Batches follow ``model.fit``'s rules (each epoch a new
 permutation of the replica's rows, the last batch smaller); all replicas of
 a stack take the same number of steps per epoch.
 
+A fit's ``validation_split`` and Keras' ``EarlyStopping`` are honoured per
+replica (:mod:`.stopping`): such a stack trains one epoch per call and each
+replica stops, frozen, where its own ``model.fit`` would.
+
 Two drivers run the loop (:mod:`.loops`): TensorFlow (``tf.function`` of
 nested ``tf.while_loop`` s, stateful variables, ``optimizer.apply``) and JAX
 (``jax.jit`` of nested ``fori_loop`` s, ``optimizer.stateless_apply``). Keras
@@ -36,7 +40,8 @@ and the backend are imported when a stack trains, not when this module is.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -44,6 +49,7 @@ from .compiled import fitting_loop
 from .layout import (Layout, Replica, conv_shapes, layout, stack_consts, stacked_params,
                      steps_per_epoch, unstack)
 from .model import StackedModel
+from .stopping import Monitoring, Watchers, split_rows, val_losses
 from .structure import Structure
 
 __all__ = ["Replica", "StackResult", "conv_sizes", "epoch_orders", "feed", "predict_chunk_rows", "stack_bytes",
@@ -58,6 +64,12 @@ class StackResult:
     seconds: float = 0.0
     predictions: list[np.ndarray] | None = None
     epochs: int = 0  # epochs trained (fewer than asked when a deadline stopped the stack)
+    # Per replica, Keras' EarlyStopping.stopped_epoch: the 0-based epoch after which it
+    # stopped, 0 where it trained every epoch (or None: no early stopping asked).
+    stopped_epochs: list[int] | None = None
+    # Per replica with early stopping, as Keras' History.history: "loss" (and "val_loss")
+    # per epoch it trained.
+    history: list[dict[str, list[float]]] | None = None
 
 
 def stack_bytes(n_replicas: int, depth: int, width: int, n_inputs: int, n_outputs: int,
@@ -110,7 +122,8 @@ def segment_epochs(epochs: int) -> int:
 
 def train_stack(replicas: Sequence[Replica], X: np.ndarray, Y: np.ndarray, *, epochs: int,
                 batch_size: int, predict_rows: Sequence[np.ndarray] | None = None,
-                deadline: float | None = None) -> StackResult:
+                deadline: float | None = None,
+                monitoring: Monitoring | None = None) -> StackResult:
     """Train every replica for ``epochs`` epochs of ``batch_size`` on its own rows of X, Y.
 
     With ``predict_rows`` (one index array per replica), the result's
@@ -119,26 +132,61 @@ def train_stack(replicas: Sequence[Replica], X: np.ndarray, Y: np.ndarray, *, ep
     in segments of :func:`segment_epochs` and stops at the first segment
     boundary past it: the result's ``epochs`` says how far it got (each
     replica exactly as far as its own ``model.fit`` of that many epochs).
+
+    With ``monitoring`` (:mod:`.stopping`), each replica trains on the first
+    part of its rows and validates on the last ``validation_split`` of them,
+    as ``model.fit(validation_split=...)`` does; with an ``EarlyStopping``
+    rule the stack trains one epoch per call and each replica stops (and is
+    frozen, its weights restored as Keras restores them) as its own
+    ``model.fit`` with that callback would. The result's ``epochs`` stays the
+    epochs asked when every replica stopped early (each trained as far as its
+    own fit with the callback); ``stopped_epochs`` says where each stopped.
     """
     import time
 
     start = time.perf_counter()
+    rule = monitoring or Monitoring()
+    val_rows: list[np.ndarray] = []
+    if rule.validation_split:  # Keras splits before it shuffles: the last part validates
+        parts = [split_rows(np.asarray(r.rows), rule.validation_split) for r in replicas]
+        replicas = [replace(r, rows=train, row_weights=None if r.row_weights is None
+                            else r.row_weights[:len(train)])
+                    for r, (train, _) in zip(replicas, parts)]
+        val_rows = [valid for _, valid in parts]
     steps = steps_per_epoch(replicas, batch_size)
     n_pad = steps * batch_size
     Y = np.asarray(Y)
     X, Y = feed(X, replicas[0].structure), Y.astype("float32") if Y.dtype.kind == "f" else Y
-    segment = epochs if deadline is None else segment_epochs(epochs)
+    segment = 1 if rule.stops else epochs if deadline is None else segment_epochs(epochs)
     # A kept loop whose envelope covers these replicas, or a new one: padded to its shapes.
     compiled, padded, lay, at = fitting_loop(replicas, X, Y, epochs=segment, steps=steps,
                                              n_pad=n_pad, batch_size=batch_size)
     consts = stack_consts(padded, lay, X, Y, n_pad)
     trained, state, done = stacked_params(padded, lay), None, 0
+    lr = lay.lr.copy()
+    watchers = Watchers(rule, at) if rule.stops else None
+    if watchers is not None:
+        watchers.begin(trained)
     while done < epochs:
         consts["epoch0"][:] = done
-        trained, state = compiled.run(trained, consts, lay.lr, state)
+        trained, state = compiled.run(trained, consts, lr, state)
         done += segment
+        if watchers is not None:
+            logs = _epoch_logs(compiled, lay, trained, X, Y, watchers, consts, val_rows,
+                               rule.validation_batch_size or batch_size)
+            # A stopped replica's learning rate is 0 from now on: its stack-mates go on.
+            lr[watchers.epoch_end(done - 1, trained, logs)] = 0.0
+            if not watchers.running():  # each replica as far as its own fit: all of it
+                done = epochs
+                break
         if deadline is not None and time.perf_counter() >= deadline:
             break
+    stopped_epochs = history = None
+    if watchers is not None:
+        history = watchers.history
+        watchers.end(trained)
+        trained = watchers.write_back(trained)
+        stopped_epochs = watchers.stopped_epochs()
     finite = [all(np.isfinite(p[r]).all() for p in trained) for r in at]
     predictions = None
     if predict_rows is not None:
@@ -149,7 +197,34 @@ def train_stack(replicas: Sequence[Replica], X: np.ndarray, Y: np.ndarray, *, ep
         predictions = [out[r] for r in at]
     weights = unstack(trained, padded, lay)
     return StackResult([weights[r] for r in at], finite, time.perf_counter() - start,
-                       predictions, done)
+                       predictions, done, stopped_epochs, history)
+
+
+def _epoch_logs(loop: Any, lay: Layout, params: list[np.ndarray], X: np.ndarray,
+                Y: np.ndarray, watchers: Watchers, consts: dict, val_rows: Sequence[np.ndarray],
+                batch_size: int) -> dict[int, dict[str, float]]:
+    """The epoch's logs (``loss``, and ``val_loss`` with a validation part) of each replica
+    still running, by its index among the given replicas, after a one-epoch run of ``loop``."""
+    running = watchers.running()
+    n_rows = consts["n_rows"].ravel()
+    logs = {i: {"loss": float(np.float32(loop.loss_sums[r] / np.float32(n_rows[r])))}
+            for i, r in ((i, watchers.slots[i]) for i in running)}
+    if not len(val_rows):
+        return logs
+    rows = [np.zeros(0, "int64")] * len(lay.lr)
+    for i in running:
+        rows[watchers.slots[i]] = val_rows[i]
+    out = _predict(loop.model, lay, params, X, rows, predict_chunk_rows(batch_size))
+    losses = val_losses(loop.model, [out[watchers.slots[i]] for i in running],
+                        [Y[val_rows[i]] for i in running], batch_size)
+    penalty = None
+    if loop.model.lay.penalty_terms:  # Keras' evaluate adds model.losses too
+        penalty = np.asarray(loop.model.ops.convert_to_numpy(
+            loop.model.penalty(params, consts, per_replica=True)), "float32")
+    for i, loss in zip(running, losses):
+        extra = 0.0 if penalty is None else penalty[watchers.slots[i]]
+        logs[i]["val_loss"] = float(np.float32(np.float32(loss) + np.float32(extra)))
+    return logs
 
 
 def feed(X: np.ndarray, structure: Structure) -> np.ndarray:

@@ -24,6 +24,8 @@ import numpy as np
 from .engine import Replica
 from .plan import Built, _score, _steps_split, _targets, build, fold_replica
 from .slots import SlotStack
+from .stopping import Monitoring
+from .structure import NotStackable
 
 __all__ = ["Live", "RungTrainer"]
 
@@ -124,7 +126,11 @@ class RungTrainer:
 
     def build(self, index: int, params: Mapping[str, Any]) -> Built:
         """Build a configuration (NotStackable if it cannot stack)."""
-        return build(self.protocol, self.X, self.y, index, params)
+        b = build(self.protocol, self.X, self.y, index, params)
+        if b.monitoring != Monitoring():  # slot stacks train rungs, not Keras' fit with a split
+            raise NotStackable("successive halving in a stack does not honour validation_split "
+                               "or EarlyStopping")
+        return b
 
     def free_slots(self) -> int:
         """Configuration slots free in the banks (a new bank brings ``capacity`` more)."""

@@ -223,8 +223,9 @@ class StackedModel:
                    step: Any, aux: bool = False) -> Any:
         """Sum over replicas of each replica's mean loss on batch ``step`` of ``order``.
 
-        With ``aux``, (loss, updates): the BatchNormalization moving statistics'
-        new values, as (param index, value) pairs (:meth:`forward`).
+        With ``aux``, (loss, (updates, losses)): the BatchNormalization moving
+        statistics' new values, as (param index, value) pairs (:meth:`forward`),
+        and each replica's mean loss, (R,) (what Keras' loss tracker averages).
         """
         ops, bs = self.ops, self.batch_size
         start = ops.multiply(step, bs)
@@ -255,13 +256,15 @@ class StackedModel:
             weights = ops.multiply(valid, ops.take_along_axis(consts["W"], rows, axis=1))
         total = ops.sum(ops.multiply(per_sample, weights), axis=1)
         count = ops.maximum(ops.sum(valid, axis=1), 1.0)
-        loss = ops.sum(ops.divide(total, count))
-        if self.lay.penalty_terms:
-            loss = ops.add(loss, self.penalty(params, consts))
-        return (loss, updates) if aux else loss
+        losses = ops.divide(total, count)
+        if self.lay.penalty_terms:  # each replica's model.losses, added as Keras adds them
+            losses = ops.add(losses, self.penalty(params, consts, per_replica=True))
+        loss = ops.sum(losses)
+        return (loss, (updates, losses)) if aux else loss
 
-    def penalty(self, params: Sequence[Any], consts: dict) -> Any:
-        """Every replica's regularization penalty, summed: what ``model.losses`` adds to its loss.
+    def penalty(self, params: Sequence[Any], consts: dict, per_replica: bool = False) -> Any:
+        """Every replica's regularization penalty, summed (``per_replica``: (R,)): what
+        ``model.losses`` adds to its loss.
 
         Keras' own ``L1(1.0)`` and ``L2(1.0)`` of each replica's slice of a
         weight, times that replica's coefficient: its ``L1(l1)`` or ``L2(l2)``
@@ -275,10 +278,10 @@ class StackedModel:
         out = None
         for (layer, which, kind), coef in zip(self.lay.penalty_terms, consts["penalty"]):
             index = self.slots.dense[layer] + which  # layer -1: the output layer
-            per_replica = ops.vectorized_map(units[kind], params[index])  # (R,)
-            term = ops.sum(ops.multiply(ops.reshape(coef, (-1,)), per_replica))
+            each = ops.vectorized_map(units[kind], params[index])  # (R,)
+            term = ops.multiply(ops.reshape(coef, (-1,)), each)
             out = term if out is None else ops.add(out, term)
-        return out
+        return out if per_replica else ops.sum(out)
 
     def epoch_order(self, consts: dict, epoch: Any, n_pad: int) -> Any:
         """Each replica's rows in epoch ``epoch``'s order, padded: (R, n_pad).

@@ -33,6 +33,7 @@ from ..fast_fit import clear_engines
 from ..space import config_key
 from .clock import timed
 from .engine import Replica, conv_sizes, stack_bytes, train_stack
+from .stopping import Monitoring, monitoring, training_rows
 from .structure import NotStackable, Structure, layer_weights, read_structure
 
 __all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_REPLICAS", "Built", "build", "chunk_trials",
@@ -62,6 +63,8 @@ class Built:
     weights: list[tuple[np.ndarray, np.ndarray]]
     epochs: int
     batch_size: int
+    # The fit's validation_split and EarlyStopping rule (one per stack: part of its group).
+    monitoring: Monitoring = Monitoring()
 
 
 def replica_seed(seed: int, params: Mapping[str, Any], fold: int) -> int:
@@ -126,13 +129,23 @@ def _build(protocol: Any, X: np.ndarray, y: np.ndarray, index: int,
     # Scoring needs the estimator's encoders, never its model (the stack's outputs
     # stand in for its predictions): the model is dropped here.
     batch_size = _fit_arg(est, "batch_size", 32)
+    watch = monitoring(est.get_params())
+    if watch.validation_split and protocol.sample_weight is not None:
+        raise NotStackable("fit setting validation_split with sample_weight is not stacked yet")
+    for train, _ in protocol.splits:
+        try:  # too few rows to split: the per-configuration path records the failed fit
+            training_rows(len(train), watch.validation_split)
+        except ValueError as exc:
+            raise NotStackable(str(exc)) from None
     return Built(index, dict(params), est, structure, weights, int(_fit_arg(est, "epochs", 1)),
-                 int(batch_size))
+                 int(batch_size), watch)
 
 
 def _group_key(b: Built, protocol: Any) -> tuple:
-    steps = {math.ceil(len(train) / b.batch_size) for train, _ in protocol.splits}
-    return (b.structure.group, tuple(sorted(steps)), b.batch_size, b.epochs)
+    split = b.monitoring.validation_split
+    steps = {math.ceil(training_rows(len(train), split) / b.batch_size)
+             for train, _ in protocol.splits}
+    return (b.structure.group, tuple(sorted(steps)), b.batch_size, b.epochs, b.monitoring)
 
 
 def plan_chunks(built: Sequence[Built], protocol: Any, *, max_replicas: int = DEFAULT_MAX_REPLICAS,
@@ -149,11 +162,13 @@ def plan_chunks(built: Sequence[Built], protocol: Any, *, max_replicas: int = DE
     return sorted(chunks, key=lambda c: c[0].index)
 
 
-def _steps_split(protocol: Any, batch_size: int) -> list[list[int]]:
+def _steps_split(protocol: Any, batch_size: int, validation_split: float = 0.0
+                 ) -> list[list[int]]:
     """Fold indices grouped by steps per epoch (replicas of one stack must agree)."""
     by_steps: dict[int, list[int]] = {}
     for k, (train, _) in enumerate(protocol.splits):
-        by_steps.setdefault(math.ceil(len(train) / batch_size), []).append(k)
+        steps = math.ceil(training_rows(len(train), validation_split) / batch_size)
+        by_steps.setdefault(steps, []).append(k)
     return list(by_steps.values())
 
 
@@ -167,7 +182,10 @@ def run_chunk(chunk: Sequence[Built], protocol: Any, X: np.ndarray, y: np.ndarra
     """Train one chunk (one stack per steps-per-epoch group of its folds) and score it.
 
     Yields (configuration, fold scores, seconds, failure reason, epochs trained)
-    per configuration. With a ``deadline``, the stack stops at the first
+    per configuration. With the estimator's ``validation_split`` and
+    ``EarlyStopping`` (:mod:`.stopping`), each fold trains and stops as its
+    own fit would; a fold stopped early still counts the epochs asked (its
+    fit with the callback ran to its end), so the trial's budget stays those. With a ``deadline``, the stack stops at the first
     segment of epochs past it (:func:`~nn_tuning.stacked.engine.train_stack`)
     and every fold trains that many epochs.
     A replica is scored by ``protocol.scorer`` on the configuration's own
@@ -180,7 +198,7 @@ def run_chunk(chunk: Sequence[Built], protocol: Any, X: np.ndarray, y: np.ndarra
     Y = _targets(first, y)
     trained: dict[tuple[int, int], tuple[np.ndarray, bool]] = {}
     epochs = first.epochs
-    for folds in _steps_split(protocol, first.batch_size):
+    for folds in _steps_split(protocol, first.batch_size, first.monitoring.validation_split):
         replicas, keys = [], []
         for b in chunk:
             for k in folds:
@@ -189,7 +207,8 @@ def run_chunk(chunk: Sequence[Built], protocol: Any, X: np.ndarray, y: np.ndarra
         # Only the first stack watches the deadline; the others train as far as it got.
         result = train_stack(replicas, X_fit, Y, epochs=epochs, batch_size=first.batch_size,
                              predict_rows=[protocol.splits[k][1] for _, k in keys],
-                             deadline=deadline if epochs == first.epochs else None)
+                             deadline=deadline if epochs == first.epochs else None,
+                             monitoring=first.monitoring)
         epochs = result.epochs
         for key, pred, ok in zip(keys, result.predictions, result.finite):
             trained[key] = (pred, ok)

@@ -120,6 +120,24 @@ def under_jax() -> dict:
                             ok = np.allclose(got, ref, rtol=1e-5, atol=1e-6)
                             cnn_step["ok"] = cnn_step.get("ok", True) and bool(ok)
 
+        # Early stopping (tests/stacked/test_stopping.py on TensorFlow): a rule no epoch
+        # satisfies stops every replica after epoch 1 and restores epoch 0's weights, which
+        # are a 1-epoch stack's on the same training rows.
+        from dataclasses import replace
+        from nn_tuning.stacked.stopping import monitoring, split_rows
+        es_reps = []
+        for i, c in enumerate(configs):
+            m = build(c)
+            es_reps.append(Replica(read_structure(m), [(d.kernel.numpy(), d.bias.numpy())
+                           for d in weighted_layers(m)], np.arange(120), seed=i))
+        never = keras.callbacks.EarlyStopping(patience=0, min_delta=1e9, restore_best_weights=True)
+        rule = monitoring({"validation_split": 0.25, "callbacks": [never]})
+        stopped = train_stack(es_reps, X, Y, epochs=10, batch_size=40, monitoring=rule)
+        first = train_stack([replace(r, rows=split_rows(r.rows, 0.25)[0]) for r in es_reps],
+                            X, Y, epochs=1, batch_size=40)
+        es = {"stopped": stopped.stopped_epochs, "epochs": stopped.epochs,
+              "gap": max(float(np.abs(a - b).max()) for wa, wb in zip(stopped.weights, first.weights)
+                         for pa, pb in zip(wa, wb) for a, b in zip(pa, pb))}
         # BatchNormalization after the activation (its moving statistics are carried in the
         # loop's state under JAX) and LayerNormalization: 6 epochs, 96 rows of 32.
         from nn_tuning.stacked.structure import layer_weights
@@ -145,7 +163,7 @@ def under_jax() -> dict:
                     norm_worst = max(norm_worst, float(np.linalg.norm(got - ref) /
                                                        max(np.linalg.norm(ref), 1e-12)))
     """) + textwrap.dedent(_SHUFFLE_REPLICAS) + textwrap.dedent("""
-        print(json.dumps({"before_wrappers": before, "labels": labels,
+        print(json.dumps({"early_stopping": es, "before_wrappers": before, "labels": labels,
                           "importers": sorted(set(importers)),
                           "backend": keras.backend.backend(), "worst": worst,
                           "cnn_worst": cnn_worst, "cnn_one_step": cnn_step["ok"],
@@ -162,6 +180,12 @@ def test_stack_matches_model_fit_under_jax(under_jax):
 def test_convolution_stack_matches_model_fit_under_jax(under_jax):
     assert under_jax["cnn_one_step"]  # rtol 1e-5, atol 1e-6
     assert under_jax["cnn_worst"]["10"] <= 1e-4
+
+
+def test_early_stopping_under_jax(under_jax):
+    assert under_jax["early_stopping"]["stopped"] == [1, 1]
+    assert under_jax["early_stopping"]["epochs"] == 10  # every replica ran its own fit out
+    assert under_jax["early_stopping"]["gap"] <= 1e-7
 
 
 def test_normalisation_stacks_match_model_fit_under_jax(under_jax):
