@@ -85,7 +85,11 @@ def engine_cache_info() -> dict[str, int]:
 
 
 def _signature(model: Any) -> tuple:
-    return tuple(tuple(v.shape) for v in model.variables)
+    # The optimizer's class and the dtype policy too: under mixed precision the same
+    # layers get a LossScaleOptimizer, whose variables an engine of plain Adam would
+    # copy out of step (a scalar into a kernel's momentum).
+    return (tuple(tuple(v.shape) for v in model.variables), type(model.optimizer).__name__,
+            model.dtype_policy.name)
 
 
 def _optimizer_variables(model: Any) -> list:

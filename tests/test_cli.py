@@ -156,14 +156,17 @@ def test_rerun_of_the_same_run_resumes(compared, capsys):
     assert after["resumed_trials"] == before["trials_run"] == after["trials_run"]
 
 
-def test_run_one_strategy_on_a_classifier(tmp_path, capsys):
-    config = _write(tmp_path / "iris.toml", """
+IRIS = """
 name = "iris"
 [data]
 dataset = "iris"
 [builder]
 name = "mlp_classifier"
-[space]
+"""
+
+
+def test_run_one_strategy_on_a_classifier(tmp_path, capsys):
+    config = _write(tmp_path / "iris.toml", IRIS + """[space]
 neurons = [4, 8]
 [training]
 epochs = 2
@@ -331,13 +334,7 @@ def test_console_script_reports_bad_config_without_traceback(tmp_path):
 
 
 def test_run_says_which_fit_settings_did_not_stack(tmp_path, capsys):
-    config = _write(tmp_path / "iris.toml", """
-name = "iris"
-[data]
-dataset = "iris"
-[builder]
-name = "mlp_classifier"
-[training]
+    config = _write(tmp_path / "iris.toml", IRIS + """[training]
 epochs = 2
 cv = 2
 [training.fit]

@@ -234,3 +234,14 @@ def test_a_library_user_sees_nothing_printed_and_no_warning_from_the_strategies(
     warned = [line for line in proc.stderr.splitlines()
               if re.search(r"(Deprecation|User|Convergence|FitFailed|Future)Warning", line)]
     assert warned == []
+
+
+def test_mixed_precision_after_the_same_model_in_float32(advertising):
+    """A cached fast-fit engine of the float32 model must not serve its mixed-precision twin."""
+    X, y = advertising
+    args = dict(strategy="grid", cv=2, epochs=1, batch_size=30, refit=False, engine="keras")
+    tune(mlp_regressor, SearchSpace(neurons=Choice([3])), X[:60], y[:60], **args)
+    result = tune(mlp_regressor, SearchSpace(neurons=Choice([3])), X[:60], y[:60],
+                  mixed_precision=True, **args)
+    assert (result.trials["state"] == "complete").all()
+    assert keras.config.dtype_policy().name == "float32"
