@@ -52,8 +52,8 @@ from .model import StackedModel
 from .stopping import Monitoring, Watchers, split_rows, val_losses
 from .structure import Structure
 
-__all__ = ["Replica", "StackResult", "conv_sizes", "epoch_orders", "feed", "predict_chunk_rows", "stack_bytes",
-           "train_stack"]
+__all__ = ["Replica", "StackResult", "conv_sizes", "epoch_orders", "feed", "predict_chunk_rows",
+           "stack_bytes", "train_stack"]
 
 @dataclass
 class StackResult:
