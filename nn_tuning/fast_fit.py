@@ -68,6 +68,7 @@ def clear_engines() -> None:
 
     Models built before stay usable; Keras' global seed is reset, so seed again
     (``keras.utils.set_random_seed``) before building the next seeded model.
+    The dtype policy, interactive logging and traceback filtering are kept.
     """
     import keras
 
@@ -75,7 +76,17 @@ def clear_engines() -> None:
     _engines.clear()
     _since_clear = 0
     _stats["clears"] += 1
+    # clear_session also resets the user's Keras settings: a mixed-precision
+    # run's later models would be built in float32. They are kept.
+    policy = keras.config.dtype_policy()
+    logging = keras.config.is_interactive_logging_enabled()
+    filtering = keras.config.is_traceback_filtering_enabled()
     keras.backend.clear_session(free_memory=True)
+    keras.config.set_dtype_policy(policy)
+    (keras.config.enable_interactive_logging if logging
+     else keras.config.disable_interactive_logging)()
+    (keras.config.enable_traceback_filtering if filtering
+     else keras.config.disable_traceback_filtering)()
     gc.collect()
 
 

@@ -245,3 +245,32 @@ def test_mixed_precision_after_the_same_model_in_float32(advertising):
                   mixed_precision=True, **args)
     assert (result.trials["state"] == "complete").all()
     assert keras.config.dtype_policy().name == "float32"
+
+
+def test_mixed_precision_survives_the_engine_cache_clearing_itself(advertising, monkeypatch):
+    """The fast path clears Keras' session every few configurations; Keras' clear_session
+    resets the global dtype policy, so the run's later models were built in float32."""
+    from nn_tuning import fast_fit
+
+    X, y = advertising
+    monkeypatch.setattr(fast_fit, "_CLEAR_EVERY", 1)
+    result = tune(mlp_regressor, SearchSpace(neurons=Choice([3, 4, 5])), X[:60], y[:60],
+                  strategy="grid", cv=2, epochs=1, batch_size=30, refit=False, engine="keras",
+                  mixed_precision=True)
+    assert (result.trials["state"] == "complete").all()
+    assert fast_fit.engine_cache_info()["clears"] >= 2
+    assert keras.config.dtype_policy().name == "float32"
+
+
+def test_clearing_the_engines_keeps_the_users_keras_settings():
+    from nn_tuning.fast_fit import clear_engines
+
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    keras.config.disable_interactive_logging()
+    try:
+        clear_engines()
+        assert keras.config.dtype_policy().name == "mixed_bfloat16"
+        assert not keras.config.is_interactive_logging_enabled()
+    finally:
+        keras.config.set_dtype_policy("float32")
+        keras.config.enable_interactive_logging()
