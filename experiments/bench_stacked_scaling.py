@@ -62,15 +62,14 @@ def cell(engine: str, rows: int, replicas: int) -> dict:
     import model_builders  # noqa: F401
     from nn_tuning.fast_fit import fit_all_epochs
     from nn_tuning.stacked import Replica, read_structure, train_stack
-    from nn_tuning.stacked.structure import dense_layers
+    from nn_tuning.stacked.structure import layer_weights
 
     X, y, idx = _data(rows)
     if engine == "stacked":
         reps, start = [], time.perf_counter()
         for r in range(replicas):
             m = _model(r)
-            reps.append(Replica(read_structure(m), [(d.kernel.numpy(), d.bias.numpy())
-                                                    for d in dense_layers(m)], idx, seed=r))
+            reps.append(Replica(read_structure(m), layer_weights(m), idx, seed=r))
         train_stack(reps, X, y, epochs=EPOCHS, batch_size=BATCH)
         seconds, trained = time.perf_counter() - start, replicas
     else:

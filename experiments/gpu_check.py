@@ -201,7 +201,7 @@ def stack_child(replicas: int, epochs: int, steady_runs: int) -> dict:
     seeds) reuse it, as later chunks of a study do."""
     keras, r2_score, model = _ready()
     from nn_tuning.stacked import Replica, read_structure, train_stack
-    from nn_tuning.stacked.structure import dense_layers
+    from nn_tuning.stacked.structure import layer_weights
 
     X, y, folds, np = _advertising()
 
@@ -212,8 +212,7 @@ def stack_child(replicas: int, epochs: int, steady_runs: int) -> dict:
             i = r // len(folds)
             if i not in built:
                 m = model(i, seed=offset + i)
-                built[i] = (read_structure(m), [(d.kernel.numpy(), d.bias.numpy())
-                                                for d in dense_layers(m)])
+                built[i] = (read_structure(m), layer_weights(m))
             structure, weights = built[i]
             reps.append(Replica(structure, weights, folds[r % len(folds)][0], seed=offset + r))
         result = train_stack(reps, X, y, epochs=epochs, batch_size=40,

@@ -165,3 +165,20 @@ def test_importing_nn_tuning_imports_neither_tensorflow_nor_scikeras():
     assert loaded == "[]"
     assert _fresh_import("from nn_tuning import tune, KerasRegressor; print(callable(tune))") \
         == "True"
+
+
+def test_every_name_the_experiments_import_from_the_project_exists():
+    """The benchmarks import inside their functions (imports before the clock): a renamed
+    function broke two of them unseen (``dense_layers``, now ``layer_weights``)."""
+    import importlib
+
+    missing = []
+    for path in sorted((PACKAGE.parent / "experiments").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and \
+                    node.module.split(".")[0] in ("nn_tuning", "model_builders"):
+                module = importlib.import_module(node.module)
+                missing += [f"{path.name}: {node.module}.{a.name}" for a in node.names
+                            if not hasattr(module, a.name)
+                            and not _module_exists(f"{node.module}.{a.name}")]
+    assert not missing, missing
