@@ -62,7 +62,7 @@ def cell(engine: str, rows: int, replicas: int) -> dict:
     import model_builders  # noqa: F401
     from nn_tuning.fast_fit import fit_all_epochs
     from nn_tuning.stacked import Replica, read_structure, train_stack
-    from nn_tuning.stacked.structure import layer_weights
+    from nn_tuning.stacked.read_model import layer_weights
 
     X, y, idx = _data(rows)
     if engine == "stacked":

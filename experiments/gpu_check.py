@@ -201,7 +201,7 @@ def stack_child(replicas: int, epochs: int, steady_runs: int) -> dict:
     seeds) reuse it, as later chunks of a study do."""
     keras, r2_score, model = _ready()
     from nn_tuning.stacked import Replica, read_structure, train_stack
-    from nn_tuning.stacked.structure import layer_weights
+    from nn_tuning.stacked.read_model import layer_weights
 
     X, y, folds, np = _advertising()
 

@@ -95,7 +95,7 @@ class Layout:
     norm_momentum: list[np.ndarray] | None = None
     # Regularization present: (Dense layer, kernel 0 or bias 1, "l1" or "l2") per term any
     # replica has (static: the loop computes these), and each term's (R, 1, 1) coefficients.
-    penalty_terms: tuple[tuple[int, int, str], ...] = ()
+    penalty_terms: tuple[tuple[str, int, int, str], ...] = ()
     penalty: list[np.ndarray] = field(default_factory=list)
 
 
@@ -272,22 +272,24 @@ def slots(lay: Layout) -> Slots:
 
 
 def penalties(structures: Sequence[Structure], at_least: Sequence[tuple] = ()
-              ) -> tuple[tuple[tuple[int, int, str], ...], list[np.ndarray]]:
+              ) -> tuple[tuple[tuple[str, int, int, str], ...], list[np.ndarray]]:
     """The regularization terms present (and ``at_least`` those), and each term's (R, 1, 1)
     coefficients (0 for a replica without it).
 
-    A term is (Dense layer, 0 for its kernel or 1 for its bias, ``"l1"`` or
-    ``"l2"``), the layer a hidden layer's index or -1 for the output layer
-    (:class:`Slots` says where its weights are).
+    A term is (``"conv"`` or ``"dense"``, layer, 0 for its kernel or 1 for
+    its bias, ``"l1"`` or ``"l2"``): a convolution's index, or a hidden Dense
+    layer's index or -1 for the output layer (:class:`Slots` says where
+    their weights are).
     """
-    found: dict[tuple[int, int, str], dict[int, float]] = {term: {} for term in at_least}
+    found: dict[tuple[str, int, int, str], dict[int, float]] = {term: {} for term in at_least}
     for r, s in enumerate(structures):
         for i, coefs in enumerate(s.penalties):
-            layer = i if i < len(s.hidden) else -1
+            j = i - len(s.convs)
+            place = ("conv", i) if j < 0 else ("dense", j if j < len(s.hidden) else -1)
             for which, kind, c in ((0, "l1", coefs[0]), (0, "l2", coefs[1]),
                                    (1, "l1", coefs[2]), (1, "l2", coefs[3])):
                 if c:
-                    found.setdefault((layer, which, kind), {})[r] = c
+                    found.setdefault((*place, which, kind), {})[r] = c
     terms = tuple(sorted(found))
     values = []
     for term in terms:

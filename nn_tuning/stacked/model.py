@@ -276,8 +276,9 @@ class StackedModel:
         ops, keras = self.ops, self.keras
         units = {"l1": keras.regularizers.L1(1.0), "l2": keras.regularizers.L2(1.0)}
         out = None
-        for (layer, which, kind), coef in zip(self.lay.penalty_terms, consts["penalty"]):
-            index = self.slots.dense[layer] + which  # layer -1: the output layer
+        for (place, layer, which, kind), coef in zip(self.lay.penalty_terms, consts["penalty"]):
+            # Dense layer -1: the output layer.
+            index = (self.slots.conv if place == "conv" else self.slots.dense)[layer] + which
             each = ops.vectorized_map(units[kind], params[index])  # (R,)
             term = ops.multiply(ops.reshape(coef, (-1,)), each)
             out = term if out is None else ops.add(out, term)

@@ -34,7 +34,8 @@ from ..space import config_key
 from .clock import timed
 from .engine import Replica, conv_sizes, stack_bytes, train_stack
 from .stopping import Monitoring, monitoring, training_rows
-from .structure import NotStackable, Structure, layer_weights, read_structure
+from .read_model import layer_weights, read_structure
+from .structure import NotStackable, Structure
 
 __all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_REPLICAS", "Built", "build", "chunk_trials",
            "estimated_bytes", "fold_replica", "plan_chunks", "run_chunk", "stacked_groups",

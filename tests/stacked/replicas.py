@@ -6,7 +6,7 @@ import keras
 
 from model_builders import mlp_regressor
 from nn_tuning.stacked import Replica, read_structure
-from nn_tuning.stacked.structure import weighted_layers
+from nn_tuning.stacked.read_model import weighted_layers
 
 
 def mlp_replica(seed, rows, optimizer, hidden, activation, lr, dropout=0.0):

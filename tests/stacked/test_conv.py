@@ -52,6 +52,42 @@ def test_cnn_15_epochs_match_model_fit(digits):
     assert score <= 1e-4
 
 
+def _regularized_cnn(conv_l2=0.0, conv_bias_l1=0.0, dense_l2=0.0, learning_rate=0.01, **_):
+    """Keras' regularizers on convolution kernels and biases (and a Dense kernel), strengths
+    differing between stack-mates; 0 means none, so some replicas have no regularizer."""
+    def reg(kind, value):
+        return getattr(keras.regularizers, kind)(value) if value else None
+
+    model = keras.Sequential([
+        keras.Input((8, 8, 1)),
+        keras.layers.Conv2D(4, 3, padding="same", activation="relu",
+                            kernel_regularizer=reg("L2", conv_l2),
+                            bias_regularizer=reg("L1", conv_bias_l1)),
+        keras.layers.MaxPooling2D(2),
+        keras.layers.Conv2D(4, 2, activation="relu", kernel_regularizer=reg("L2", conv_l2)),
+        keras.layers.Flatten(),
+        keras.layers.Dense(8, activation="relu", kernel_regularizer=reg("L2", dense_l2)),
+        keras.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss="sparse_categorical_crossentropy")
+    return model
+
+
+_REGULARIZED = [dict(conv_l2=1e-2, conv_bias_l1=1e-2), dict(conv_l2=3e-3, dense_l2=1e-2),
+                dict(learning_rate=0.003), dict(conv_bias_l1=5e-2, learning_rate=0.02)]
+
+
+@pytest.mark.parametrize("epochs", [1, 15])
+def test_convolution_regularizers_match_model_fit(digits, epochs):
+    X, y = digits
+    np.testing.assert_allclose(read_structure(_regularized_cnn(**_REGULARIZED[0])).penalties,
+                               [(0, 1e-2, 1e-2, 0), (0, 1e-2, 0, 0), (0, 0, 0, 0), (0, 0, 0, 0)])
+    folds = [(np.arange(0, 40 if epochs == 1 else 120), np.arange(120, 160))]
+    rel, score = _compare(_regularized_cnn, _REGULARIZED, X, y, folds, epochs, 40, {},
+                          _accuracy, run_eagerly=epochs == 1)
+    assert rel <= 1e-4 and score <= 1e-4
+
+
 def _seq_cnn(filters=4, units=8, learning_rate=0.01, **_):
     """A 1-D CNN on sequences, written with add() as the Keras guides do: valid padding,
     an Activation layer, average pooling, global average pooling."""
@@ -179,7 +215,7 @@ def test_dropout_on_the_flattened_input_drops_what_the_dense_layer_reads():
     from nn_tuning.stacked import Replica
     from nn_tuning.stacked.layout import layout, stack_consts, stacked_params
     from nn_tuning.stacked.model import StackedModel
-    from nn_tuning.stacked.structure import weighted_layers
+    from nn_tuning.stacked.read_model import weighted_layers
 
     model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
                               keras.layers.Dropout(0.5), keras.layers.Dense(3)])

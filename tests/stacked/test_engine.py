@@ -33,7 +33,8 @@ from nn_tuning.stacked import (
 from nn_tuning.stacked.layout import layout, stack_consts, stacked_params
 from nn_tuning.stacked.loops import _optimizers
 from nn_tuning.stacked.model import StackedModel
-from nn_tuning.stacked.structure import Hidden, Structure, layer_weights, weighted_layers
+from nn_tuning.stacked.read_model import layer_weights, weighted_layers
+from nn_tuning.stacked.structure import Hidden, Structure
 
 # Measured: 0 ulp for SGD, Adam, AdamW, Adamax, Nadam and Lion, 2 for RMSprop,
 # Adagrad and Adadelta, 3 for Ftrl (a square root, power or division fused differently

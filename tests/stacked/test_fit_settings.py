@@ -17,7 +17,7 @@ from sklearn.utils.class_weight import compute_class_weight, compute_sample_weig
 
 from model_builders import mlp_classifier, mlp_regressor
 from nn_tuning.stacked import Replica, epoch_orders, read_structure, train_stack
-from nn_tuning.stacked.structure import weighted_layers
+from nn_tuning.stacked.read_model import weighted_layers
 
 
 def _weights(model):

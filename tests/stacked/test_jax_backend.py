@@ -62,7 +62,7 @@ def under_jax() -> dict:
         import keras, numpy as np
         from model_builders import mlp_regressor
         from nn_tuning.stacked import Replica, epoch_orders, read_structure, train_stack
-        from nn_tuning.stacked.structure import weighted_layers
+        from nn_tuning.stacked.read_model import weighted_layers
 
         rng = np.random.default_rng(0)
         X = rng.normal(size=(120, 3)).astype("float32")
@@ -141,7 +141,7 @@ def under_jax() -> dict:
                          for pa, pb in zip(wa, wb) for a, b in zip(pa, pb))}
         # BatchNormalization after the activation (its moving statistics are carried in the
         # loop's state under JAX) and LayerNormalization: 6 epochs, 96 rows of 32.
-        from nn_tuning.stacked.structure import layer_weights
+        from nn_tuning.stacked.read_model import layer_weights
         def normed(kind):
             keras.utils.set_random_seed(9)
             m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(6, activation="relu"),

@@ -22,7 +22,7 @@ from nn_tuning.stacked import NotStackable, Replica, epoch_orders, read_structur
 from nn_tuning.stacked.halving import RungTrainer
 from nn_tuning.stacked.plan import stacked_trials
 from nn_tuning.stacked.stopping import Monitoring, monitoring, obstacle, split_rows
-from nn_tuning.stacked.structure import layer_weights, weighted_layers
+from nn_tuning.stacked.read_model import layer_weights, weighted_layers
 from nn_tuning.wrappers import KerasRegressor
 
 

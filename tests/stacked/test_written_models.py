@@ -20,7 +20,7 @@ from nn_tuning.result import TrialState
 from nn_tuning.stacked import NotStackable, Replica, compiled, read_structure, train_stack
 from nn_tuning.stacked.plan import stacked_trials
 from nn_tuning.stacked.slots import SlotStack
-from nn_tuning.stacked.structure import weighted_layers
+from nn_tuning.stacked.read_model import weighted_layers
 from tests.stacked.written import BATCH, CONFIGS, ROWS, build, compare, data
 
 

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 
 from nn_tuning.stacked import Replica, epoch_orders, read_structure, train_stack
-from nn_tuning.stacked.structure import weighted_layers
+from nn_tuning.stacked.read_model import weighted_layers
 
 ROWS, BATCH, EPOCHS = 64, 16, 15
 
