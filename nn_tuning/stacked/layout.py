@@ -93,10 +93,14 @@ class Layout:
     norms: tuple = ()
     norm_eps: list[np.ndarray] | None = None
     norm_momentum: list[np.ndarray] | None = None
-    # Regularization present: (Dense layer, kernel 0 or bias 1, "l1" or "l2") per term any
-    # replica has (static: the loop computes these), and each term's (R, 1, 1) coefficients.
+    # Regularization present: ("conv" or "dense", layer, kernel 0 or bias 1, "l1" or "l2")
+    # per term any replica has (static: the loop computes these), and each term's (R, 1, 1)
+    # coefficients.
     penalty_terms: tuple[tuple[str, int, int, str], ...] = ()
     penalty: list[np.ndarray] = field(default_factory=list)
+    # Per Dense layer (hidden ones, then the output): whether it has a bias, shared by the
+    # stack (Structure.group); () when all have. A missing bias stays a slot of zeros.
+    biases: tuple[bool, ...] = ()
 
 
 def conv_shapes(sample_shape: Sequence[int], signatures: Sequence[tuple]) -> list[tuple]:
@@ -208,6 +212,8 @@ def layout(replicas: Sequence[Replica], at_least: Layout | None = None) -> Layou
                       norm_momentum=[np.array([r.structure.hidden[i].norm[2] if r.structure
                                                .hidden[i].norm else 0.0 for r in replicas],
                                               "float32").reshape(R, 1, 1) for i in range(depth)])
+    if not all(s0.biases):
+        lay = replace(lay, biases=s0.biases)
     lay.penalty_terms, lay.penalty = penalties([r.structure for r in replicas],
                                                () if at_least is None else at_least.penalty_terms)
     return _with_convs(lay, replicas, at_least) if s0.convs else lay

@@ -171,6 +171,14 @@ class StackedModel:
         inv = ops.multiply(ops.rsqrt(ops.add(var, consts["norm_eps"][layer])), gamma)
         return ops.add(ops.multiply(v, inv), ops.subtract(beta, ops.multiply(mean, inv)))
 
+    def _bias(self, params: Sequence[Any], layer: int) -> Any:
+        """Dense layer ``layer``'s bias; times 0 where the stack's layer has none (its slot
+        then gets a zero gradient and, from zero, stays zero under every optimizer)."""
+        bias = params[self.slots.dense[layer] + 1]
+        if self.lay.biases and not self.lay.biases[layer]:
+            return self.ops.multiply(bias, 0.0)
+        return bias
+
     def forward(self, params: Sequence[Any], consts: dict, x: Any, drop_bits: Any = None,
                 valid: Any = None, updates: list | None = None) -> Any:
         """Outputs (R, B, out) of inputs x (R, B, *sample); dropout where ``drop_bits`` is given.
@@ -193,7 +201,7 @@ class StackedModel:
             x = ops.where(keep, ops.divide(x, ops.subtract(1.0, rate)), 0.0)
         h = x
         for layer in range(lay.depth):
-            z = _plus(ops, ops.matmul(h, params[at.dense[layer]]), params[at.dense[layer] + 1])
+            z = _plus(ops, ops.matmul(h, params[at.dense[layer]]), self._bias(params, layer))
             mask = consts["masks"][layer]
             if norms[layer] and not norms[layer][1]:  # Dense -> Norm -> Activation
                 z = self._normalise(layer, z, params, consts, mask, valid, updates)
@@ -216,7 +224,7 @@ class StackedModel:
                 a = ops.where(consts["first"][layer] > 0, a, after) if lay.any_first[layer] \
                     else after
             h = a if layer == 0 else ops.where(consts["real"][layer] > 0, a, h)
-        out = _plus(ops, ops.matmul(h, params[at.dense[-1]]), params[at.dense[-1] + 1])
+        out = _plus(ops, ops.matmul(h, params[at.dense[-1]]), self._bias(params, -1))
         return self.out_act(out)
 
     def batch_loss(self, params: Sequence[Any], consts: dict, order: Any, epoch: Any,

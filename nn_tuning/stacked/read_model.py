@@ -39,7 +39,7 @@ def _check_weighted(layer: Any) -> None:
     for attr in ("activity_regularizer", "kernel_constraint", "bias_constraint"):
         if getattr(layer, attr, None) is not None:
             raise NotStackable(f"a {type(layer).__name__} layer has a {attr}")
-    if not layer.use_bias:
+    if not layer.use_bias and type(layer).__name__ != "Dense":
         raise NotStackable(f"a {type(layer).__name__} layer has no bias")
     if getattr(layer, "lora_enabled", False):
         raise NotStackable(f"a {type(layer).__name__} layer uses LoRA")
@@ -250,9 +250,10 @@ def read_structure(model: Any) -> Structure:
     optimizer, config, lr = read_optimizer(model)
     return Structure(
         input_dim=int(blocks[0][0].kernel.shape[0]),
-        hidden=tuple(Hidden(int(d.units), act, rate, first, *norm)
+        hidden=tuple(Hidden(int(d.units), act, rate, first, *norm, bias=bool(d.use_bias))
                      for d, act, rate, first, _, *norm in hidden),
         output_units=int(out_layer.units), output_activation=out_act,
+        output_bias=bool(out_layer.use_bias),
         loss=loss, loss_kwargs=loss_kwargs, optimizer=optimizer, optimizer_config=config,
         learning_rate=lr, sample_shape=sample_shape, convs=convs, head=head,
         input_dropout=input_dropout,
@@ -278,6 +279,6 @@ def weighted_layers(model: Any) -> list[Any]:
 
 def layer_weights(model: Any) -> list[tuple[np.ndarray, ...]]:
     """Each weighted layer's arrays, in Keras' order: (kernel, bias) of a Conv or Dense
-    layer, (gamma, beta) of a LayerNormalization, (gamma, beta, moving mean, moving
+    layer ((kernel,) without a bias), (gamma, beta) of a LayerNormalization, (gamma, beta, moving mean, moving
     variance) of a BatchNormalization."""
     return [tuple(np.asarray(v.numpy()) for v in layer.weights) for layer in weighted_layers(model)]

@@ -73,6 +73,7 @@ class Hidden:
     # ("batch", epsilon, momentum, after) or ("layer", epsilon, 0.0, after), ``after``
     # meaning after the activation; () for none.
     norm: tuple = ()
+    bias: bool = True  # False: Dense(use_bias=False), as guides write it before a norm
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,12 @@ class Structure:
     # Per Conv layer, then per Dense layer (hidden ones, then the output): (kernel L1,
     # kernel L2, bias L1, bias L2) coefficients; () where no layer has a regularizer.
     penalties: tuple[tuple[float, float, float, float], ...] = ()
+    output_bias: bool = True
+
+    @property
+    def biases(self) -> tuple[bool, ...]:
+        """Whether each Dense layer (hidden ones, then the output) has a bias."""
+        return (*(h.bias for h in self.hidden), self.output_bias)
 
     @property
     def group(self) -> tuple:
@@ -136,8 +143,12 @@ class Structure:
             else self.input_dim
         norms = tuple((h.norm[0], h.norm[3]) if h.norm else None for h in self.hidden) \
             if any(h.norm for h in self.hidden) else ()
+        # Layers without a bias: one pattern per stack (like normalisations), so a loop
+        # knows which biases it holds at zero.
+        biases = self.biases if not all(self.biases) else ()
         return (inputs, self.output_units, self.output_activation, self.loss,
-                self.loss_kwargs, len(self.hidden) > 0) + ((norms,) if norms else ())
+                self.loss_kwargs, len(self.hidden) > 0) + ((norms,) if norms else ()) \
+            + ((biases,) if biases else ())
 
     @property
     def variant(self) -> tuple[str, tuple[tuple[str, Any], ...]]:
@@ -152,4 +163,5 @@ class Structure:
         conv = sum((math.prod(c.kernel) * cin + 1) * c.filters
                    for c, cin in zip(self.convs, channels))
         norms = sum(2 * h.units for h in self.hidden if h.norm)
-        return conv + norms + sum((a + 1) * b for a, b in zip(widths, widths[1:]))
+        return conv + norms + sum((a + bias) * b for a, b, bias
+                                  in zip(widths, widths[1:], self.biases))

@@ -287,3 +287,30 @@ def test_normalisation_layers_match_model_fit(cancer, norm, epochs):
         rel, score = _compare(_normed_mlp, group, X, y, folds, epochs, 32, {}, _accuracy,
                               run_eagerly=epochs == 1)
         assert rel <= 1e-4 and score <= 1e-4
+
+
+def _no_bias_mlp(units=(8, 6), learning_rate=0.01, momentum=0.99, output_bias=True):
+    """The guides' BatchNormalization block: ``Dense(use_bias=False) -> BatchNormalization ->
+    Activation`` (the normalisation's beta takes the bias's place)."""
+    model = keras.Sequential([keras.Input((30,))])
+    for u in units:
+        model.add(keras.layers.Dense(u, use_bias=False))
+        model.add(keras.layers.BatchNormalization(momentum=momentum))
+        model.add(keras.layers.Activation("relu"))
+    model.add(keras.layers.Dense(1, activation="sigmoid", use_bias=output_bias))
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy")
+    return model
+
+
+@pytest.mark.parametrize("epochs", [1, 12])
+def test_dense_without_a_bias_matches_model_fit(cancer, epochs):
+    X, y = cancer
+    s = read_structure(_no_bias_mlp(output_bias=False))
+    assert s.biases == (False, False, False) and s.group != read_structure(_no_bias_mlp()).group
+    assert s.n_params == 30 * 8 + 8 * 6 + 6 + 2 * (8 + 6)
+    folds = [(np.arange(0, 100 if epochs == 1 else 96), np.arange(100, 150))]
+    for configs in ([dict(units=(8, 6)), dict(units=(5, 9), learning_rate=0.003, momentum=0.9)],
+                    [dict(output_bias=False), dict(units=(4, 7), output_bias=False)]):
+        rel, score = _compare(_no_bias_mlp, configs, X, y, folds, epochs, 32, {}, _accuracy,
+                              run_eagerly=epochs == 1)
+        assert rel <= 1e-4 and score <= 1e-4
