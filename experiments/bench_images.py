@@ -13,10 +13,15 @@ the clock); the median of ``--repeats`` runs is reported, with the best CV
 accuracy, the held-out test accuracy of the refit, the engine each trial
 reports, the peak resident memory of the process (``ru_maxrss``) above what
 it held before the clock, and, for stacked runs, the chunk planner's estimate
-of its largest stack (:func:`nn_tuning.stacked.plan.estimated_bytes`).
+of its largest stack (:func:`nn_tuning.stacked.plan.estimated_bytes`). That peak is the
+whole study's (every stack, the loops kept, the refit); what the estimate is for is
+one stack's, so that stack then trains again alone in a fresh process and its own
+peak is printed beside the estimate. ``--stack-replicas`` measures only such
+stacks, of the space's largest CNN, at the replica counts given.
 
     python experiments/bench_images.py                       # 48 trials, 3 runs each
     python experiments/bench_images.py --trials 6 --repeats 1 --sizes 8   # quick
+    python experiments/bench_images.py --stack-replicas 6 24 48 --sizes 8 16 --epochs 2
 """
 
 from __future__ import annotations
@@ -65,20 +70,53 @@ def _rss_mib() -> float:
     return int(line.split()[1]) / 1024
 
 
-def _planned_mib(result, exp, X, y) -> float:
-    """The planner's estimate of the run's largest stack, for its trials' configurations."""
+def _protocol(exp, X, y, epochs: int | None = None):
     from nn_tuning.evaluation import make_protocol
-    from nn_tuning.stacked.plan import build, estimated_bytes, plan_chunks
 
     t = exp.training
-    protocol = make_protocol(exp.builder, X, y, task="classification", cv=t.cv,
-                             scoring=t.scoring, epochs=t.epochs, batch_size=t.batch_size,
-                             seed=t.seed, fixed=exp.builder_args)
+    return make_protocol(exp.builder, X, y, task="classification", cv=t.cv,
+                         scoring=t.scoring, epochs=epochs or t.epochs, batch_size=t.batch_size,
+                         seed=t.seed, fixed=exp.builder_args)
+
+
+def _largest_stack(result, exp, X, y, epochs: int | None) -> tuple[float, list[dict]]:
+    """The planner's estimate (MiB) of the run's largest stack, and its configurations."""
+    from nn_tuning.stacked.plan import build, estimated_bytes, plan_chunks
+
+    protocol = _protocol(exp, X, y, epochs)
     names = list(exp.space.to_dict())
     params = [{k: v.item() if hasattr(v, "item") else v for k, v in row.items()}
               for row in result.trials[names].to_dict("records")]
     built = [build(protocol, X, y, i, p) for i, p in enumerate(params)]
-    return max(estimated_bytes(c, protocol) for c in plan_chunks(built, protocol)) / 2**20
+    chunk = max(plan_chunks(built, protocol), key=lambda c: estimated_bytes(c, protocol))
+    return estimated_bytes(chunk, protocol) / 2**20, [b.params for b in chunk]
+
+
+def stack_child(size: int, configs: list[dict], epochs: int | None = None) -> dict:
+    """One stack of ``configs`` (x the config's folds) alone, in this (fresh) process: the
+    planner's estimate of it and the peak resident memory its training and scoring add
+    above what the process holds once imports, images and the built configurations are in."""
+    import resource
+
+    from nn_tuning.experiment import Experiment
+    from nn_tuning.stacked.plan import build, estimated_bytes, run_chunk
+
+    X, y, _, _ = study(size)
+    exp = Experiment.from_file(CONFIG)
+    protocol = _protocol(exp, X, y, epochs)
+    built = [build(protocol, X, y, i, p) for i, p in enumerate(configs)]
+    before = _rss_mib()
+    start = time.perf_counter()
+    list(run_chunk(built, protocol, X, y, exp.training.seed))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"replicas": len(built) * len(protocol.splits), "seconds": time.perf_counter() - start,
+            "estimate_mib": estimated_bytes(built, protocol) / 2**20, "peak_mib": peak - before}
+
+
+def _print_stack(size: int, r: dict, what: str) -> None:
+    print(f"digits {size}x{size}x1, {what}, {r['replicas']} replicas, alone in a fresh process: "
+          f"planner's estimate {r['estimate_mib']:.0f} MiB, peak RSS above start "
+          f"{r['peak_mib']:.0f} MiB (ratio {r['peak_mib'] / r['estimate_mib']:.2f})", flush=True)
 
 
 def run_child(size: int, trials: int, engine: str, epochs: int | None) -> dict:
@@ -107,7 +145,7 @@ def run_child(size: int, trials: int, engine: str, epochs: int | None) -> dict:
            "shape": list(X.shape), "peak_mib": peak - before,
            "split": result.extra.get("seconds", {})}
     if engine == "stacked":
-        out["planned_mib"] = _planned_mib(result, exp, X, y)
+        out["planned_mib"], out["largest_stack"] = _largest_stack(result, exp, X, y, epochs)
     return out
 
 
@@ -119,6 +157,9 @@ def main() -> None:
     parser.add_argument("--engines", nargs="+", default=["stacked", "keras"])
     parser.add_argument("--epochs", type=int, default=None,
                         help="override the config's epochs (smoke tests only)")
+    parser.add_argument("--stack-replicas", type=int, nargs="+", default=[],
+                        help="instead of the search: one stack of this many replicas (of the "
+                             "space's largest CNN, filters 32, 2 blocks) alone, per size")
     args = parser.parse_args()
     from _common import run_fresh, spread
 
@@ -128,6 +169,15 @@ def main() -> None:
     print(f"random search, {args.trials} trials; cnn_classifier, {t.cv}-fold CV, "
           f"{args.epochs or t.epochs} epochs, batch {t.batch_size} ({CONFIG.name}); "
           f"{os.cpu_count()} CPUs; each run a fresh process, median of {args.repeats}")
+    if args.stack_replicas:
+        for size in args.sizes:
+            for n in args.stack_replicas:
+                configs = [{"filters": 32, "n_blocks": 2, "dense_units": 64, "dropout": 0.25,
+                            "learning_rate": 1e-3 * (1 + i)} for i in range(-(-n // t.cv))]
+                r = run_fresh("bench_images:stack_child",
+                              dict(size=size, configs=configs, epochs=args.epochs))
+                _print_stack(size, r, "filters 32, 2 blocks")
+        return
     for size in args.sizes:
         rate = {}
         for engine in args.engines:
@@ -143,6 +193,10 @@ def main() -> None:
                   f"CV accuracy {r['cv']:.4f}, test {r['test']:.4f}; peak RSS above start "
                   f"{spread([x['peak_mib'] for x in runs], 'MiB', '.0f')}{planned}; "
                   f"ran: {r['engine']}; split {r['split']}", flush=True)
+            if "largest_stack" in r:  # the peak above is the whole study's; this, one stack's
+                _print_stack(size, run_fresh("bench_images:stack_child", dict(
+                    size=size, configs=r["largest_stack"], epochs=args.epochs)),
+                    "the run's largest stack")
         if {"stacked", "keras"} <= set(rate):
             print(f"digits {size}x{size}x1: stacked / keras trials per second = "
                   f"{rate['stacked'] / rate['keras']:.1f}x", flush=True)

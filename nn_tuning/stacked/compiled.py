@@ -43,7 +43,8 @@ from .layout import (Layout, Replica, conv_shapes, fit_flags, group_key, layout,
 from .model import StackedModel
 from .structure import Structure
 
-__all__ = ["Envelope", "exact_loop", "fitting_loop", "forget", "persistent_cache", "traces"]
+__all__ = ["Envelope", "conv_blocks", "exact_loop", "fitting_loop", "forget", "persistent_cache",
+           "traces"]
 
 logger = logging.getLogger("nn_tuning")
 
@@ -114,14 +115,27 @@ def _work(lay: Layout, replicas: int | None = None, depth: int | None = None,
     return (len(lay.lr) if replicas is None else replicas) * (per + conv_work(lay))
 
 
+def conv_blocks(sample_shape: Sequence[int], signatures: Sequence[tuple],
+                widths: Sequence[int]) -> list[tuple[int, int, int, int, int]]:
+    """Per convolution block of one replica: (input positions, kernel positions, input
+    channels, filters, positions after its pooling), for samples of ``sample_shape``.
+
+    The one walk over a stack's convolutions: :func:`conv_work` counts their
+    arithmetic, :func:`nn_tuning.stacked.engine.conv_sizes` their memory.
+    """
+    channels = [sample_shape[-1], *widths]
+    after = conv_shapes(sample_shape, signatures)
+    spatial = [tuple(sample_shape[:-1])] + after[:-1]
+    return [(int(np.prod(shape)), int(np.prod(sig[0])), c_in, f, int(np.prod(out)))
+            for shape, sig, c_in, f, out in zip(spatial, signatures, channels, widths, after)]
+
+
 def conv_work(lay: Layout) -> int:
     """Multiply-adds per sample of one replica's convolutions."""
     if not lay.convs:
         return 0
-    channels = [lay.sample_shape[-1], *lay.conv_widths]
-    spatial = [lay.sample_shape[:-1]] + conv_shapes(lay.sample_shape, lay.convs)[:-1]
-    return sum(int(np.prod(shape)) * int(np.prod(sig[0])) * c_in * f
-               for shape, sig, c_in, f in zip(spatial, lay.convs, channels, lay.conv_widths))
+    return sum(n * k * c_in * f
+               for n, k, c_in, f, _ in conv_blocks(lay.sample_shape, lay.convs, lay.conv_widths))
 
 
 def _worth_padding(padded_work: int, work: int, steps: int) -> bool:

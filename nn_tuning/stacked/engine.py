@@ -45,8 +45,8 @@ from typing import Any
 
 import numpy as np
 
-from .compiled import fitting_loop
-from .layout import (Layout, Replica, conv_shapes, layout, stack_consts, stacked_params,
+from .compiled import conv_blocks, fitting_loop
+from .layout import (Layout, Replica, layout, stack_consts, stacked_params,
                      steps_per_epoch, unstack)
 from .model import StackedModel
 from .stopping import Monitoring, Watchers, split_rows, val_losses
@@ -72,45 +72,58 @@ class StackResult:
     history: list[dict[str, list[float]]] | None = None
 
 
+# What a stack's training holds besides its arrays, measured as the peak RSS a stack adds
+# less its arrays (intercepts over 4 to 48 replicas, :mod:`.plan`): TensorFlow's traced loop
+# and its runtime, about 20 MiB for an MLP stack; about 20 MiB more once it convolves.
+_LOOP_BYTES = 20 << 20
+_CONV_LOOP_BYTES = 20 << 20
+
+
 def stack_bytes(n_replicas: int, depth: int, width: int, n_inputs: int, n_outputs: int,
                 batch_size: int, n_rows: int, optimizer_slots: int = 2,
                 conv_weights: int = 0, conv_values: int = 0) -> int:
-    """A fixed estimate of one stack's memory (weights, optimizer state, activations, orders).
+    """An estimate of the peak memory one stack's training adds (what ``max_bytes`` bounds).
 
-    ``conv_weights`` and ``conv_values`` are one replica's convolution
-    weights and the values its convolutions hold per sample (patches,
-    outputs, pooled outputs: :func:`conv_sizes`).
-
-    Activations are counted for ``batch_size`` rows, forward and backward:
-    as many as the prediction pass holds, which runs forward only on
-    :func:`predict_chunk_rows` (twice ``batch_size``) rows per replica at a
-    time, however large the validation folds.
+    Per replica, in float32: its weights ``8 + 3 * optimizer_slots`` times
+    (the padded weights given, the loop's variables, their gradients, the
+    optimizer's temporaries, the trained weights returned and unstacked; each
+    slot as a variable, the loop's initial state and the state returned), the
+    activations of ``batch_size`` rows forward and backward (a prediction pass
+    holds as many: it runs forward only on :func:`predict_chunk_rows`, twice
+    ``batch_size``, rows per replica at a time), and its row orders; over the
+    replicas, the traced loop itself (``_LOOP_BYTES``, and ``_CONV_LOOP_BYTES``
+    more with convolutions). ``conv_weights`` and ``conv_values`` are one
+    replica's convolution weights and the values its convolutions hold per
+    sample (:func:`conv_sizes`). ``n_replicas`` counts the replicas the loop
+    trains, padding included. The coefficients are measured, not derived:
+    :mod:`.plan` gives the figures.
     """
     weights = (n_inputs + 1) * width + max(depth - 1, 0) * (width + 1) * width \
         + (width + 1) * n_outputs + conv_weights
-    per_replica = 4 * (weights * (2 + optimizer_slots + 2)  # + gradients and updates
+    per_replica = 4 * (weights * (8 + 3 * optimizer_slots)
                        + batch_size * (n_inputs + 3 * depth * width + 2 * n_outputs
                                        + conv_values) * 2
                        + 3 * n_rows)
-    return n_replicas * per_replica
+    return n_replicas * per_replica + _LOOP_BYTES + (_CONV_LOOP_BYTES if conv_values else 0)
 
 
 def conv_sizes(structures: Sequence[Structure]) -> tuple[int, int]:
-    """(weights, values per sample) of one replica's convolutions in a stack of ``structures``."""
+    """(weights, values per sample) of one replica's convolutions in a stack of ``structures``.
+
+    Per block and sample, the values its forward pass keeps for the backward
+    one: its input, the patches (``prod(kernel)`` shifted copies of it), the
+    outputs before the activation, after it and masked, and the pooled
+    outputs; :func:`stack_bytes` counts them twice (their gradients).
+    """
     s0 = structures[0]
     if not s0.convs:
         return 0, 0
     widths = [max(s.convs[i].filters for s in structures) for i in range(len(s0.convs))]
-    signatures = [c.signature for c in s0.convs]
-    channels = [s0.sample_shape[-1], *widths]
-    pooled = conv_shapes(s0.sample_shape, signatures)
     weights = values = 0
-    for shape, out, sig, c_in, f in zip([s0.sample_shape[:-1], *pooled], pooled, signatures,
-                                        channels, widths):
-        k = int(np.prod(sig[0]))
+    for n, k, c_in, f, pooled in conv_blocks(s0.sample_shape, [c.signature for c in s0.convs],
+                                             widths):
         weights += (k * c_in + 1) * f
-        # the padded input, its patches, the outputs before and after the activation, pooled
-        values += int(np.prod(shape)) * (c_in + k * c_in + 2 * f) + int(np.prod(out)) * f
+        values += n * (c_in + k * c_in + 3 * f) + pooled * f
     return weights, values
 
 
