@@ -11,7 +11,7 @@ work: build every configuration, train 3 folds each, score them, refit the
 best. Each run is its own fresh process (imports and images prepared before
 the clock); the median of ``--repeats`` runs is reported, with the best CV
 accuracy, the held-out test accuracy of the refit, the engine each trial
-reports, the peak resident memory of the process (``ru_maxrss``) above what
+reports, the peak resident memory of the process (``VmHWM``) above what
 it held before the clock, and, for stacked runs, the chunk planner's estimate
 of its largest stack (:func:`nn_tuning.stacked.plan.estimated_bytes`). That peak is the
 whole study's (every stack, the loops kept, the refit); what the estimate is for is
@@ -96,7 +96,8 @@ def stack_child(size: int, configs: list[dict], epochs: int | None = None) -> di
     """One stack of ``configs`` (x the config's folds) alone, in this (fresh) process: the
     planner's estimate of it and the peak resident memory its training and scoring add
     above what the process holds once imports, images and the built configurations are in."""
-    import resource
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _common import peak_rss_mib
 
     from nn_tuning.experiment import Experiment
     from nn_tuning.stacked.plan import build, estimated_bytes, run_chunk
@@ -108,7 +109,7 @@ def stack_child(size: int, configs: list[dict], epochs: int | None = None) -> di
     before = _rss_mib()
     start = time.perf_counter()
     list(run_chunk(built, protocol, X, y, exp.training.seed))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mib()
     return {"replicas": len(built) * len(protocol.splits), "seconds": time.perf_counter() - start,
             "estimate_mib": estimated_bytes(built, protocol) / 2**20, "peak_mib": peak - before}
 
@@ -121,10 +122,8 @@ def _print_stack(size: int, r: dict, what: str) -> None:
 
 def run_child(size: int, trials: int, engine: str, epochs: int | None) -> dict:
     """One run in this (fresh) process: imports and images first, then the clock."""
-    import resource
-
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from _common import engines_ran
+    from _common import engines_ran, peak_rss_mib
 
     from nn_tuning import tune
     from nn_tuning.experiment import Experiment
@@ -138,7 +137,7 @@ def run_child(size: int, trials: int, engine: str, epochs: int | None) -> dict:
                   scoring=t.scoring, epochs=epochs or t.epochs, batch_size=t.batch_size,
                   seed=t.seed, fixed=exp.builder_args, progress=False, engine=engine)
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mib()
     test_acc = float(np.mean(result.best_estimator.predict(X_test) == y_test))
     out = {"cv": float(result.best_score), "test": test_acc, "seconds": seconds,
            "per_second": result.n_trials / seconds, "engine": engines_ran(result.trials),

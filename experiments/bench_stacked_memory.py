@@ -6,7 +6,7 @@ features and target, 5-fold CV, batch size 40), through ``tune(...,
 engine="stacked")``. Each run is its own fresh process, started with
 ``PYTHONPATH`` set to the code under test, so two versions of nn-tuning can
 be measured side by side; the child's imports happen before its clock starts.
-Printed per run: peak resident memory (``resource.getrusage`` maxrss of the
+Printed per run: peak resident memory (Linux' ``VmHWM`` of the
 child) and wall time of ``tune()``, the trials, and the engines that ran them.
 
     python experiments/bench_stacked_memory.py                                # this checkout
@@ -32,7 +32,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 CHILD = r"""
-import json, resource, sys, time, tomllib
+import json, sys, time, tomllib
 import pandas as pd
 from sklearn.preprocessing import StandardScaler
 from model_builders import mlp_regressor
@@ -49,7 +49,8 @@ result = tune(mlp_regressor, space, X, y, strategy="random", max_trials=args["tr
               epochs=args["epochs"], batch_size=40, seed=0, refit=False, engine="stacked",
               max_seconds=args["max_seconds"])
 wall = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+with open("/proc/self/status") as f:  # VmHWM: ru_maxrss would be the parent's peak if larger
+    peak = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
 print(json.dumps({"wall_s": wall, "peak_rss_mib": peak, "trials": len(result.trials),
                   "engines": sorted(set(result.trials["engine"]))}))
 """

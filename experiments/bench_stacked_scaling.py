@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import sys
 import time
@@ -64,6 +63,9 @@ def cell(engine: str, rows: int, replicas: int) -> dict:
     from nn_tuning.stacked import Replica, read_structure, train_stack
     from nn_tuning.stacked.read_model import layer_weights
 
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _common import peak_rss_mib
+
     X, y, idx = _data(rows)
     if engine == "stacked":
         reps, start = [], time.perf_counter()
@@ -80,7 +82,7 @@ def cell(engine: str, rows: int, replicas: int) -> dict:
                            build=lambda: _model(0))
             trained += 1
         seconds = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mib()
     return {"engine": engine, "rows": rows, "replicas": replicas, "seconds": seconds,
             "trials_per_s": trained / seconds, "peak_rss_mb": peak_mb}
 

@@ -50,14 +50,12 @@ def bn_mlp(depth=1, units=16, learning_rate=1e-3, meta=None):
 
 def run_child(engine: str) -> dict:
     """One run in this (fresh) process: imports and data first, then the clock."""
-    import resource
-
     import keras
     from sklearn.datasets import load_breast_cancer
     from sklearn.preprocessing import StandardScaler
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from _common import engines_ran
+    from _common import engines_ran, peak_rss_mib
 
     from nn_tuning import tune
 
@@ -71,7 +69,7 @@ def run_child(engine: str) -> dict:
                   seed=0, engine=engine, progress=False,
                   fit={"validation_split": 0.2, "callbacks": [stop]})
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mib()
     return {"seconds": seconds, "trials": result.n_trials, "cv": float(result.best_score),
             "engine": engines_ran(result.trials), "peak_mib": peak - before,
             "not_stacked": result.extra.get("not_stacked", {})}

@@ -264,7 +264,9 @@ def _predict(model: StackedModel, lay: Layout, params: list[np.ndarray], X: np.n
         rows = [np.arange(len(X))] * R
     longest = max(len(r) for r in rows)
     consts = {"masks": lay.masks, "real": lay.real, "selects": lay.selects,
-              "conv_masks": lay.conv_masks or [], "norm_eps": lay.norm_eps or []}
+              "conv_masks": lay.conv_masks or [], "norm_eps": lay.norm_eps or [],
+              "norm_momentum": lay.norm_momentum or [], "conv_norm_eps": lay.conv_norm_eps or [],
+              "conv_norm_momentum": lay.conv_norm_momentum or []}
     outs = [np.empty((len(r), lay.n_outputs), "float32") for r in rows]
     for start in range(0, longest, chunk_rows):
         # Only this chunk's (R, rows, features) inputs and activations are alive at once.

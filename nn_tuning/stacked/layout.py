@@ -82,6 +82,13 @@ class Layout:
     convs: tuple[tuple, ...] = ()
     conv_widths: tuple[int, ...] = ()
     conv_masks: list[np.ndarray] | None = None
+    # Per convolution (when any is normalised or bias-free, as Structure.group): None or
+    # (kind, after the activation) of its normalisation, and whether it has a bias; the
+    # normalisations' epsilon and momentum (R, 1, 1) per replica.
+    conv_norms: tuple = ()
+    conv_biases: tuple[bool, ...] = ()
+    conv_norm_eps: list[np.ndarray] | None = None
+    conv_norm_momentum: list[np.ndarray] | None = None
     sample_shape: tuple[int, ...] = ()
     head: str = ""
     positions: int = 1
@@ -234,19 +241,31 @@ def _with_convs(lay: Layout, replicas: Sequence[Replica], at_least: Layout | Non
     signatures = tuple(c.signature for c in s0.convs)
     positions = int(np.prod(conv_shapes(s0.sample_shape, signatures)[-1]))
     n_inputs = widths[-1] * (positions if s0.head == "flatten" else 1)
-    return replace(lay, n_inputs=n_inputs, convs=signatures, conv_widths=tuple(widths),
-                   conv_masks=masks, sample_shape=s0.sample_shape, head=s0.head,
-                   positions=positions)
+    lay = replace(lay, n_inputs=n_inputs, convs=signatures, conv_widths=tuple(widths),
+                  conv_masks=masks, sample_shape=s0.sample_shape, head=s0.head,
+                  positions=positions)
+    if any(c.norm or not c.bias for c in s0.convs):
+        def per_replica(i: int, k: int) -> np.ndarray:
+            return np.array([r.structure.convs[i].norm[k] if r.structure.convs[i].norm else 0.0
+                             for r in replicas], "float32").reshape(len(replicas), 1, 1)
+
+        n = len(s0.convs)
+        lay = replace(lay, conv_norms=tuple((c.norm[0], c.norm[3]) if c.norm else None
+                                            for c in s0.convs),
+                      conv_biases=tuple(c.bias for c in s0.convs),
+                      conv_norm_eps=[per_replica(i, 1) for i in range(n)],
+                      conv_norm_momentum=[per_replica(i, 2) for i in range(n)])
+    return lay
 
 
 @dataclass(frozen=True)
 class Slots:
     """Where each layer's weights sit in the stacked params list.
 
-    Trainable first: per convolution its kernel (bias next), per hidden layer
-    its kernel, bias and, with a normalisation, gamma and beta; then the
-    output layer's kernel and bias. Then the BatchNormalization moving means
-    and variances, which the optimizer never sees.
+    Trainable first: per convolution and per hidden layer its kernel, bias
+    and, with a normalisation, gamma and beta; then the output layer's kernel
+    and bias. Then the BatchNormalization moving means and variances (the
+    convolutions', then the hidden layers'), which the optimizer never sees.
     """
 
     conv: tuple[int, ...]
@@ -254,14 +273,19 @@ class Slots:
     norm: tuple[int | None, ...]  # gamma, per hidden layer
     moving: tuple[int | None, ...]  # moving mean, per hidden layer
     n_trainable: int
+    conv_norm: tuple[int | None, ...] = ()  # gamma, per convolution
+    conv_moving: tuple[int | None, ...] = ()  # moving mean, per convolution
 
 
 def slots(lay: Layout) -> Slots:
     """The :class:`Slots` of ``lay``."""
-    i, conv, dense, norm, moving = 0, [], [], [], []
-    for _ in lay.convs:
+    i, conv, dense, norm, conv_norm = 0, [], [], [], []
+    conv_norms = lay.conv_norms or (None,) * len(lay.convs)
+    for kind in conv_norms:
         conv.append(i)
         i += 2
+        conv_norm.append(i if kind else None)
+        i += 2 if kind else 0
     norms = lay.norms or (None,) * lay.depth
     for kind in norms:
         dense.append(i)
@@ -271,10 +295,13 @@ def slots(lay: Layout) -> Slots:
     dense.append(i)
     n_trainable = i + 2
     i = n_trainable
-    for kind in norms:
-        moving.append(i if kind and kind[0] == "batch" else None)
-        i += 2 if kind and kind[0] == "batch" else 0
-    return Slots(tuple(conv), tuple(dense), tuple(norm), tuple(moving), n_trainable)
+    moving: list[list[int | None]] = [[], []]
+    for out, kinds in zip(moving, (conv_norms, norms)):
+        for kind in kinds:
+            out.append(i if kind and kind[0] == "batch" else None)
+            i += 2 if kind and kind[0] == "batch" else 0
+    return Slots(tuple(conv), tuple(dense), tuple(norm), tuple(moving[1]), n_trainable,
+                 tuple(conv_norm), tuple(moving[0]))
 
 
 def penalties(structures: Sequence[Structure], at_least: Sequence[tuple] = ()
@@ -311,12 +338,16 @@ def stacked_params(replicas: Sequence[Replica], lay: Layout) -> list[np.ndarray]
     R, H = len(replicas), lay.width
     ins = [lay.n_inputs] + [H] * max(lay.depth - 1, 0)
     channels = [lay.sample_shape[-1], *lay.conv_widths] if lay.convs else []
-    shapes = [s for sig, c_in, f in zip(lay.convs, channels, lay.conv_widths)
-              for s in ((R, int(np.prod(sig[0])) * c_in, f), (R, 1, f))]
+    conv_norms = lay.conv_norms or (None,) * len(lay.convs)
+    shapes = [s for sig, c_in, f, kind in zip(lay.convs, channels, lay.conv_widths, conv_norms)
+              for s in ((R, int(np.prod(sig[0])) * c_in, f), (R, 1, f))
+              + ((R, 1, f),) * (2 if kind else 0)]
     norms = lay.norms or (None,) * lay.depth
     for i, kind in enumerate(norms):
         shapes += [(R, ins[i], H), (R, 1, H)] + [(R, 1, H)] * (2 if kind else 0)
     shapes += [(R, H if lay.depth else lay.n_inputs, lay.n_outputs), (R, 1, lay.n_outputs)]
+    shapes += [(R, 1, f) for f, k in zip(lay.conv_widths, conv_norms) if k and k[0] == "batch"
+               for _ in range(2)]
     shapes += [(R, 1, H)] * (2 * sum(1 for k in norms if k and k[0] == "batch"))
     params = [np.zeros(s, "float32") for s in shapes]
     for r, rep in enumerate(replicas):
@@ -334,6 +365,12 @@ def _places(replica: Replica, lay: Layout) -> list[list[tuple[int, Any, int]]]:
     out: list[list[tuple[int, Any, int]]] = []
     for i, c in enumerate(s.convs):
         out.append([(at.conv[i], "conv", c.filters), (at.conv[i] + 1, None, c.filters)])
+        if c.norm:
+            g = at.conv_norm[i]
+            out.append([(g, None, c.filters), (g + 1, None, c.filters)])
+            if c.norm[0] == "batch":
+                out[-1] += [(at.conv_moving[i], None, c.filters),
+                            (at.conv_moving[i] + 1, None, c.filters)]
     widths = [h.units for h in s.hidden] + [s.output_units]
     for j, units in enumerate(widths):
         last = j == len(s.hidden)
@@ -424,6 +461,8 @@ def stack_consts(replicas: Sequence[Replica], lay: Layout, X: np.ndarray, Y: np.
         "masks": lay.masks, "real": lay.real, "selects": lay.selects, "dropout": lay.dropout,
         "first": lay.first, "conv_masks": lay.conv_masks or [], "input_dropout": lay.input_dropout,
         "norm_eps": lay.norm_eps or [], "norm_momentum": lay.norm_momentum or [],
+        "conv_norm_eps": lay.conv_norm_eps or [],
+        "conv_norm_momentum": lay.conv_norm_momentum or [],
         "penalty": lay.penalty,
     }
 

@@ -111,10 +111,15 @@ class StackedModel:
             a = value if a is None else ops.where(sel > 0, value, a)
         return a
 
-    def _conv_block(self, i: int, x: Any, kernel: Any, bias: Any, mask: Any) -> Any:
+    def _conv_block(self, i: int, x: Any, params: Sequence[Any], consts: dict, valid: Any,
+                    updates: list | None) -> Any:
         """Convolution block ``i`` of x (R, B, *spatial, C): (R, B, *spatial', F)."""
-        ops = self.ops
-        kernel_size, padding, activation, pool = self.lay.convs[i]
+        ops, lay, at = self.ops, self.lay, self.slots
+        kernel, bias = params[at.conv[i]], params[at.conv[i] + 1]
+        mask = consts["conv_masks"][i]
+        if lay.conv_biases and not lay.conv_biases[i]:
+            bias = ops.multiply(bias, 0.0)  # Conv(use_bias=False): see _bias
+        kernel_size, padding, activation, pool = lay.convs[i]
         R, B, spatial = x.shape[0], x.shape[1], tuple(x.shape[2:-1])
         if padding == "same":  # Keras' (TensorFlow's) rule: the odd pixel goes after
             x = ops.pad(x, [(0, 0), (0, 0), *(((k - 1) // 2, k // 2) for k in kernel_size),
@@ -129,7 +134,20 @@ class StackedModel:
         patches = views[0] if len(views) == 1 else ops.concatenate(views, axis=-1)
         z = _plus(ops, ops.matmul(ops.reshape(patches, (R, -1, patches.shape[-1])), kernel),
                   bias)
+        norm = lay.conv_norms[i] if lay.conv_norms else None
+        if norm:  # each channel over the batch's real rows at every position, as Keras does
+            rows = None if valid is None else ops.repeat(valid, int(np.prod(out)), axis=1)
+
+            def normalise(v: Any) -> Any:
+                return self._norm(norm[0], v, params, at.conv_norm[i], at.conv_moving[i],
+                                  consts["conv_norm_eps"][i], consts["conv_norm_momentum"][i],
+                                  mask, rows, updates)
+
+        if norm and not norm[1]:
+            z = normalise(z)
         a = ops.multiply(self.by_name[activation](z), mask)
+        if norm and norm[1]:
+            a = normalise(a)
         if pool is None:
             return ops.reshape(a, (R, B, *out, a.shape[-1]))
         kind, size, strides, pool_padding = pool
@@ -140,15 +158,23 @@ class StackedModel:
 
     def _normalise(self, layer: int, v: Any, params: Sequence[Any], consts: dict, mask: Any,
                    valid: Any, updates: list | None) -> Any:
-        """Layer ``layer``'s BatchNormalization or LayerNormalization of ``v`` (R, B, H), as Keras'.
+        """Hidden layer ``layer``'s normalisation of ``v`` (R, B, H): :meth:`_norm`."""
+        at = self.slots
+        return self._norm(self.lay.norms[layer][0], v, params, at.norm[layer], at.moving[layer],
+                          consts["norm_eps"][layer], consts["norm_momentum"][layer], mask,
+                          valid, updates)
+
+    def _norm(self, kind: str, v: Any, params: Sequence[Any], gamma_at: int,
+              moving_at: int | None, eps: Any, m: Any, mask: Any, valid: Any,
+              updates: list | None) -> Any:
+        """A BatchNormalization or LayerNormalization of ``v`` (R, rows, H), as Keras'.
 
         LayerNormalization's moments are over each replica's real units;
-        BatchNormalization's, in training (``updates`` given), over the batch's
-        real rows (``valid``), and its new moving statistics are appended to
-        ``updates``; in inference it reads them.
+        BatchNormalization's, in training (``updates`` given), over the real
+        rows (``valid``, (R, rows)), and its new moving statistics are appended
+        to ``updates``; in inference it reads them.
         """
-        ops, at = self.ops, self.slots
-        kind = self.lay.norms[layer][0]
+        ops = self.ops
         sg = ops.stop_gradient  # as tf.nn.moments: the variance's gradient skips the mean
         if kind == "layer":
             units = ops.sum(mask, axis=-1, keepdims=True)
@@ -156,19 +182,18 @@ class StackedModel:
             dev = ops.multiply(ops.subtract(v, sg(mean)), mask)
             var = ops.divide(ops.sum(ops.square(dev), axis=-1, keepdims=True), units)
         elif updates is None:
-            mean, var = params[at.moving[layer]], params[at.moving[layer] + 1]
+            mean, var = params[moving_at], params[moving_at + 1]
         else:
             rows = ops.expand_dims(valid, -1)
             count = ops.maximum(ops.sum(rows, axis=1, keepdims=True), 1.0)
             mean = ops.divide(ops.sum(ops.multiply(v, rows), axis=1, keepdims=True), count)
             dev = ops.multiply(ops.subtract(v, sg(mean)), rows)
             var = ops.divide(ops.sum(ops.square(dev), axis=1, keepdims=True), count)
-            m = consts["norm_momentum"][layer]
-            for i, stat in ((at.moving[layer], mean), (at.moving[layer] + 1, var)):
+            for i, stat in ((moving_at, mean), (moving_at + 1, var)):
                 updates.append((i, ops.add(ops.multiply(params[i], m),
                                            ops.multiply(sg(stat), ops.subtract(1.0, m)))))
-        gamma, beta = params[at.norm[layer]], params[at.norm[layer] + 1]
-        inv = ops.multiply(ops.rsqrt(ops.add(var, consts["norm_eps"][layer])), gamma)
+        gamma, beta = params[gamma_at], params[gamma_at + 1]
+        inv = ops.multiply(ops.rsqrt(ops.add(var, eps)), gamma)
         return ops.add(ops.multiply(v, inv), ops.subtract(beta, ops.multiply(mean, inv)))
 
     def _bias(self, params: Sequence[Any], layer: int) -> Any:
@@ -189,8 +214,7 @@ class StackedModel:
         ops, lay, at = self.ops, self.lay, self.slots
         n_conv = len(lay.convs)
         for i in range(n_conv):
-            x = self._conv_block(i, x, params[at.conv[i]], params[at.conv[i] + 1],
-                                 consts["conv_masks"][i])
+            x = self._conv_block(i, x, params, consts, valid, updates)
         if n_conv:
             x = ops.reshape(x, (x.shape[0], x.shape[1], -1)) if lay.head == "flatten" \
                 else ops.mean(x, axis=tuple(range(2, len(x.shape) - 1)))

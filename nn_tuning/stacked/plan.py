@@ -24,7 +24,7 @@ activations forward and backward (per convolution block: its input, the
 patches, the outputs before and after the activation and masked, pooled),
 its row orders; and the traced loop, 20 MiB (40 MiB with convolutions).
 Measured on 2 CPU cores, TensorFlow, each stack alone in a fresh process
-(``ru_maxrss`` above the RSS once imports, images and built configurations
+(``VmHWM`` above the RSS once imports, images and built configurations
 are in; ``python experiments/bench_images.py --stack-replicas 6 24 48
 --sizes 8 16 --epochs 2`` measures the first rows so), peak / estimate, MiB:
 digits_images' CNN (3-fold, batch 64) with filters 32 and 2 blocks, 8x8:

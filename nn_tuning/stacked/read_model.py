@@ -11,6 +11,7 @@ their head, a Dropout on the Dense chain's input, the Dense blocks.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -34,13 +35,22 @@ def _activation_name(fn: Any) -> str:
     return name
 
 
+def _activation_layer(layer: Any) -> str:
+    """The activation an Activation layer, or a ReLU layer of Keras' defaults, computes."""
+    import keras
+
+    if type(layer) is keras.layers.ReLU:
+        if layer.max_value is not None or layer.negative_slope or layer.threshold:
+            raise NotStackable("a ReLU layer has a max_value, negative_slope or threshold")
+        return "relu"
+    return _activation_name(layer.activation)
+
+
 def _check_weighted(layer: Any) -> None:
     # Kernel and bias regularizers are read by read_penalties.
     for attr in ("activity_regularizer", "kernel_constraint", "bias_constraint"):
         if getattr(layer, attr, None) is not None:
             raise NotStackable(f"a {type(layer).__name__} layer has a {attr}")
-    if not layer.use_bias and type(layer).__name__ != "Dense":
-        raise NotStackable(f"a {type(layer).__name__} layer has no bias")
     if getattr(layer, "lora_enabled", False):
         raise NotStackable(f"a {type(layer).__name__} layer uses LoRA")
     if layer.dtype_policy.name != "float32":
@@ -89,7 +99,7 @@ def _conv(layer: Any) -> Conv:
         raise NotStackable(f"a {type(layer).__name__} layer has padding {layer.padding!r}")
     act = "linear" if layer.activation is None else _activation_name(layer.activation)
     return Conv(int(layer.filters), tuple(int(k) for k in layer.kernel_size[:rank]),
-                layer.padding, act)
+                layer.padding, act, bias=bool(layer.use_bias))
 
 
 def _pool(layer: Any, kind: str) -> tuple:
@@ -123,8 +133,9 @@ def _front(model: Any, layers: list[Any]) -> tuple[tuple[int, ...], tuple[Conv, 
              L.AveragePooling2D: "average"}
     heads = {L.Flatten: "flatten", L.GlobalAveragePooling1D: "global_average",
              L.GlobalAveragePooling2D: "global_average"}
+    norms = (L.BatchNormalization, L.LayerNormalization)
     for layer in layers[i:]:
-        _check_own(layer, (L.Conv1D, L.Conv2D, *pools, *heads))
+        _check_own(layer, (L.Conv1D, L.Conv2D, L.Activation, L.ReLU, *pools, *heads, *norms))
         kind = type(layer)
         if kind in (L.Conv1D, L.Conv2D):
             if len(shape) != len(layer.kernel_size) + 1:
@@ -132,12 +143,14 @@ def _front(model: Any, layers: list[Any]) -> tuple[tuple[int, ...], tuple[Conv, 
             convs.append(_conv(layer))
         elif not convs:
             break
-        elif kind is L.Activation and convs[-1].activation == "linear" and convs[-1].pool is None:
-            convs[-1] = Conv(convs[-1].filters, convs[-1].kernel, convs[-1].padding,
-                             _activation_name(layer.activation))
+        elif kind in (L.Activation, L.ReLU) and convs[-1].activation == "linear" \
+                and convs[-1].pool is None:
+            convs[-1] = replace(convs[-1], activation=_activation_layer(layer))
+        elif kind in norms and not convs[-1].norm and convs[-1].pool is None:
+            convs[-1] = replace(convs[-1], norm=_norm(layer, convs[-1].activation != "linear",
+                                                      rank=len(shape) + 1))
         elif kind in pools and convs[-1].pool is None:
-            c = convs[-1]
-            convs[-1] = Conv(c.filters, c.kernel, c.padding, c.activation, _pool(layer, pools[kind]))
+            convs[-1] = replace(convs[-1], pool=_pool(layer, pools[kind]))
         elif kind in heads:
             if kind is not L.Flatten and layer.keepdims:
                 raise NotStackable(f"a {kind.__name__} layer keeps its dimensions")
@@ -148,14 +161,15 @@ def _front(model: Any, layers: list[Any]) -> tuple[tuple[int, ...], tuple[Conv, 
             break
         else:
             raise NotStackable(f"a {kind.__name__} layer between convolutions (a stack takes "
-                               "Conv [Activation] [MaxPooling | AveragePooling] blocks)")
+                               "Conv [Norm] [Activation] [Norm] [MaxPooling | AveragePooling] "
+                               "blocks)")
         i += 1
     if convs:
         raise NotStackable("the convolutions are not followed by Flatten or "
                            "GlobalAveragePooling")
     if len(shape) != 1:
         nxt = layers[i] if i < len(layers) else None
-        if nxt is not None and type(nxt) not in (L.Dense, L.Activation, L.Dropout):
+        if nxt is not None and type(nxt) not in (L.Dense, L.Activation, L.ReLU, L.Dropout):
             raise NotStackable(f"a {type(nxt).__name__} layer is not one a stack takes (Conv1D, "
                                "Conv2D, MaxPooling, AveragePooling, Flatten, "
                                "GlobalAveragePooling, Dense, Activation, Dropout)")
@@ -163,13 +177,14 @@ def _front(model: Any, layers: list[Any]) -> tuple[tuple[int, ...], tuple[Conv, 
     return shape, (), "", i
 
 
-def _norm(layer: Any, after: bool) -> tuple:
-    """The ``Hidden.norm`` of a BatchNormalization or LayerNormalization layer."""
+def _norm(layer: Any, after: bool, rank: int = 2) -> tuple:
+    """The ``Hidden.norm`` (or ``Conv.norm``) of a BatchNormalization or LayerNormalization
+    layer reading inputs of ``rank`` (batch axis included): the last axis normalised."""
     import keras
 
     name = type(layer).__name__
     axis = layer.axis if isinstance(layer.axis, int) else tuple(layer.axis)
-    if axis not in (-1, 1, (-1,), (1,)) or not layer.center or not layer.scale:
+    if axis not in (-1, rank - 1, (-1,), (rank - 1,)) or not layer.center or not layer.scale:
         raise NotStackable(f"a {name} layer normalises another axis or lacks center or scale")
     for attr in ("beta_regularizer", "gamma_regularizer", "beta_constraint",
                  "gamma_constraint"):
@@ -200,8 +215,9 @@ def _blocks(layers: list[Any]) -> list[list[Any]]:
     import keras
 
     blocks: list[list[Any]] = []
-    kinds = (keras.layers.Dense, keras.layers.Activation, keras.layers.Dropout,
-             keras.layers.BatchNormalization, keras.layers.LayerNormalization)
+    kinds = (keras.layers.Dense, keras.layers.Activation, keras.layers.ReLU,
+             keras.layers.Dropout, keras.layers.BatchNormalization,
+             keras.layers.LayerNormalization)
     for layer in layers:
         _check_own(layer, kinds)
         if type(layer) is keras.layers.Dense:
@@ -215,8 +231,8 @@ def _blocks(layers: list[Any]) -> list[list[Any]]:
                 raise NotStackable(f"a {type(layer).__name__} layer follows a Dropout or "
                                    "another normalisation")
             blocks[-1].append(_norm(layer, after=blocks[-1][1] != "linear"))
-        elif type(layer) is keras.layers.Activation:
-            name = _activation_name(layer.activation)
+        elif type(layer) in (keras.layers.Activation, keras.layers.ReLU):
+            name = _activation_layer(layer)
             if blocks[-1][1] == "linear":
                 blocks[-1][1] = name
                 # Dense -> Dropout -> Activation: the activation reads dropped-out inputs.

@@ -4,7 +4,7 @@
 :mod:`.read_training` its loss, optimizer, schedule and regularizers.
 
 A model is stackable when it is one chain ``Input [Reshape | Flatten]
-(Conv [Activation] [Pooling])* [Flatten | GlobalAveragePooling] [Dropout]
+(Conv [Norm] [Activation] [Norm] [Pooling])* [Flatten | GlobalAveragePooling] [Dropout]
 (Dense [Norm] [Activation] [Norm] [Dropout] | Dense Dropout Activation)* -> Dense
 [Activation]`` of Keras' own float32 layers (not subclasses): convolutions
 (1-D or 2-D, stride 1, any kernel size, ``same`` or ``valid`` padding) with
@@ -78,7 +78,7 @@ class Hidden:
 
 @dataclass(frozen=True)
 class Conv:
-    """One convolution block: a Conv of ``filters`` then, optionally, a pooling layer.
+    """One convolution block: a Conv of ``filters``, optionally normalised, then optionally pooled.
 
     ``kernel`` is the kernel size per spatial axis (stride 1, no dilation),
     ``padding`` Keras' ``"same"`` or ``"valid"``; ``pool`` is ``(kind, size,
@@ -95,6 +95,10 @@ class Conv:
     padding: str
     activation: str
     pool: tuple[str, tuple[int, ...], tuple[int, ...], str] | None = None
+    # A BatchNormalization or LayerNormalization of the channels, before the pooling:
+    # as Hidden.norm.
+    norm: tuple = ()
+    bias: bool = True
 
     @property
     def signature(self) -> tuple:
@@ -146,9 +150,12 @@ class Structure:
         # Layers without a bias: one pattern per stack (like normalisations), so a loop
         # knows which biases it holds at zero.
         biases = self.biases if not all(self.biases) else ()
+        # Normalised or bias-free convolutions: (kind, after the activation) and bias, each.
+        convs = tuple(((c.norm[0], c.norm[3]) if c.norm else None, c.bias) for c in self.convs) \
+            if any(c.norm or not c.bias for c in self.convs) else ()
         return (inputs, self.output_units, self.output_activation, self.loss,
                 self.loss_kwargs, len(self.hidden) > 0) + ((norms,) if norms else ()) \
-            + ((biases,) if biases else ())
+            + ((biases,) if biases else ()) + (("convs", convs) if convs else ())
 
     @property
     def variant(self) -> tuple[str, tuple[tuple[str, Any], ...]]:
@@ -156,11 +163,11 @@ class Structure:
 
     @property
     def n_params(self) -> int:
-        """Trainable parameters (kernels and biases of every Conv and Dense layer)."""
+        """Trainable parameters (kernels, biases, normalisations' gamma and beta)."""
         widths = [self.input_dim, *(h.units for h in self.hidden), self.output_units]
         channels = [self.sample_shape[-1] if self.sample_shape else 0,
                     *(c.filters for c in self.convs)]
-        conv = sum((math.prod(c.kernel) * cin + 1) * c.filters
+        conv = sum((math.prod(c.kernel) * cin + c.bias + 2 * bool(c.norm)) * c.filters
                    for c, cin in zip(self.convs, channels))
         norms = sum(2 * h.units for h in self.hidden if h.norm)
         return conv + norms + sum((a + bias) * b for a, b, bias

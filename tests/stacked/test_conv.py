@@ -191,7 +191,7 @@ def test_every_way_of_writing_a_model_reads_as_one_structure():
 @pytest.mark.parametrize("layer, reason", [
     (lambda: keras.layers.Conv2D(4, 3, strides=2), "strides"),
     (lambda: keras.layers.Conv2D(4, 3, dilation_rate=2), "dilation"),
-    (lambda: keras.layers.Conv2D(4, 3, use_bias=False), "no bias"),
+    (lambda: keras.layers.Conv2D(4, 3, kernel_constraint="non_neg"), "kernel_constraint"),
     (lambda: keras.layers.SeparableConv2D(4, 3), "SeparableConv2D layer is not one a stack"),
 ])
 def test_what_cannot_stack_says_why(layer, reason):
@@ -312,5 +312,54 @@ def test_dense_without_a_bias_matches_model_fit(cancer, epochs):
     for configs in ([dict(units=(8, 6)), dict(units=(5, 9), learning_rate=0.003, momentum=0.9)],
                     [dict(output_bias=False), dict(units=(4, 7), output_bias=False)]):
         rel, score = _compare(_no_bias_mlp, configs, X, y, folds, epochs, 32, {}, _accuracy,
+                              run_eagerly=epochs == 1)
+        assert rel <= 1e-4 and score <= 1e-4
+
+
+def _timeseries_cnn(filters=6, units=8, learning_rate=0.01, momentum=0.99, norm="batch",
+                    conv_bias=True, optimizer="Adam"):
+    """Keras' timeseries-classification guide's block, ``Conv1D -> BatchNormalization ->
+    ReLU``, twice, then global pooling; or a LayerNormalization after the activation, or
+    bias-free convolutions."""
+    model = keras.Sequential([keras.Input((12, 2))])
+    for _ in range(2):
+        if norm == "batch":
+            model.add(keras.layers.Conv1D(filters, 3, padding="same", use_bias=conv_bias))
+            model.add(keras.layers.BatchNormalization(momentum=momentum))
+            model.add(keras.layers.Activation("relu"))
+        else:
+            model.add(keras.layers.Conv1D(filters, 3, padding="same", activation="relu",
+                                          use_bias=conv_bias))
+            model.add(keras.layers.LayerNormalization())
+    model.add(keras.layers.MaxPooling1D(2))
+    model.add(keras.layers.GlobalAveragePooling1D())
+    model.add(keras.layers.Dense(units, activation="relu"))
+    model.add(keras.layers.Dense(3, activation="softmax"))
+    model.compile(optimizer=getattr(keras.optimizers, optimizer)(learning_rate),
+                  loss="sparse_categorical_crossentropy")
+    return model
+
+
+@pytest.mark.parametrize("epochs", [1, 12])
+def test_normalised_convolutions_match_model_fit(epochs):
+    """BatchNormalization between convolutions: per-channel moments over the batch's real
+    rows and every position, per-replica moving statistics (read when scoring).
+
+    One step with SGD: the next normalisation nearly cancels the gradient of the first
+    one's beta (a shift of every position, but for the padded borders and inactive ReLUs),
+    so Adam's first step, lr * g / (|g| + 1e-7), amplifies its float32 rounding (measured
+    5e-5 on beta, 2e-6 on a kernel after it, as between two orders of summation)."""
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(110, 12, 2)).astype("float32")
+    y = ((X[:, :4, 0].sum(axis=1) > 0).astype(int) + (X[:, 6:, 1].sum(axis=1) > 1)).reshape(-1, 1)
+    s = read_structure(_timeseries_cnn())
+    assert [c.norm[0] for c in s.convs] == ["batch", "batch"] and s.convs[1].pool is not None
+    folds = [(np.arange(0, 70 if epochs == 1 else 60), np.arange(80, 110))]
+    for configs in ([dict(), dict(filters=6, units=5, learning_rate=0.003, momentum=0.9)],
+                    [dict(conv_bias=False), dict(conv_bias=False, units=4, momentum=0.8)],
+                    [dict(norm="layer"), dict(norm="layer", units=5, learning_rate=0.003)]):
+        if epochs == 1:
+            configs = [{**c, "optimizer": "SGD"} for c in configs]
+        rel, score = _compare(_timeseries_cnn, configs, X, y, folds, epochs, 20, {}, _accuracy,
                               run_eagerly=epochs == 1)
         assert rel <= 1e-4 and score <= 1e-4

@@ -200,7 +200,7 @@ def _compare(builder, configs, X, Y, folds, epochs, batch_size, meta, score, ato
 
 
 def _cancelled(layers, j):
-    """Whether layer ``j`` is a linear Dense layer whose bias a BatchNormalization cancels.
+    """Whether layer ``j`` is a linear Dense or Conv layer whose bias a BatchNormalization cancels.
 
     Its gradient is exactly 0 in arithmetic, so its value is float32 rounding
     noise (Adam scales that noise up to ~lr * noise / epsilon): two runs of
@@ -209,7 +209,7 @@ def _cancelled(layers, j):
     after 12 epochs); the scores, which read that moving mean, are still compared.
     """
     return (j >= 0 and j + 1 < len(layers) and type(layers[j + 1]) is keras.layers.BatchNormalization
-            and type(layers[j]) is keras.layers.Dense
+            and type(layers[j]) in (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D)
             and layers[j].activation is keras.activations.linear)
 
 

@@ -10,11 +10,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# One stack alone in a fresh process (ru_maxrss is per process): imports, data and the
+# One stack alone in a fresh process (VmHWM, not ru_maxrss: Linux carries ru_maxrss across
+# fork and exec, so a child of this test process read its peak): imports, data and the
 # built configurations first, then the resident memory it holds, then the stack trains
 # and is scored; its peak above that is what the planner's estimate is for.
 CHILD = r"""
-import json, resource
+import json
 import numpy as np
 from sklearn.datasets import load_digits
 from model_builders import cnn_classifier
@@ -31,7 +32,8 @@ built = [build(protocol, X, y, i, c) for i, c in enumerate(configs)]
 with open("/proc/self/status") as f:
     before = int(next(line for line in f if line.startswith("VmRSS:")).split()[1])
 list(run_chunk(built, protocol, X, y, seed=0))
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+with open("/proc/self/status") as f:
+    peak = int(next(line for line in f if line.startswith("VmHWM:")).split()[1])
 print(json.dumps({"estimate": estimated_bytes(built, protocol), "peak": (peak - before) * 1024}))
 """
 
