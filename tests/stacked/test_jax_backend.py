@@ -140,18 +140,29 @@ def under_jax() -> dict:
               "gap": max(float(np.abs(a - b).max()) for wa, wb in zip(stopped.weights, first.weights)
                          for pa, pb in zip(wa, wb) for a, b in zip(pa, pb))}
         # BatchNormalization after the activation (its moving statistics are carried in the
-        # loop's state under JAX) and LayerNormalization: 6 epochs, 96 rows of 32.
+        # loop's state under JAX) and LayerNormalization: 6 epochs, 96 rows of 32. And a
+        # bias-free convolution (on the rows reshaped; a bias there is cancelled by the
+        # normalisation, its value float32 noise) with an L2 kernel, normalised by a
+        # BatchNormalization, into a bias-free output layer.
         from nn_tuning.stacked.read_model import layer_weights
         def normed(kind):
             keras.utils.set_random_seed(9)
-            m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(6, activation="relu"),
-                                  keras.layers.BatchNormalization(momentum=0.8) if kind == "batch"
-                                  else keras.layers.LayerNormalization(),
-                                  keras.layers.Dense(1)])
+            if kind == "conv":
+                layers = [keras.layers.Reshape((3, 1)),
+                          keras.layers.Conv1D(4, 2, padding="same", use_bias=False,
+                                              kernel_regularizer=keras.regularizers.L2(1e-2)),
+                          keras.layers.BatchNormalization(momentum=0.8),
+                          keras.layers.Activation("relu"), keras.layers.GlobalAveragePooling1D(),
+                          keras.layers.Dense(1, use_bias=False)]
+            else:
+                layers = [keras.layers.Dense(6, activation="relu"),
+                          keras.layers.BatchNormalization(momentum=0.8) if kind == "batch"
+                          else keras.layers.LayerNormalization(), keras.layers.Dense(1)]
+            m = keras.Sequential([keras.Input((3,)), *layers])
             m.compile(optimizer="adam", loss="mse")
             return m
         norm_worst = 0.0
-        for kind in ("batch", "layer"):
+        for kind in ("batch", "layer", "conv"):
             m = normed(kind)
             rep = Replica(read_structure(m), layer_weights(m), np.arange(96), seed=4)
             result = train_stack([rep], X, Y, epochs=6, batch_size=32)
@@ -189,7 +200,7 @@ def test_early_stopping_under_jax(under_jax):
     assert under_jax["early_stopping"]["gap"] <= 1e-7
 
 
-def test_normalisation_stacks_match_model_fit_under_jax(under_jax):
+def test_normalisation_convolution_and_no_bias_stacks_match_model_fit_under_jax(under_jax):
     assert under_jax["norm_worst"] <= 1e-4
 
 
