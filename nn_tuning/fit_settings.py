@@ -6,8 +6,10 @@ estimator wrapper takes (everything but ``sample_weight``, which travels with
 the data: each fold fits on its own training rows' weights, the refit on all
 of them); :func:`fit_identity` is the part of a run's fingerprint it makes.
 :func:`parse_fit_table` and :func:`fit_from_table` read ``[training.fit]``,
-where a callback is written as ``early_stopping = {...}`` (the keyword
-arguments of ``keras.callbacks.EarlyStopping``): a TOML file cannot hold one.
+where a callback is written as ``early_stopping = {...}`` or
+``reduce_lr_on_plateau = {...}`` (the keyword arguments of
+``keras.callbacks.EarlyStopping`` or ``ReduceLROnPlateau``): a TOML file
+cannot hold one.
 
 Which settings the stacked engine trains (:data:`STACKED`) and which send a
 configuration to the per-configuration path is said in
@@ -37,7 +39,10 @@ FIT_KEYS = ("validation_split", "callbacks", "class_weight", "shuffle", "sample_
 #: Those the stacked engine trains as ``model.fit`` does (the others fall back).
 STACKED = ("class_weight", "sample_weight", "shuffle")
 #: The keys of a config's ``[training.fit]`` table.
-TABLE_KEYS = ("validation_split", "class_weight", "shuffle", "early_stopping")
+TABLE_KEYS = ("validation_split", "class_weight", "shuffle", "early_stopping",
+              "reduce_lr_on_plateau")
+#: The callbacks a ``[training.fit]`` table writes as tables of their arguments.
+_CALLBACKS = {"early_stopping": "EarlyStopping", "reduce_lr_on_plateau": "ReduceLROnPlateau"}
 
 
 def _number(value: Any) -> bool:
@@ -184,21 +189,21 @@ def fit_identity(fit: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _early_stopping_args(source: str, value: Any) -> dict[str, Any]:
+def _callback_args(source: str, key: str, value: Any) -> dict[str, Any]:
     import keras
 
-    name = "training.fit.early_stopping"
+    name, cls = f"training.fit.{key}", getattr(keras.callbacks, _CALLBACKS[key])
     if not isinstance(value, Mapping):
-        raise ConfigError(f"{source}: {name} must be a table of keras.callbacks.EarlyStopping "
+        raise ConfigError(f"{source}: {name} must be a table of keras.callbacks.{cls.__name__} "
                           f"arguments, got {value!r}")
-    allowed = [n for n in inspect.signature(keras.callbacks.EarlyStopping.__init__).parameters
-               if n != "self"]
-    for key in value:
-        if key not in allowed:
-            raise ConfigError(f"{source}: unknown key '{name}.{key}'; allowed: "
+    allowed = [n for n in inspect.signature(cls.__init__).parameters
+               if n not in ("self", "kwargs")]
+    for arg in value:
+        if arg not in allowed:
+            raise ConfigError(f"{source}: unknown key '{name}.{arg}'; allowed: "
                               f"{', '.join(allowed)}")
     try:
-        keras.callbacks.EarlyStopping(**value)
+        cls(**value)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: {name} {dict(value)!r}: {exc}") from None
     return dict(value)
@@ -214,13 +219,14 @@ def parse_fit_table(source: str, table: Any, task: str) -> dict[str, Any]:
             raise ConfigError(f"{source}: unknown key 'training.fit.{key}'; allowed: "
                               f"{', '.join(TABLE_KEYS)}")
     out = dict(table)
-    plain = {k: v for k, v in table.items() if k != "early_stopping"}
+    plain = {k: v for k, v in table.items() if k not in _CALLBACKS}
     try:
         check_fit(plain, n_rows=0, task=task, where="training.fit")
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
-    if "early_stopping" in table:
-        out["early_stopping"] = _early_stopping_args(source, table["early_stopping"])
+    for key in _CALLBACKS:
+        if key in table:
+            out[key] = _callback_args(source, key, table[key])
     return out
 
 
@@ -230,7 +236,9 @@ def fit_from_table(table: Mapping[str, Any]) -> dict[str, Any] | None:
         return None
     import keras
 
-    fit = {k: v for k, v in table.items() if k != "early_stopping"}
-    if "early_stopping" in table:
-        fit["callbacks"] = [keras.callbacks.EarlyStopping(**table["early_stopping"])]
+    fit = {k: v for k, v in table.items() if k not in _CALLBACKS}
+    callbacks = [getattr(keras.callbacks, _CALLBACKS[k])(**v) for k, v in table.items()
+                 if k in _CALLBACKS]  # in the table's order, as Keras runs a list
+    if callbacks:
+        fit["callbacks"] = callbacks
     return fit

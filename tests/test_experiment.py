@@ -291,3 +291,23 @@ def test_class_weights_in_a_regression_config_are_refused():
                                           r"classification only"):
         Experiment.from_text(BASE + '\n[training.fit]\nclass_weight = "balanced"\n',
                              source="cfg.toml")
+
+
+def test_reduce_lr_on_plateau_in_training_fit_runs_after_early_stopping_as_written():
+    import keras
+
+    from nn_tuning.fit_settings import fit_from_table
+
+    exp = Experiment.from_text(CLASSIFIER + """
+[training.fit]
+validation_split = 0.25
+reduce_lr_on_plateau = { factor = 0.5, patience = 2, min_lr = 1e-4 }
+early_stopping = { patience = 4 }
+""")
+    first, second = fit_from_table(exp.training.fit)["callbacks"]
+    assert isinstance(first, keras.callbacks.ReduceLROnPlateau) and first.factor == 0.5
+    assert isinstance(second, keras.callbacks.EarlyStopping) and second.patience == 4
+    with pytest.raises(ConfigError, match=r"cfg\.toml: training\.fit\.reduce_lr_on_plateau "
+                                          r"\{'factor': 1\.5\}: .*factor >= 1\.0"):
+        Experiment.from_text(CLASSIFIER + "\n[training.fit]\nreduce_lr_on_plateau = "
+                             "{ factor = 1.5 }\n", source="cfg.toml")

@@ -177,7 +177,7 @@ def train_stack(replicas: Sequence[Replica], X: np.ndarray, Y: np.ndarray, *, ep
     consts = stack_consts(padded, lay, X, Y, n_pad)
     trained, state, done = stacked_params(padded, lay), None, 0
     lr = lay.lr.copy()
-    watchers = Watchers(rule, at) if rule.stops else None
+    watchers = Watchers(rule, at, lr) if rule.stops else None
     if watchers is not None:
         watchers.begin(trained)
     while done < epochs:

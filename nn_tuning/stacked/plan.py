@@ -159,6 +159,9 @@ def _build(protocol: Any, X: np.ndarray, y: np.ndarray, index: int,
     watch = monitoring(est.get_params())
     if watch.validation_split and protocol.sample_weight is not None:
         raise NotStackable("fit setting validation_split with sample_weight is not stacked yet")
+    if watch.sets_learning_rate and dict(structure.optimizer_config).get("learning_rate_schedule"):
+        raise NotStackable("ReduceLROnPlateau with a learning-rate schedule (Keras' callback "
+                           "cannot set a schedule's rate)")
     for train, _ in protocol.splits:
         try:  # too few rows to split: the per-configuration path records the failed fit
             training_rows(len(train), watch.validation_split)

@@ -1,4 +1,4 @@
-"""``validation_split`` and Keras' ``EarlyStopping``, per replica of a stack.
+"""``validation_split``, Keras' ``EarlyStopping`` and ``ReduceLROnPlateau``, per replica of a stack.
 
 A replica given rows ``rows`` trains as ``model.fit(X[rows], Y[rows],
 validation_split=v, callbacks=[EarlyStopping(...)])`` would: Keras splits
@@ -13,7 +13,11 @@ that epoch's end, without dropout.
 The stopping rule is not rewritten here: each replica drives its own
 ``keras.callbacks.EarlyStopping`` (a fresh one with the user's settings)
 through ``on_train_begin``, ``on_epoch_end`` and ``on_train_end``, with a
-stand-in model whose weights are the replica's slice of the stack. So the
+stand-in model whose weights are the replica's slice of the stack. Its own
+``keras.callbacks.ReduceLROnPlateau`` likewise reads and sets the stand-in
+model's ``optimizer.learning_rate``: the replica's learning rate in the
+stack, used from the next epoch on (callbacks run in the order given, on one
+logs dict, as Keras' ``CallbackList`` runs them). So the
 improvement test (``min_delta``, ``mode``), ``patience``, ``baseline``,
 ``start_from_epoch``, the ``epoch > 0`` condition and when the best weights
 are taken and restored (only at the end of training, stopped or not) are
@@ -21,14 +25,18 @@ Keras' own. A replica that stops is frozen: its learning rate becomes 0 for
 the epochs its stack-mates go on training, and its weights (the ones Keras
 would leave it with, restored or not) are written back after the stack.
 
-``monitor="loss"`` reads the epoch's training loss as Keras' loss tracker
+A callback monitoring ``val_loss`` without a validation part finds nothing
+to monitor and does nothing (Keras warns so each epoch); one monitoring
+``loss`` reads the epoch's training loss as Keras' loss tracker
 keeps it: each training batch's mean loss (before that step's update, with
 dropout), averaged weighted by the batch's rows; the loop sums it per
 replica (:mod:`.loops`). Other monitors and other callbacks are refused
 with a reason (:func:`obstacle`), and the configuration trains one at a
-time. The callback's ``verbose`` messages are not printed.
+time; so is ``ReduceLROnPlateau`` beside a learning-rate schedule (Keras'
+callback cannot set a schedule's rate). The callbacks' ``verbose`` messages
+are not printed.
 
-Cost: a stack with an early stopping rule trains one epoch per call of its
+Cost: a stack with such a callback trains one epoch per call of its
 compiled loop (a loop traced for one epoch, kept like any other: the epochs
 are part of its key in :mod:`.compiled`), then predicts its validation rows
 and runs the callbacks. Measured on 2 shared CPU cores (TensorFlow, 8
@@ -52,38 +60,56 @@ import numpy as np
 __all__ = ["Monitoring", "Watchers", "monitoring", "obstacle", "split_rows", "training_rows",
            "val_losses"]
 
-_SETTINGS = ("monitor", "min_delta", "patience", "mode", "baseline", "restore_best_weights",
-             "start_from_epoch")
+# The settings of each callback a stack drives, by class name.
+_SETTINGS = {
+    "EarlyStopping": ("monitor", "min_delta", "patience", "mode", "baseline",
+                      "restore_best_weights", "start_from_epoch"),
+    "ReduceLROnPlateau": ("monitor", "factor", "patience", "mode", "min_delta", "cooldown",
+                          "min_lr"),
+}
 
 
 @dataclass(frozen=True)
 class Monitoring:
-    """What a stack watches while it trains: the validation part and an early stopping rule.
+    """What a stack watches while it trains: the validation part and the callbacks.
 
-    ``early_stopping`` holds ``keras.callbacks.EarlyStopping``'s settings as
-    (name, value) pairs (:data:`_SETTINGS`), so that equal rules compare equal.
+    ``callbacks`` holds, in the order given, each callback's class name and
+    settings as (name, value) pairs (:data:`_SETTINGS`), so that equal rules
+    compare equal.
     """
 
     validation_split: float = 0.0
-    early_stopping: tuple[tuple[str, Any], ...] | None = None
+    callbacks: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
     validation_batch_size: int | None = None
 
     @property
+    def early_stopping(self) -> tuple[tuple[str, Any], ...] | None:
+        """The ``EarlyStopping``'s settings, or None."""
+        return next((s for name, s in self.callbacks if name == "EarlyStopping"), None)
+
+    @property
+    def sets_learning_rate(self) -> bool:
+        """Whether a ``ReduceLROnPlateau`` may set the learning rate (see :attr:`stops`)."""
+        return any(name == "ReduceLROnPlateau" for name, _ in self._acting())
+
+    @property
     def stops(self) -> bool:
-        """Whether some replica may stop before its epochs: the stack trains epoch by epoch.
+        """Whether a callback acts between epochs: the stack trains epoch by epoch.
 
-        Not with ``val_loss`` and no validation part: Keras' callback then
-        finds nothing to monitor, warns and never stops.
+        Not one monitoring ``val_loss`` with no validation part: Keras'
+        callback then finds nothing to monitor, warns and does nothing.
         """
-        if self.early_stopping is None:
-            return False
-        return dict(self.early_stopping)["monitor"] == "loss" or self.validation_split > 0
+        return bool(self._acting())
 
-    def callback(self) -> Any:
-        """A fresh ``keras.callbacks.EarlyStopping`` with these settings."""
+    def _acting(self) -> list[tuple[str, tuple]]:
+        return [(name, s) for name, s in self.callbacks
+                if dict(s)["monitor"] == "loss" or self.validation_split > 0]
+
+    def make_callbacks(self) -> list[Any]:
+        """Fresh Keras callbacks with these settings, in order."""
         import keras
 
-        return keras.callbacks.EarlyStopping(**dict(self.early_stopping or ()))
+        return [getattr(keras.callbacks, name)(**dict(s)) for name, s in self.callbacks]
 
 
 def training_rows(n: int, validation_split: float) -> int:
@@ -114,15 +140,17 @@ def obstacle(params: dict[str, Any]) -> str | None:
     """
     import keras
 
-    callbacks = params.get("callbacks") or []
-    given = callbacks if isinstance(callbacks, (list, tuple)) else [callbacks]
-    early = [cb for cb in given if type(cb) is keras.callbacks.EarlyStopping]
-    if len(early) != len(given) or len(early) > 1:  # Keras' own EarlyStopping, once, only
+    given = _given(params)
+    kinds = [type(cb).__name__ for cb in given]
+    # Keras' own EarlyStopping and ReduceLROnPlateau, once each, only.
+    if any(type(cb) is not getattr(keras.callbacks, type(cb).__name__, None)
+           or type(cb).__name__ not in _SETTINGS for cb in given) or len(set(kinds)) < len(kinds):
         names = ", ".join(getattr(cb, "__name__", type(cb).__name__) for cb in given)
         return f"fit setting callbacks=[{names}] is not stacked yet"
-    if early and early[0].monitor not in ("loss", "val_loss"):
-        return (f"fit setting EarlyStopping(monitor={early[0].monitor!r}) is not stacked yet "
-                "(a stack monitors 'loss' or 'val_loss')")
+    for cb in given:
+        if cb.monitor not in ("loss", "val_loss"):
+            return (f"fit setting {type(cb).__name__}(monitor={cb.monitor!r}) is not stacked "
+                    "yet (a stack monitors 'loss' or 'val_loss')")
     if params.get("validation_split"):
         if params.get("validation_freq", 1) not in (None, 1):
             return f"fit setting validation_freq={params['validation_freq']!r} is not stacked yet"
@@ -133,25 +161,44 @@ def obstacle(params: dict[str, Any]) -> str | None:
 
 def monitoring(params: dict[str, Any]) -> Monitoring:
     """The :class:`Monitoring` of an estimator's fit settings (:func:`obstacle` passed)."""
-    import keras
-
     split = float(params.get("validation_split") or 0.0)
-    rule = None
+    rules = []
+    for cb in _given(params):
+        name = type(cb).__name__
+        values = {key: getattr(cb, key) for key in _SETTINGS[name]}
+        # Keras stores min_delta's magnitude, signed once the callback has run.
+        values["min_delta"] = abs(values["min_delta"])
+        rules.append((name, tuple(values.items())))
+    return Monitoring(split, tuple(rules), params.get("validation_batch_size"))
+
+
+def _given(params: dict[str, Any]) -> list[Any]:
     callbacks = params.get("callbacks") or []
-    for cb in callbacks if isinstance(callbacks, (list, tuple)) else [callbacks]:
-        if type(cb) is keras.callbacks.EarlyStopping:
-            values = {name: getattr(cb, name) for name in _SETTINGS}
-            # Keras stores min_delta's magnitude, signed once the callback has run.
-            values["min_delta"] = abs(values["min_delta"])
-            rule = tuple(values.items())
-    return Monitoring(split, rule, params.get("validation_batch_size"))
+    return list(callbacks) if isinstance(callbacks, (list, tuple)) else [callbacks]
+
+
+class _Rate:
+    """What ReduceLROnPlateau sees as the optimizer: one replica's learning rate in the stack."""
+
+    def __init__(self, lr: np.ndarray, r: int) -> None:
+        self.lr, self.r = lr, r
+
+    @property
+    def learning_rate(self) -> np.float32:
+        return np.float32(self.lr[self.r].item())
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        self.lr[self.r] = np.float32(value)  # a Keras optimizer's float32 variable
 
 
 class _Slice:
-    """What EarlyStopping sees as its model: one replica's slice of the stack's weights."""
+    """What the callbacks see as their model: one replica's slice of the stack's weights and
+    its learning rate."""
 
-    def __init__(self, params: list[np.ndarray], r: int) -> None:
+    def __init__(self, params: list[np.ndarray], r: int, lr: np.ndarray) -> None:
         self.params, self.r = params, r
+        self.optimizer = _Rate(lr, r)
         self.stop_training = False
         self.restored: list[np.ndarray] | None = None
 
@@ -163,21 +210,23 @@ class _Slice:
 
 
 class Watchers:
-    """One Keras ``EarlyStopping`` per replica of a stack (at ``slots`` among its padded replicas)."""
+    """Each replica's own Keras callbacks (replicas at ``slots`` among the stack's padded ones;
+    ``lr`` the stack's learning rates, which a ``ReduceLROnPlateau`` sets)."""
 
-    def __init__(self, rule: Monitoring, slots: Sequence[int]) -> None:
-        self.slots = list(slots)
-        self.callbacks = [rule.callback() for _ in self.slots]
+    def __init__(self, rule: Monitoring, slots: Sequence[int], lr: np.ndarray) -> None:
+        self.slots, self.lr = list(slots), lr
+        self.callbacks = [rule.make_callbacks() for _ in self.slots]
         self.models: list[_Slice | None] = [None] * len(self.slots)
         self.final: dict[int, list[np.ndarray]] = {}  # slot -> the weights it ends with
         # Per replica, as Keras' History: each log's value per epoch trained.
         self.history: list[dict[str, list[float]]] = [{} for _ in self.slots]
 
     def begin(self, params: list[np.ndarray]) -> None:
-        for i, (cb, r) in enumerate(zip(self.callbacks, self.slots)):
-            self.models[i] = _Slice(params, r)
-            cb.set_model(self.models[i])
-            cb.on_train_begin()
+        for i, (callbacks, r) in enumerate(zip(self.callbacks, self.slots)):
+            self.models[i] = _Slice(params, r, self.lr)
+            for cb in callbacks:
+                cb.set_model(self.models[i])
+                cb.on_train_begin()
 
     def running(self) -> list[int]:
         """Indices of the replicas still training."""
@@ -189,11 +238,12 @@ class Watchers:
         the slots that stop now."""
         stopped = []
         for i in self.running():
-            model, cb = self.models[i], self.callbacks[i]
+            model, own = self.models[i], dict(logs[i])
             model.params = params
-            for key, value in logs[i].items():
+            for cb in self.callbacks[i]:  # one logs dict, in order, as Keras' CallbackList
+                cb.on_epoch_end(epoch, own)
+            for key, value in own.items():  # Keras' History comes after the user's callbacks
                 self.history[i].setdefault(key, []).append(value)
-            cb.on_epoch_end(epoch, logs[i])
             if model.stop_training:
                 self._end(i, params)
                 stopped.append(self.slots[i])
@@ -207,7 +257,8 @@ class Watchers:
     def _end(self, i: int, params: list[np.ndarray]) -> None:
         model = self.models[i]
         model.params = params
-        self.callbacks[i].on_train_end()
+        for cb in self.callbacks[i]:
+            cb.on_train_end()
         self.final[self.slots[i]] = model.restored or model.get_weights()
 
     def write_back(self, params: list[np.ndarray]) -> list[np.ndarray]:
@@ -220,7 +271,8 @@ class Watchers:
 
     def stopped_epochs(self) -> list[int]:
         """Keras' ``stopped_epoch`` of each replica: 0 where it trained every epoch."""
-        return [int(cb.stopped_epoch) for cb in self.callbacks]
+        return [next((int(cb.stopped_epoch) for cb in callbacks
+                      if hasattr(cb, "stopped_epoch")), 0) for callbacks in self.callbacks]
 
 
 def val_losses(model: Any, predictions: Sequence[np.ndarray], targets: Sequence[np.ndarray],

@@ -216,16 +216,18 @@ def test_corpus_model_stacks_as_model_fit_or_says_why(data, builder, data_name, 
 
 def test_corpus_fit_settings_stack_through_tune(data):
     """The corpus' two models that need model.fit settings: a classifier with class weights,
-    and a BatchNormalization MLP under EarlyStopping with a validation split."""
+    and a BatchNormalization MLP under ReduceLROnPlateau and EarlyStopping with a validation
+    split."""
     from nn_tuning import tune
 
     X, y, _ = data["iris"]
     weighted = tune(functional_classifier, {"units": [5, 8]}, X, y.ravel(), strategy="grid",
                     cv=2, epochs=3, progress=False, fit={"class_weight": "balanced"})
     stop = keras.callbacks.EarlyStopping(patience=1, restore_best_weights=True)
+    slower = keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=1)
     stopped = tune(batchnorm_mlp, {"units": [6, 12]}, X, y.ravel(), strategy="grid", cv=2,
                    epochs=6, progress=False,
-                   fit={"validation_split": 0.2, "callbacks": [stop]})
+                   fit={"validation_split": 0.2, "callbacks": [slower, stop]})
     for result in (weighted, stopped):
         assert set(result.trials["engine"]) == {"stacked"}, result.extra.get("not_stacked")
         assert (result.trials["state"] == "complete").all()

@@ -68,7 +68,7 @@ CONFIGS = [dict(hidden_layers=(6,), learning_rate=0.05),  # learns fast, then st
 
 def _same(result, r, model, own, fitted):
     """Replica ``r`` of the stack ended as ``model`` did under ``model.fit`` with ``own``."""
-    assert result.stopped_epochs[r] == own.stopped_epoch
+    assert result.stopped_epochs[r] == (0 if own is None else own.stopped_epoch)
     for key in ("loss", "val_loss"):  # every epoch's logs, as Keras' History has them
         np.testing.assert_allclose(result.history[r][key], fitted.history[key], rtol=1e-5)
     for (kernel, bias), layer in zip(result.weights[r], weighted_layers(model)):
@@ -217,3 +217,57 @@ def test_successive_halving_stacks_refuse_what_they_would_ignore(advertising):
         trainer.build(0, {"neurons": 4})
     assert RungTrainer(_protocol(X, y, 4), X, y, seed=0, capacity=4,
                        segment=2).build(0, {"neurons": 4}).monitoring == Monitoring()
+
+
+def _callbacks(specs):
+    return [getattr(keras.callbacks, spec["kind"])(**{k: v for k, v in spec.items() if k != "kind"})
+            for spec in specs]
+
+
+@pytest.mark.parametrize("specs", [
+    [dict(kind="ReduceLROnPlateau", factor=0.5, patience=1, min_delta=0.05)],
+    [dict(kind="ReduceLROnPlateau", monitor="loss", factor=0.2, patience=2, cooldown=1,
+          min_lr=1e-3, min_delta=0.5),
+     dict(kind="EarlyStopping", patience=4, min_delta=0.05, restore_best_weights=True)]])
+def test_reduce_lr_on_plateau_matches_model_fit(advertising, specs):
+    """Each replica's own ReduceLROnPlateau sets its learning rate in the stack, epoch by
+    epoch, as in its own model.fit (beside an EarlyStopping, in the order given)."""
+    X, y = advertising
+    X, Y = X[:200], y[:200].reshape(-1, 1)
+    rows = np.random.default_rng(0).permutation(200)[:150]
+    split, epochs, bs = 0.2, 20, 40
+    params = {"validation_split": split, "callbacks": _callbacks(specs)}
+    assert obstacle(params) is None
+    replicas = []
+    for i, config in enumerate(CONFIGS):
+        model = _build(config)
+        replicas.append(Replica(read_structure(model), _weights(model), rows, seed=11 + i))
+    result = train_stack(replicas, X, Y, epochs=epochs, batch_size=bs,
+                         monitoring=monitoring(params))
+    train, valid = split_rows(rows, split)
+    orders = epoch_orders([replace(r, rows=train) for r in replicas], epochs, bs)
+    reduced = []
+    for r, config in enumerate(CONFIGS):
+        model, own = _build(config), _callbacks(specs)
+        batches = _Batches(X, Y, orders[:, r], len(train), bs)
+        fitted = model.fit(batches, epochs=epochs, validation_data=(X[valid], Y[valid]),
+                           validation_batch_size=bs, callbacks=[_Epochs(batches), *own],
+                           shuffle=False, verbose=0)
+        stopping = [cb for cb in own if isinstance(cb, keras.callbacks.EarlyStopping)]
+        _same(result, r, model, stopping[0] if stopping else None, fitted)
+        np.testing.assert_allclose(result.history[r]["learning_rate"],
+                                   fitted.history["learning_rate"], rtol=1e-6)
+        reduced.append(len(set(fitted.history["learning_rate"])) > 1)
+    assert any(reduced)  # the rate changed for some replica
+
+
+def test_reduce_lr_on_plateau_beside_a_schedule_trains_one_at_a_time(advertising):
+    from nn_tuning.stacked.plan import build
+
+    X, y = advertising
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.01, 10, 0.9)
+    reduce = keras.callbacks.ReduceLROnPlateau()
+    protocol = _protocol(X, y, 2, validation_split=0.2, callbacks=[reduce])
+    with pytest.raises(NotStackable, match="ReduceLROnPlateau with a learning-rate schedule"):
+        build(protocol, X, y, 0, {"neurons": 4, "optimizer": keras.optimizers.Adam(schedule)})
+    assert build(protocol, X, y, 0, {"neurons": 4}).monitoring.sets_learning_rate
