@@ -85,8 +85,8 @@ def test_ctrl_c_keeps_every_finished_trial_and_says_how_to_resume(tmp_path, caps
     # installs no KeyboardInterrupt handler: the run went on and exited 0).
     err_file = tmp_path / "stderr.txt"
     with err_file.open("w") as err:
-        # faulthandler: one run in about twenty of the full suite ended by SIGSEGV, printing
-        # nothing (2026-12-02, not reproduced alone in 17 runs); a recurrence shows where.
+        # faulthandler: in one of three full-suite runs (2026-12-02) this process ended by
+        # SIGSEGV, printing nothing (not reproduced in 17 runs alone); a recurrence shows where.
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, text=True,
                                 env={**ENV, "PYTHONFAULTHANDLER": "1"}, cwd=ROOT,
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
