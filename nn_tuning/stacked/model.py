@@ -8,20 +8,24 @@ loss, so every replica's gradient is its own model's gradient. Randomness
 replica's own seed, the epoch, the step and the position, so a replica
 trains the same whatever its stack-mates, the chunking or the backend.
 
-Convolutions are batched matmuls of each replica's image patches with its own
-kernel: the patches are the ``prod(kernel)`` shifted views of the (padded)
-input side by side on the channel axis, so one ``matmul`` of
-``(R, batch * positions, prod(kernel) * C)`` by ``(R, prod(kernel) * C, F)``
-computes every replica's convolution, one code path for TensorFlow and JAX.
-Measured on 2 CPU cores (TensorFlow, 18 replicas of a 3x3 convolution of 32
-to 64 channels on 8x8 images, batch 64, forward and backward): these matmuls
-212 ms a step; ``tf.image.extract_patches`` for the patches 381 ms; one
-native convolution per replica 165 ms, but a graph that grows with the
-replicas (each stack traces its own); a grouped convolution (replicas'
-channels side by side, ``groups=R``) has no TensorFlow CPU kernel for its
-gradient, and through XLA took 17 s to compile and 7.7 s a step. Stacking
-saves the per-model costs around the arithmetic, not the arithmetic: a
-replica's convolution costs what its own model's does. Pooling is Keras' own
+Convolutions are each replica's own native convolution (``keras.ops.conv`` on
+its slice of the batch with its own kernel; oneDNN on TensorFlow's CPU, XLA's
+on JAX), one code path for both backends; the graph holds one per replica.
+Measured cold on 2 CPU cores (TensorFlow, ``python experiments/bench_images.py
+--trials 48 --repeats 1 --engines stacked``, a random search of 48 CNNs):
+8x8 digits 33.3 s, 28x28 229.8 s; with the previous form, batched matmuls of
+every replica's image patches (the ``prod(kernel)`` shifted views side by
+side), 53.8 s (median of 3) and 446.8 s: the patches' memory traffic grew
+with the image.
+Per step earlier (18 replicas of a 3x3 convolution of 32 to 64 channels on
+8x8, batch 64, forward and backward): patch matmuls 212 ms, native
+convolutions 165 ms, ``tf.image.extract_patches`` 381 ms; a grouped
+convolution (replicas' channels side by side, ``groups=R``) has no
+TensorFlow CPU kernel for its gradient, and through XLA took 17 s to compile
+and 7.7 s a step. Stacking saves the per-model costs around the arithmetic,
+not the arithmetic: a replica's convolution costs what its own model's does
+(at 28x28 on 2 CPU cores one model at a time, 155.7 s, is faster than the
+stack). Pooling is Keras' own
 (``ops.max_pool``/``ops.average_pool``) with the replicas folded into the
 batch axis.
 """
@@ -121,19 +125,14 @@ class StackedModel:
             bias = ops.multiply(bias, 0.0)  # Conv(use_bias=False): see _bias
         kernel_size, padding, activation, pool = lay.convs[i]
         R, B, spatial = x.shape[0], x.shape[1], tuple(x.shape[2:-1])
-        if padding == "same":  # Keras' (TensorFlow's) rule: the odd pixel goes after
-            x = ops.pad(x, [(0, 0), (0, 0), *(((k - 1) // 2, k // 2) for k in kernel_size),
-                            (0, 0)])
-            out = spatial
-        else:
-            out = tuple(n - k + 1 for n, k in zip(spatial, kernel_size))
-        views = []
-        for offset in np.ndindex(*kernel_size):  # row-major, as the kernel's flattened rows
-            index = tuple(slice(o, o + n) for o, n in zip(offset, out))
-            views.append(x[(slice(None), slice(None), *index, slice(None))])
-        patches = views[0] if len(views) == 1 else ops.concatenate(views, axis=-1)
-        z = _plus(ops, ops.matmul(ops.reshape(patches, (R, -1, patches.shape[-1])), kernel),
-                  bias)
+        out = spatial if padding == "same" else tuple(n - k + 1 for n, k in
+                                                      zip(spatial, kernel_size))
+        # Each replica's own native convolution (Keras' ops.conv: oneDNN on TensorFlow's CPU,
+        # XLA's on JAX), its kernel's rows unflattened as the layout flattened them.
+        kernels = ops.reshape(kernel, (R, *kernel_size, x.shape[-1], kernel.shape[-1]))
+        z = ops.stack([ops.conv(x[r], kernels[r], strides=1, padding=padding)
+                       for r in range(R)])
+        z = _plus(ops, ops.reshape(z, (R, -1, z.shape[-1])), bias)
         norm = lay.conv_norms[i] if lay.conv_norms else None
         if norm:  # each channel over the batch's real rows at every position, as Keras does
             rows = None if valid is None else ops.repeat(valid, int(np.prod(out)), axis=1)

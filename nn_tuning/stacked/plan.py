@@ -33,6 +33,9 @@ R=24 878/902, R=48 1625/1764; filters 8, 1 block, 8x8: R=48 132/126,
 16x16: R=48 406/360; filters 32, 1 block, 16x16: R=48 1344/1116 (every ratio
 0.88-1.20; the estimate before this counted no loop, 6 weight copies and 2
 values per convolution output: 0.15-0.81 of these peaks, small stacks lowest).
+Those were measured with convolutions as patch matmuls; with native convolutions
+(:mod:`.model`) the study's largest stack measured 267 MiB against 276 (8x8, 24
+replicas) and 986 MiB against 960 (28x28, 9 replicas).
 Advertising MLPs (5-fold, batch 40): R=5, 10 units, 22/20; R=500, 200
 units, 95/141; R=100, 3 x 512 units, 2595/3099. A whole study's peak is
 more than its largest stack's: ``python experiments/bench_images.py --sizes

@@ -83,11 +83,6 @@ class Monitoring:
     validation_batch_size: int | None = None
 
     @property
-    def early_stopping(self) -> tuple[tuple[str, Any], ...] | None:
-        """The ``EarlyStopping``'s settings, or None."""
-        return next((s for name, s in self.callbacks if name == "EarlyStopping"), None)
-
-    @property
     def sets_learning_rate(self) -> bool:
         """Whether a ``ReduceLROnPlateau`` may set the learning rate (see :attr:`stops`)."""
         return any(name == "ReduceLROnPlateau" for name, _ in self._acting())
