@@ -142,6 +142,17 @@ def workers_note(reused: bool | None) -> str:
     return "" if reused is None else f"; pre-started workers reused: {reused}"
 
 
+def _status_mib(field: str) -> float:
+    """A ``/proc/self/status`` memory field of this process (Linux), in MiB."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(f"{field}:")) / 1024
+
+
+def rss_mib() -> float:
+    """This process's resident memory now, in MiB (Linux's ``VmRSS``)."""
+    return _status_mib("VmRSS")
+
+
 def peak_rss_mib() -> float:
     """This process's peak resident memory in MiB: Linux's ``VmHWM``.
 
@@ -150,8 +161,7 @@ def peak_rss_mib() -> float:
     400 MiB process read 413 MiB, its own peak 13 MiB).
     """
     try:
-        with open("/proc/self/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+        return _status_mib("VmHWM")
     except (OSError, StopIteration):  # not Linux: the best there is
         import resource
 

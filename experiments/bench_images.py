@@ -64,12 +64,6 @@ def study(size: int) -> tuple:
     return (X_train - mean) / std, big.y_train, (X_test - mean) / std, big.y_test
 
 
-def _rss_mib() -> float:
-    with open("/proc/self/status") as f:
-        line = next(x for x in f if x.startswith("VmRSS:"))
-    return int(line.split()[1]) / 1024
-
-
 def _protocol(exp, X, y, epochs: int | None = None):
     from nn_tuning.evaluation import make_protocol
 
@@ -97,7 +91,7 @@ def stack_child(size: int, configs: list[dict], epochs: int | None = None) -> di
     planner's estimate of it and the peak resident memory its training and scoring add
     above what the process holds once imports, images and the built configurations are in."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from _common import peak_rss_mib
+    from _common import peak_rss_mib, rss_mib
 
     from nn_tuning.experiment import Experiment
     from nn_tuning.stacked.plan import build, estimated_bytes, run_chunk
@@ -106,7 +100,7 @@ def stack_child(size: int, configs: list[dict], epochs: int | None = None) -> di
     exp = Experiment.from_file(CONFIG)
     protocol = _protocol(exp, X, y, epochs)
     built = [build(protocol, X, y, i, p) for i, p in enumerate(configs)]
-    before = _rss_mib()
+    before = rss_mib()
     start = time.perf_counter()
     list(run_chunk(built, protocol, X, y, exp.training.seed))
     peak = peak_rss_mib()
@@ -123,7 +117,7 @@ def _print_stack(size: int, r: dict, what: str) -> None:
 def run_child(size: int, trials: int, engine: str, epochs: int | None) -> dict:
     """One run in this (fresh) process: imports and images first, then the clock."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from _common import engines_ran, peak_rss_mib
+    from _common import engines_ran, peak_rss_mib, rss_mib
 
     from nn_tuning import tune
     from nn_tuning.experiment import Experiment
@@ -131,7 +125,7 @@ def run_child(size: int, trials: int, engine: str, epochs: int | None) -> dict:
     X, y, X_test, y_test = study(size)
     exp = Experiment.from_file(CONFIG)
     t = exp.training
-    before = _rss_mib()
+    before = rss_mib()
     start = time.perf_counter()
     result = tune(exp.builder, exp.space, X, y, strategy="random", max_trials=trials, cv=t.cv,
                   scoring=t.scoring, epochs=epochs or t.epochs, batch_size=t.batch_size,

@@ -55,14 +55,13 @@ def run_child(engine: str) -> dict:
     from sklearn.preprocessing import StandardScaler
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from _common import engines_ran, peak_rss_mib
+    from _common import engines_ran, peak_rss_mib, rss_mib
 
     from nn_tuning import tune
 
     X, y = load_breast_cancer(return_X_y=True)
     X = StandardScaler().fit_transform(X).astype("float32")
-    with open("/proc/self/status") as f:
-        before = int(next(x for x in f if x.startswith("VmRSS:")).split()[1]) / 1024
+    before = rss_mib()
     start = time.perf_counter()
     stop = keras.callbacks.EarlyStopping(patience=3, restore_best_weights=True)
     result = tune(bn_mlp, GRID, X, y, strategy="grid", cv=CV, epochs=EPOCHS, batch_size=BATCH,

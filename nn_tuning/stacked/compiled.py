@@ -44,7 +44,7 @@ from .model import StackedModel
 from .structure import Structure
 
 __all__ = ["Envelope", "conv_blocks", "exact_loop", "fitting_loop", "forget", "persistent_cache",
-           "traces"]
+           "round_up", "traces"]
 
 logger = logging.getLogger("nn_tuning")
 
@@ -158,7 +158,7 @@ def _covers(env: Layout, lay: Layout) -> bool:
     return True
 
 
-def _round_up(n: int) -> int:
+def round_up(n: int) -> int:
     """Replicas of a new envelope: powers of two up to 8, then multiples of 8."""
     if n <= 8:
         return 1 << max(n - 1, 0).bit_length()
@@ -250,7 +250,7 @@ def _fitting_loop(replicas: Sequence[Replica], X: np.ndarray, Y: np.ndarray, *, 
         _KEPT.move_to_end(base)
         groups = env.lay.groups
     else:
-        groups = tuple((k, _round_up(n)) for k, n in sorted(counts(need.depth).items()))
+        groups = tuple((k, round_up(n)) for k, n in sorted(counts(need.depth).items()))
     at_least = None if env is None else env.lay
     depth = need.depth if at_least is None else at_least.depth
     keys = [group_key(r, depth) for r in replicas]

@@ -60,7 +60,7 @@ import numpy as np
 from ..fast_fit import clear_engines
 from ..space import config_key
 from .clock import timed
-from .compiled import _round_up
+from .compiled import round_up
 from .engine import Replica, conv_sizes, stack_bytes, train_stack
 from .stopping import Monitoring, monitoring, training_rows
 from .read_model import layer_weights, read_structure
@@ -282,7 +282,7 @@ def _stack_size(members: Sequence[Built], folds: int, n_rows: int,
     s, b = members[-1].structure, members[-1]
     n = len(members) * folds + more
     conv_weights, conv_values = conv_sizes([m.structure for m in members])
-    return n, stack_bytes(_round_up(n), depth, width,
+    return n, stack_bytes(round_up(n), depth, width,
                           max(m.structure.input_dim for m in members), s.output_units,
                           b.batch_size, n_rows, conv_weights=conv_weights,
                           conv_values=conv_values)
