@@ -213,12 +213,11 @@ def layout(replicas: Sequence[Replica], at_least: Layout | None = None) -> Layou
     if any(h.norm for h in s0.hidden):
         lay = replace(lay, norms=tuple((h.norm[0], h.norm[3]) if h.norm else None
                                        for h in s0.hidden),
-                      norm_eps=[np.array([r.structure.hidden[i].norm[1] if r.structure.hidden[i]
-                                          .norm else 0.0 for r in replicas], "float32")
-                                .reshape(R, 1, 1) for i in range(depth)],
-                      norm_momentum=[np.array([r.structure.hidden[i].norm[2] if r.structure
-                                               .hidden[i].norm else 0.0 for r in replicas],
-                                              "float32").reshape(R, 1, 1) for i in range(depth)])
+                      norm_eps=[_norm_setting([r.structure.hidden[i].norm for r in replicas], 1)
+                                for i in range(depth)],
+                      norm_momentum=[_norm_setting([r.structure.hidden[i].norm
+                                                    for r in replicas], 2)
+                                     for i in range(depth)])
     if not all(s0.biases):
         lay = replace(lay, biases=s0.biases)
     lay.penalty_terms, lay.penalty = penalties([r.structure for r in replicas],
@@ -245,17 +244,19 @@ def _with_convs(lay: Layout, replicas: Sequence[Replica], at_least: Layout | Non
                   conv_masks=masks, sample_shape=s0.sample_shape, head=s0.head,
                   positions=positions)
     if any(c.norm or not c.bias for c in s0.convs):
-        def per_replica(i: int, k: int) -> np.ndarray:
-            return np.array([r.structure.convs[i].norm[k] if r.structure.convs[i].norm else 0.0
-                             for r in replicas], "float32").reshape(len(replicas), 1, 1)
-
-        n = len(s0.convs)
+        norms = [[r.structure.convs[i].norm for r in replicas] for i in range(len(s0.convs))]
         lay = replace(lay, conv_norms=tuple((c.norm[0], c.norm[3]) if c.norm else None
                                             for c in s0.convs),
                       conv_biases=tuple(c.bias for c in s0.convs),
-                      conv_norm_eps=[per_replica(i, 1) for i in range(n)],
-                      conv_norm_momentum=[per_replica(i, 2) for i in range(n)])
+                      conv_norm_eps=[_norm_setting(each, 1) for each in norms],
+                      conv_norm_momentum=[_norm_setting(each, 2) for each in norms])
     return lay
+
+
+def _norm_setting(norms: Sequence[tuple], k: int) -> np.ndarray:
+    """Setting ``k`` (1: epsilon, 2: momentum) of each replica's normalisation of one layer
+    (``Hidden.norm`` or ``Conv.norm``), (R, 1, 1): 0 where the replica has none."""
+    return np.array([n[k] if n else 0.0 for n in norms], "float32").reshape(len(norms), 1, 1)
 
 
 @dataclass(frozen=True)
