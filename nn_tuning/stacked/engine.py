@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from .compiled import conv_blocks, fitting_loop
-from .layout import (Layout, Replica, layout, stack_consts, stacked_params,
+from .layout import (Layout, Replica, forward_consts, layout, stack_consts, stacked_params,
                      steps_per_epoch, unstack)
 from .model import StackedModel
 from .stopping import Monitoring, Watchers, split_rows, val_losses
@@ -263,10 +263,7 @@ def _predict(model: StackedModel, lay: Layout, params: list[np.ndarray], X: np.n
     if rows is None:
         rows = [np.arange(len(X))] * R
     longest = max(len(r) for r in rows)
-    consts = {"masks": lay.masks, "real": lay.real, "selects": lay.selects,
-              "conv_masks": lay.conv_masks or [], "norm_eps": lay.norm_eps or [],
-              "norm_momentum": lay.norm_momentum or [], "conv_norm_eps": lay.conv_norm_eps or [],
-              "conv_norm_momentum": lay.conv_norm_momentum or []}
+    consts = forward_consts(lay)
     outs = [np.empty((len(r), lay.n_outputs), "float32") for r in rows]
     for start in range(0, longest, chunk_rows):
         # Only this chunk's (R, rows, features) inputs and activations are alive at once.

@@ -30,8 +30,8 @@ import numpy as np
 
 from .structure import Structure
 
-__all__ = ["Layout", "Replica", "Slots", "conv_shapes", "fit_flags", "group_key", "input_rows",
-           "layout", "penalties", "slots", "stack_consts", "stacked_params", "steps_per_epoch",
+__all__ = ["Layout", "Replica", "Slots", "conv_shapes", "fit_flags", "forward_consts", "group_key",
+           "input_rows", "layout", "penalties", "slots", "stack_consts", "stacked_params", "steps_per_epoch",
            "unstack", "with_groups", "write_replica"]
 
 
@@ -455,17 +455,21 @@ def stack_consts(replicas: Sequence[Replica], lay: Layout, X: np.ndarray, Y: np.
             fit["W"][r, rep.rows] = 1.0 if rep.row_weights is None else rep.row_weights
     if "shuffled" in flags:
         fit["shuffled"] = np.array([r.shuffle for r in replicas], "float32").reshape(R, 1)
-    return {**fit,
+    return {**fit, **forward_consts(lay),
         "X": X, "Y": Y, "rows": rows, "epoch0": np.zeros((R, 1), "int32"),
         "n_rows": np.array([len(r.rows) for r in replicas], "int32").reshape(R, 1),
         "seeds": np.array([r.seed for r in replicas], "uint32").reshape(R, 1),
-        "masks": lay.masks, "real": lay.real, "selects": lay.selects, "dropout": lay.dropout,
-        "first": lay.first, "conv_masks": lay.conv_masks or [], "input_dropout": lay.input_dropout,
-        "norm_eps": lay.norm_eps or [], "norm_momentum": lay.norm_momentum or [],
-        "conv_norm_eps": lay.conv_norm_eps or [],
-        "conv_norm_momentum": lay.conv_norm_momentum or [],
+        "dropout": lay.dropout, "first": lay.first, "input_dropout": lay.input_dropout,
         "penalty": lay.penalty,
     }
+
+
+def forward_consts(lay: Layout) -> dict:
+    """The per-replica constants the forward pass reads (training adds its own to them)."""
+    return {"masks": lay.masks, "real": lay.real, "selects": lay.selects,
+            "conv_masks": lay.conv_masks or [], "norm_eps": lay.norm_eps or [],
+            "norm_momentum": lay.norm_momentum or [], "conv_norm_eps": lay.conv_norm_eps or [],
+            "conv_norm_momentum": lay.conv_norm_momentum or []}
 
 
 def steps_per_epoch(replicas: Sequence[Replica], batch_size: int) -> int:
